@@ -1,0 +1,43 @@
+"""One guarded call into a stage, shared by the local runner and the Ray actor."""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from vdp.errors import StageError, VdpError
+from vdp.stages.base import Stage
+from vdp.types import FrameBatch
+
+
+def process_step(stage: Stage, name: str, batch: FrameBatch, state: Any) -> tuple[FrameBatch, Any, float]:
+    """Call `stage.process`, timing it and naming the stage and frames on failure.
+
+    Returns:
+        The stage's output batch, its new state and the seconds the call took.
+
+    Raises:
+        StageError: The stage raised something that is not already a `VdpError`.
+    """
+    t0 = time.perf_counter()
+    try:
+        out, state = stage.process(batch, state)
+    except VdpError:
+        raise
+    except Exception as exc:  # a model bug or OOM: name the stage and the frames
+        first, last = int(batch.indices[0]), int(batch.indices[-1])
+        raise StageError(f"stage {name!r} failed on frames {first}-{last}: {type(exc).__name__}: {exc}",
+                         stage=name, first_frame=first, last_frame=last) from exc
+    return out, state, time.perf_counter() - t0
+
+
+def flush_step(stage: Stage, name: str, state: Any) -> tuple[FrameBatch | None, float]:
+    """Call `stage.flush`, timing it and naming the stage on failure."""
+    t0 = time.perf_counter()
+    try:
+        out = stage.flush(state)
+    except VdpError:
+        raise
+    except Exception as exc:
+        raise StageError(f"stage {name!r} failed while flushing: {type(exc).__name__}: {exc}",
+                         stage=name) from exc
+    return out, time.perf_counter() - t0

@@ -1,0 +1,59 @@
+"""From a JobSpec to the stage recipes a runner builds (model stages are imported lazily)."""
+from __future__ import annotations
+
+from functools import partial
+
+from vdp.engine.plan import StagePlan
+from vdp.spec import DepthSpec, JobSpec, MatteSpec, RefineSpec
+from vdp.stages.base import Stage
+
+
+def _depth(spec: DepthSpec, precision: str) -> Stage:
+    from vdp.stages.depth import DepthStage
+
+    return DepthStage(spec, precision=precision)
+
+
+def _refine(spec: RefineSpec, precision: str, depth_kind: str) -> Stage:
+    from vdp.stages.refine import RefineStage
+
+    return RefineStage(spec, precision=precision, depth_kind=depth_kind)
+
+
+def _matte(spec: MatteSpec, precision: str) -> Stage:
+    from vdp.stages.matte import MatteStage
+
+    return MatteStage(spec, precision=precision)
+
+
+def plan_stages(spec: JobSpec) -> list[StagePlan]:
+    """The job's stages in pipeline order (depth → refine → matte)."""
+    gpus = spec.resources.gpus_per_stage
+    prec = spec.precision
+    plans = []
+    d = spec.stages.depth
+    if d is not None:
+        weights = "synthetic" if d.synthetic_weights else (d.checkpoint or "official")
+        plans.append(StagePlan("depth", _key(d.model, d.input_size, d.mode, prec, weights),
+                               partial(_depth, d, prec), gpus))
+    if spec.stages.refine is not None:
+        kind = "metric" if d is not None and d.model.startswith("metric") else "relative"
+        plans.append(StagePlan("refine", _key(kind, prec, spec.stages.refine.checkpoint or "shipped"),
+                               partial(_refine, spec.stages.refine, prec, kind), gpus))
+    m = spec.stages.matte
+    if m is not None:
+        weights = "synthetic" if m.synthetic_weights else (m.checkpoint or "official")
+        plans.append(StagePlan("matte", _key(m.variant, m.refiner, m.frames_per_call,
+                                             m.downsample_ratio or "auto", prec, weights),
+                               partial(_matte, m, prec), gpus))
+    return plans
+
+
+def _key(*parts: object) -> str:
+    """A short, dashboard-friendly id of a stage configuration."""
+    import hashlib
+
+    text = "-".join(str(p) for p in parts)
+    if len(text) <= 48 and "/" not in text:
+        return text
+    return f"{parts[0]}-{hashlib.sha1(text.encode()).hexdigest()[:10]}"

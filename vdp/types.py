@@ -1,0 +1,122 @@
+"""Value types shared by I/O, stages, engine and outputs.
+
+`VideoInfo` describes a stream (what `vdp.io.probe` returns); `FrameBatch` is the unit that
+flows between stages: a run of consecutive frames plus the per-frame results ("layers")
+that stages add on the way, e.g. ``depth`` [T,H,W] float32 or ``alpha`` [T,H,W] float32.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import torch
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """Metadata of a video stream, in display orientation.
+
+    Attributes:
+        path: Source file.
+        num_frames: Number of decodable frames (from the container; exact after a scan).
+        fps: Average frame rate (frames / duration).
+        duration_seconds: Stream duration.
+        width: Display width (after rotation).
+        height: Display height (after rotation).
+        codec: Codec name, e.g. ``h264``.
+        pixel_format: Source pixel format, e.g. ``yuv420p10le``.
+        rotation_degrees: Rotation applied to reach display orientation.
+        has_audio: Whether the file has an audio stream.
+        bit_depth: Bits per component of the source.
+    """
+
+    path: str
+    num_frames: int
+    fps: float
+    duration_seconds: float
+    width: int
+    height: int
+    codec: str
+    pixel_format: str = ""
+    rotation_degrees: int = 0
+    has_audio: bool = False
+    bit_depth: int = 8
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class FrameBatch:
+    """Consecutive frames of one stream and the per-frame layers computed so far.
+
+    Attributes:
+        frames: RGB uint8 ``[T,3,H,W]``.
+        indices: Frame indices in the source, int64 ``[T]``, strictly increasing.
+        pts_seconds: Presentation times, float64 ``[T]``.
+        layers: Per-frame results keyed by name; every tensor's first dim is ``T``.
+    """
+
+    frames: torch.Tensor
+    indices: torch.Tensor
+    pts_seconds: torch.Tensor
+    layers: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        f = self.frames
+        if f.dtype != torch.uint8 or f.ndim != 4 or f.shape[1] != 3:
+            raise ValueError(f"frames must be uint8 [T,3,H,W], got {f.dtype} {tuple(f.shape)}")
+        t = f.shape[0]
+        if tuple(self.indices.shape) != (t,) or tuple(self.pts_seconds.shape) != (t,):
+            raise ValueError(f"indices {tuple(self.indices.shape)} and pts_seconds "
+                             f"{tuple(self.pts_seconds.shape)} must both be [{t}]")
+        for name, layer in self.layers.items():
+            if layer.shape[0] != t:
+                raise ValueError(f"layer {name!r} has {layer.shape[0]} frames, batch has {t}")
+
+    def __len__(self) -> int:
+        return int(self.frames.shape[0])
+
+    def __repr__(self) -> str:
+        first = int(self.indices[0]) if len(self) else None
+        layers = {k: tuple(v.shape) for k, v in self.layers.items()}
+        return f"FrameBatch(frames={tuple(self.frames.shape)}, first_index={first}, layers={layers})"
+
+    @property
+    def height(self) -> int:
+        return int(self.frames.shape[2])
+
+    @property
+    def width(self) -> int:
+        return int(self.frames.shape[3])
+
+    def with_layers(self, **layers: torch.Tensor) -> "FrameBatch":
+        """A copy with extra (or replaced) layers."""
+        return replace(self, layers={**self.layers, **layers})
+
+    def slice(self, start: int, stop: int | None = None) -> "FrameBatch":
+        """Frames ``start:stop`` (positions in this batch) with their layers."""
+        s = slice(start, stop)
+        return FrameBatch(self.frames[s], self.indices[s], self.pts_seconds[s],
+                          {k: v[s] for k, v in self.layers.items()})
+
+    @staticmethod
+    def empty(height: int, width: int) -> "FrameBatch":
+        """A batch with no frames (what a windowed stage returns while it buffers)."""
+        return FrameBatch(torch.empty(0, 3, height, width, dtype=torch.uint8),
+                          torch.empty(0, dtype=torch.int64), torch.empty(0, dtype=torch.float64))
+
+    @staticmethod
+    def concat(batches: list["FrameBatch"]) -> "FrameBatch":
+        """Join batches in order; all must carry the same layer names."""
+        batches = [b for b in batches if len(b)] or batches[:1]
+        if not batches:
+            raise ValueError("concat needs at least one batch")
+        names = set(batches[0].layers)
+        for b in batches[1:]:
+            if set(b.layers) != names:
+                raise ValueError(f"layer names differ: {sorted(names)} vs {sorted(b.layers)}")
+        return FrameBatch(torch.cat([b.frames for b in batches]),
+                          torch.cat([b.indices for b in batches]),
+                          torch.cat([b.pts_seconds for b in batches]),
+                          {n: torch.cat([b.layers[n] for b in batches]) for n in names})
