@@ -47,5 +47,9 @@ class ResourceError(VdpError):
     """The cluster lacks the resources a job needs; the message lists every shortfall."""
 
 
+class JobCancelledError(VdpError):
+    """The job was cancelled while it ran."""
+
+
 class JobTimeoutError(VdpError):
     """A long-running step exceeded its timeout."""

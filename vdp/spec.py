@@ -20,6 +20,7 @@ DepthModel = Literal["vits", "vitb", "vitl", "metric_vits", "metric_vitb", "metr
 OutputKind = Literal[
     "depth_npz", "depth_npy", "depth_png16", "depth_color_mp4", "depth_preview_mp4",
     "alpha_mp4", "foreground_webm", "rgba_png", "composite_mp4",
+    "sbs_full", "sbs_half", "tb_full", "tb_half", "anaglyph",
 ]
 
 #: The layer each output kind reads, so a spec asking for an output nobody produces fails early.
@@ -28,6 +29,8 @@ OUTPUT_NEEDS: dict[str, str] = {
     "depth_color_mp4": "depth", "depth_preview_mp4": "depth",
     "alpha_mp4": "alpha", "foreground_webm": "alpha", "rgba_png": "alpha",
     "composite_mp4": "alpha",
+    "sbs_full": "stereo", "sbs_half": "stereo", "tb_full": "stereo", "tb_half": "stereo",
+    "anaglyph": "stereo",
 }
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
@@ -65,22 +68,33 @@ class MatteSpec(_Strict):
     synthetic_weights: bool = False
 
 
+class StereoSpec(_Strict):
+    """Stereo view synthesis from depth (depth-image-based rendering)."""
+
+    divergence: float = Field(2.0, gt=0, le=10, description="Total disparity range in % of the image width.")
+    convergence: float = Field(0.5, ge=0, le=1, description="Which depth sits at the screen plane (0 nearest, 1 farthest).")
+    edge_dilation: int = Field(2, ge=0, le=16, description="Foreground depth dilation in pixels against halos.")
+    lookahead_frames: int = Field(8, ge=0, le=120, description="Frames the disparity range estimate may look ahead.")
+
+
 class StagesSpec(_Strict):
     """Which stages run; a stage that is null (absent) does not run."""
 
     depth: DepthSpec | None = None
     refine: RefineSpec | None = None
     matte: MatteSpec | None = None
+    stereo: StereoSpec | None = None
 
     @model_validator(mode="after")
-    def _refine_needs_depth(self) -> "StagesSpec":
-        if self.refine is not None and self.depth is None:
-            raise ValueError("refine needs the depth stage: set stages.depth too")
+    def _dependencies(self) -> "StagesSpec":
+        for stage in ("refine", "stereo"):
+            if getattr(self, stage) is not None and self.depth is None:
+                raise ValueError(f"{stage} needs the depth stage: set stages.depth too")
         return self
 
     def enabled(self) -> list[str]:
         """Stage names in pipeline order."""
-        return [n for n in ("depth", "refine", "matte") if getattr(self, n) is not None]
+        return [n for n in ("depth", "refine", "matte", "stereo") if getattr(self, n) is not None]
 
 
 class OutputSpec(_Strict):
@@ -129,12 +143,15 @@ class JobSpec(_Strict):
     precision: Precision = "auto"
     resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
     max_frames: int | None = Field(None, ge=1, description="Process only the first N frames.")
+    scene_cuts: bool = Field(False, description="Detect shot boundaries and restart temporal state at each cut.")
 
     @model_validator(mode="after")
     def _outputs_have_producers(self) -> "JobSpec":
         produced = {"depth"} if self.stages.depth else set()
         if self.stages.matte:
             produced.add("alpha")
+        if self.stages.stereo:
+            produced.add("stereo")
         missing = [o.kind for o in self.outputs if OUTPUT_NEEDS[o.kind] not in produced]
         if missing:
             raise ValueError(f"outputs {missing} need a stage that is not enabled "
@@ -182,6 +199,9 @@ def output_name(o: OutputSpec) -> str:
         "depth_color_mp4": "depth_color.mp4", "depth_preview_mp4": "depth_preview.mp4",
         "alpha_mp4": "alpha.mp4", "foreground_webm": "foreground.webm", "rgba_png": "rgba_png",
         "composite_mp4": "composite.mp4",
+        "sbs_full": "stereo_LRF_Full_SBS.mp4", "sbs_half": "stereo_LR_Half_SBS.mp4",
+        "tb_full": "stereo_Full_TB.mp4", "tb_half": "stereo_Half_TB.mp4",
+        "anaglyph": "stereo_Anaglyph.mp4",
     }[o.kind]
 
 

@@ -55,12 +55,15 @@ class FrameBatch:
         indices: Frame indices in the source, int64 ``[T]``, strictly increasing.
         pts_seconds: Presentation times, float64 ``[T]``.
         layers: Per-frame results keyed by name; every tensor's first dim is ``T``.
+        starts_segment: The first frame begins a new segment (e.g. a shot after a scene cut):
+            runners flush every stage and restart its temporal state before this batch.
     """
 
     frames: torch.Tensor
     indices: torch.Tensor
     pts_seconds: torch.Tensor
     layers: dict[str, torch.Tensor] = field(default_factory=dict)
+    starts_segment: bool = False
 
     def __post_init__(self) -> None:
         f = self.frames
@@ -98,7 +101,8 @@ class FrameBatch:
         """Frames ``start:stop`` (positions in this batch) with their layers."""
         s = slice(start, stop)
         return FrameBatch(self.frames[s], self.indices[s], self.pts_seconds[s],
-                          {k: v[s] for k, v in self.layers.items()})
+                          {k: v[s] for k, v in self.layers.items()},
+                          starts_segment=self.starts_segment and start == 0)
 
     @staticmethod
     def empty(height: int, width: int) -> "FrameBatch":
@@ -119,4 +123,5 @@ class FrameBatch:
         return FrameBatch(torch.cat([b.frames for b in batches]),
                           torch.cat([b.indices for b in batches]),
                           torch.cat([b.pts_seconds for b in batches]),
-                          {n: torch.cat([b.layers[n] for b in batches]) for n in names})
+                          {n: torch.cat([b.layers[n] for b in batches]) for n in names},
+                          starts_segment=batches[0].starts_segment)

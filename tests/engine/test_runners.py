@@ -98,3 +98,39 @@ def test_ray_runner_reports_stage_failure(ray_local):
     runner = RayRunner([StagePlan("failing", "ray", partial(FailingStage, 10))])
     with pytest.raises(StageError, match="failing"):
         collect(runner, synthetic_batches())
+
+
+def segmented(batches, cut_at: int):
+    """Split the stream at frame `cut_at` and flag the batch that starts the new segment."""
+    for b in batches:
+        idx = b.indices.tolist()
+        if cut_at in idx and idx[0] != cut_at:
+            k = idx.index(cut_at)
+            yield b.slice(0, k)
+            rest = b.slice(k)
+            rest.starts_segment = True
+            yield rest
+        else:
+            if idx[0] == cut_at:
+                b.starts_segment = True
+            yield b
+
+
+def test_segment_start_restarts_stage_state():
+    whole = collect(LocalRunner(plans()), segmented(synthetic_batches(), 18))
+    assert whole.indices.tolist() == list(range(37))
+    # the second segment must equal a fresh run that starts at frame 18
+    fresh = collect(LocalRunner(plans()), (b for b in synthetic_batches(batch=1) if int(b.indices[0]) >= 18))
+    torch.testing.assert_close(whole.layers["depth"][18:], fresh.layers["depth"], rtol=0, atol=0)
+    torch.testing.assert_close(whole.layers["window_mean"][18:], fresh.layers["window_mean"], rtol=0, atol=0)
+    # and differs from the unsegmented run (the EMA would otherwise carry across the cut)
+    plain = collect(LocalRunner(plans()), synthetic_batches())
+    assert not torch.equal(plain.layers["depth"][18:], whole.layers["depth"][18:])
+
+
+def test_ray_runner_segments_equal_local(ray_local):
+    local = collect(LocalRunner(plans()), segmented(synthetic_batches(), 18))
+    remote = collect(RayRunner(plans(), max_in_flight=2), segmented(synthetic_batches(), 18))
+    assert remote.indices.tolist() == list(range(37))
+    for name in local.layers:
+        assert torch.equal(remote.layers[name], local.layers[name]), name

@@ -61,13 +61,21 @@ class LocalRunner:
             if batch is not None and len(batch):
                 sink(batch)
 
+        def flush_all() -> None:
+            for i, stage in enumerate(self.stages):
+                out, secs = flush_step(stage, self.names[i], states[i])
+                if tracker and out is not None:
+                    tracker.add(self.names[i], len(out), secs)
+                push(out, i + 1)
+
+        started = False
         for batch in source:
+            if batch.starts_segment and started:
+                flush_all()
+                states = [s.init_state(info) for s in self.stages]
+            started = True
             if tracker:
                 tracker.add("decode", len(batch))
             push(batch, 0)
-        for i, stage in enumerate(self.stages):
-            out, secs = flush_step(stage, self.names[i], states[i])
-            if tracker and out is not None:
-                tracker.add(self.names[i], len(out), secs)
-            push(out, i + 1)
+        flush_all()
         return {n: s.take_report() for n, s in zip(self.names, self.stages)}

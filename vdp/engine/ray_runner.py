@@ -78,32 +78,35 @@ class RayRunner:
         """
         if not self.actors:
             self.setup()
-        sid = uuid.uuid4().hex
-        self._get([a.open.remote(sid, info) for a in self.actors], "opening stream")
         pending: deque[_InFlight] = deque()
+        closing: list[list[ray.ObjectRef]] = []
         self.peak_in_flight = 0
+        sid = self._open(info)
+        started = False
         try:
             for batch in source:
+                if batch.starts_segment and started:  # new shot: flush, restart stage state
+                    self._flush_chain(sid, pending, sink, tracker)
+                    closing.append([a.close.remote(sid) for a in self.actors])
+                    sid = self._open(info)
+                started = True
                 if tracker:
                     tracker.add("decode", len(batch))
-                pending.append(self._submit(sid, ray.put(batch), 0))
-                self.peak_in_flight = max(self.peak_in_flight, len(pending))
-                while len(pending) >= self.max_in_flight:
-                    self._complete(pending.popleft(), sink, tracker, pending)
-            for i, actor in enumerate(self.actors):
-                out_ref, meta_ref = actor.flush.remote(sid)
-                item = self._submit(sid, out_ref, i + 1)
-                item.metas.insert(0, (self.plans[i].name, meta_ref))
-                pending.append(item)
-                while len(pending) >= self.max_in_flight:
-                    self._complete(pending.popleft(), sink, tracker, pending)
+                self._push(self._submit(sid, ray.put(batch), 0), pending, sink, tracker)
+            self._flush_chain(sid, pending, sink, tracker)
             while pending:
                 self._complete(pending.popleft(), sink, tracker, pending)
         finally:
-            reports = self._close(sid)
+            closing.append([a.close.remote(sid) for a in self.actors])
+            reports = self._collect_reports(closing)
         return reports
 
     # -- internals --------------------------------------------------------------------------
+
+    def _open(self, info: VideoInfo) -> str:
+        sid = uuid.uuid4().hex
+        self._get([a.open.remote(sid, info) for a in self.actors], "opening stream")
+        return sid
 
     def _submit(self, sid: str, ref: ray.ObjectRef, first_stage: int) -> _InFlight:
         item = _InFlight(ref)
@@ -112,6 +115,23 @@ class RayRunner:
             item.metas.append((plan.name, meta))
         item.result = ref
         return item
+
+    def _push(self, item: _InFlight, pending: deque[_InFlight], sink: Sink,
+              tracker: ProgressTracker | None) -> None:
+        """Queue a submitted batch, first waiting while the in-flight limit is reached."""
+        pending.append(item)
+        self.peak_in_flight = max(self.peak_in_flight, len(pending))
+        while len(pending) >= self.max_in_flight:
+            self._complete(pending.popleft(), sink, tracker, pending)
+
+    def _flush_chain(self, sid: str, pending: deque[_InFlight], sink: Sink,
+                     tracker: ProgressTracker | None) -> None:
+        """Flush each stage in turn; what stage i flushes still goes through stages i+1..."""
+        for i, actor in enumerate(self.actors):
+            out_ref, meta_ref = actor.flush.remote(sid)
+            item = self._submit(sid, out_ref, i + 1)
+            item.metas.insert(0, (self.plans[i].name, meta_ref))
+            self._push(item, pending, sink, tracker)
 
     def _complete(self, item: _InFlight, sink: Sink, tracker: ProgressTracker | None,
                   pending: deque[_InFlight]) -> None:
@@ -147,13 +167,14 @@ class RayRunner:
                     keep.append((name, ref))
             item.metas = keep
 
-    def _close(self, sid: str) -> dict[str, StageReport]:
-        reports = {}
-        for plan, actor in zip(self.plans, self.actors):
-            try:
-                reports[plan.name] = ray.get(actor.close.remote(sid), timeout=60)
-            except (RayActorError, RayTaskError, GetTimeoutError):
-                reports[plan.name] = StageReport(warnings=[f"stage {plan.name}: actor unavailable at close"])
+    def _collect_reports(self, closing: list[list[ray.ObjectRef]]) -> dict[str, StageReport]:
+        reports = {p.name: StageReport() for p in self.plans}
+        for refs in closing:
+            for plan, ref in zip(self.plans, refs):
+                try:
+                    reports[plan.name].merge(ray.get(ref, timeout=60))
+                except (RayActorError, RayTaskError, GetTimeoutError):
+                    reports[plan.name].warnings.append(f"stage {plan.name}: actor unavailable at close")
         return reports
 
     def _get(self, refs, what: str):

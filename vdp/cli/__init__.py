@@ -1,0 +1,1 @@
+"""The vdp command line."""

@@ -1,0 +1,1 @@
+"""Model implementations whose state-dict names match the official checkpoints."""

@@ -1,0 +1,41 @@
+"""The Output contract: one file or folder written incrementally from frame batches."""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+from vdp.spec import OutputSpec
+from vdp.types import FrameBatch, VideoInfo
+
+
+class Output(ABC):
+    """Writes one output from the batches a job produces, in frame order.
+
+    Subclasses open their writer lazily on the first batch (frame size known), write each
+    batch as it arrives, and make the result appear atomically on `close`.
+
+    Args:
+        spec: The output's spec (kind, name, options).
+        path: Final path of the file or folder.
+        info: The source video's metadata (fps, size, audio).
+    """
+
+    #: The FrameBatch layer this output reads.
+    needs: str = ""
+
+    def __init__(self, spec: OutputSpec, path: Path, info: VideoInfo) -> None:
+        self.spec = spec
+        self.path = path
+        self.info = info
+
+    @abstractmethod
+    def write(self, batch: FrameBatch) -> None:
+        """Append the batch's frames."""
+
+    @abstractmethod
+    def close(self) -> Path:
+        """Finish and publish the output under `path`; returns `path`."""
+
+    @abstractmethod
+    def abort(self) -> None:
+        """Discard everything written; nothing appears under `path`."""
