@@ -1,0 +1,163 @@
+"""Depth outputs: NPZ / NPY floats, 16-bit PNGs with a decoding sidecar, colour and preview MP4s.
+
+Relative models give affine-invariant inverse depth (larger = nearer, no unit); metric models
+give depth in metres. 16-bit PNGs store metric depth in millimetres; relative depth is scaled
+by a factor fixed from the first frames written (no second pass over the video) and the
+sidecar JSON says how to get the float values back: ``value = png * scale + offset``.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vdp.io import Mp4Writer, NpyWriter, NpzWriter, Png16SequenceWriter
+from vdp.outputs.base import Output
+from vdp.outputs.colormap import StableRange, apply_colormap, colormap_table
+from vdp.outputs.stamp import stamp, text_mask
+from vdp.spec import OutputSpec
+from vdp.types import FrameBatch, VideoInfo
+
+SYNTHETIC_STAMP = "synthetic weights - not real depth"
+
+
+class _DepthOutput(Output):
+    needs = "depth"
+
+    def __init__(self, spec: OutputSpec, path: Path, info: VideoInfo, *, num_frames: int,
+                 depth_kind: str = "relative", synthetic: bool = False) -> None:
+        super().__init__(spec, path, info)
+        if depth_kind not in ("relative", "metric"):
+            raise ValueError(f"depth_kind must be 'relative' or 'metric', got {depth_kind!r}")
+        self.num_frames = num_frames
+        self.depth_kind = depth_kind
+        self.synthetic = synthetic
+        self.writer = None
+
+    def close(self) -> Path:
+        if self.writer is not None:
+            self.writer.close()
+        return self.path
+
+    def abort(self) -> None:
+        if self.writer is not None:
+            self.writer.abort()
+
+
+class DepthNpzOutput(_DepthOutput):
+    """``depth.npz`` with one float32 array ``depth`` [N,H,W]."""
+
+    def write(self, batch: FrameBatch) -> None:
+        if self.writer is None:
+            self.writer = NpzWriter(self.path, num_frames=self.num_frames, key="depth")
+        self.writer.write(batch.layers["depth"].float())
+
+
+class DepthNpyOutput(_DepthOutput):
+    """A folder of ``.npy`` files, one float32 [T,H,W] array per written batch (``depth_{first:06d}.npy``)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.tmp = self.path.with_name(f".{self.path.name}.tmp")
+        self.parts: list[NpyWriter] = []
+
+    def write(self, batch: FrameBatch) -> None:
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        w = NpyWriter(self.tmp / f"depth_{int(batch.indices[0]):06d}.npy", num_frames=len(batch))
+        w.write(batch.layers["depth"].float())
+        w.close()
+        self.parts.append(w)
+
+    def close(self) -> Path:
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        if self.path.exists():
+            _remove_tree(self.path)
+        os.replace(self.tmp, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        _remove_tree(self.tmp)
+
+
+class DepthPng16Output(_DepthOutput):
+    """A folder of 16-bit PNGs plus ``<name>.json`` describing how to decode them."""
+
+    MAX = 65535
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.scale: float | None = 0.001 if self.depth_kind == "metric" else None
+        self.clipped = 0
+
+    def write(self, batch: FrameBatch) -> None:
+        depth = batch.layers["depth"].float()
+        if self.scale is None:  # relative: fix the scale once, with headroom, from the first batch
+            finite = depth[torch.isfinite(depth)]
+            peak = float(torch.quantile(finite.flatten()[:: max(1, finite.numel() // 1_000_000)], 0.999)) if finite.numel() else 1.0
+            self.scale = max(peak * 1.5, 1e-6) / self.MAX
+        if self.writer is None:
+            self.writer = Png16SequenceWriter(self.path, start_index=int(batch.indices[0]))
+        q = torch.nan_to_num(depth / self.scale, nan=0.0).round()
+        self.clipped += int(((q < 0) | (q > self.MAX)).sum())
+        self.writer.write(q.clamp(0, self.MAX).to(torch.int32).numpy().astype(np.uint16))
+
+    def close(self) -> Path:
+        super().close()
+        sidecar = {
+            "kind": self.depth_kind,
+            "unit": "metres" if self.depth_kind == "metric" else "relative inverse depth (larger = nearer)",
+            "scale": self.scale, "offset": 0.0, "decode": "value = png * scale + offset",
+            "clipped_pixels": self.clipped, "synthetic_weights": self.synthetic,
+        }
+        _write_json(self.path.with_name(self.path.name + ".json"), sidecar)
+        return self.path
+
+
+class DepthColorMp4Output(_DepthOutput):
+    """Colourised depth (near = warm) with one colour range for the whole video."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.range = StableRange(low_pct=2.0, high_pct=98.0, margin=0.1)
+        self.table = colormap_table(self.spec.colormap)
+        self._mask: torch.Tensor | None = None
+
+    def colour(self, batch: FrameBatch) -> torch.Tensor:
+        depth = batch.layers["depth"].float()
+        nearness = depth if self.depth_kind == "relative" else 1.0 / depth.clamp_min(1e-3)
+        return apply_colormap(self.range.normalise(nearness), self.table)
+
+    def frames(self, batch: FrameBatch) -> torch.Tensor:
+        return self.colour(batch)
+
+    def write(self, batch: FrameBatch) -> None:
+        frames = self.frames(batch)
+        if self.synthetic:
+            if self._mask is None:
+                self._mask = text_mask(SYNTHETIC_STAMP, frames.shape[3], frames.shape[2])
+            frames = stamp(frames, self._mask)
+        if self.writer is None:
+            self.writer = Mp4Writer(self.path, fps=self.info.fps, crf=self.spec.crf)
+        self.writer.write(frames)
+
+
+class DepthPreviewMp4Output(DepthColorMp4Output):
+    """Side-by-side preview: the RGB frame | its colourised depth (2W x H)."""
+
+    def frames(self, batch: FrameBatch) -> torch.Tensor:
+        return torch.cat([batch.frames, self.colour(batch)], dim=3)
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    os.replace(tmp, path)
+
+
+def _remove_tree(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
