@@ -134,3 +134,12 @@ def test_ray_runner_segments_equal_local(ray_local):
     assert remote.indices.tolist() == list(range(37))
     for name in local.layers:
         assert torch.equal(remote.layers[name], local.layers[name]), name
+
+
+def test_split_at_cuts_never_straddles_and_flags_starts():
+    from vdp.engine.segments import split_at_cuts
+
+    pieces = list(split_at_cuts(synthetic_batches(n=20, batch=6), lambda b: [0, 5, 6, 13]))
+    assert [p.indices.tolist() for p in pieces] == [
+        [0, 1, 2, 3, 4], [5], [6, 7, 8, 9, 10, 11], [12], [13, 14, 15, 16, 17], [18, 19]]
+    assert [p.starts_segment for p in pieces] == [False, True, True, False, True, False]

@@ -101,6 +101,11 @@ def run_job(spec: JobSpec, out_dir: str | Path, *, local: bool = False,
 
         source = iter_batches(spec.input, batch_frames=spec.resources.batch_frames,
                               stop_frame=total, timeout_s=spec.resources.batch_timeout_s)
+        if spec.scene_cuts:
+            from vdp.analysis.scenecut import SceneCutDetector
+            from vdp.engine.segments import split_at_cuts
+
+            source = split_at_cuts(source, SceneCutDetector().update)
         stage_reports = runner.run(_cancellable(source, cancel), info, sink, tracker)
         report.outputs = [str(w.close().relative_to(out)) for w in writers]
         writers = []
