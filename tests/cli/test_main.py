@@ -1,0 +1,49 @@
+"""The `vdp` command: probe, presets and clear errors (no tracebacks) for bad input."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from vdp.cli.main import main
+from tests.conftest import MEDIA
+
+
+def test_presets_lists_every_config(capsys):
+    assert main(["presets"]) == 0
+    out = capsys.readouterr().out
+    for name in ("depth", "metric-depth", "depth+refine", "matte", "depth+matte"):
+        assert f"\n{name} " in f"\n{out}"
+
+
+def test_probe_json_shows_display_orientation(capsys):
+    assert main(["probe", str(MEDIA / "decord__video_90.mov"), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert (info["width"], info["height"]) == (320, 568)
+    assert info["num_frames"] == 3
+
+
+def test_unknown_preset_is_a_clear_error(capsys, tmp_path):
+    code = main(["run", str(MEDIA / "av1_video.mkv"), "--preset", "nope", "--out", str(tmp_path)])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "unknown preset 'nope'" in err and "depth" in err and "Traceback" not in err
+
+
+def test_invalid_spec_file_names_the_field(capsys, tmp_path):
+    spec = tmp_path / "job.yaml"
+    spec.write_text("stages:\n  depth: {model: vitx}\noutputs: [{kind: depth_npz}]\n")
+    assert main(["run", str(MEDIA / "av1_video.mkv"), "--spec", str(spec), "--out", str(tmp_path)]) == 2
+    assert "stages.depth.model" in capsys.readouterr().err
+
+
+def test_broken_video_exits_1_without_traceback(tmp_path):
+    bad = tmp_path / "x.mp4"
+    bad.write_bytes(b"")
+    proc = subprocess.run([sys.executable, "-m", "vdp.cli.main", "run", str(bad), "--preset", "depth",
+                           "--local", "--out", str(tmp_path / "out")], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 1
+    assert "DecodeError" in proc.stderr and "Traceback" not in proc.stderr
