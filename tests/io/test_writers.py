@@ -1,0 +1,295 @@
+"""Writers: exact round trips, encoded outputs decode back, and atomicity under failure."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Callable
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+import torch
+
+from tests.conftest import MEDIA
+from vdp.errors import DecodeError, EncodeError
+from vdp.io import (Mp4Writer, NpyWriter, NpzWriter, Png16SequenceWriter, PngRgbaSequenceWriter,
+                    WebmAlphaWriter, iter_batches, probe, read_webm_alpha, read_webm_rgba)
+from vdp.io.writers._atomic import AtomicOutput
+from vdp.types import FrameBatch
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def rng() -> np.random.Generator:
+    return np.random.default_rng(0)
+
+
+def moving_disk_rgba(t: int, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """RGB [T,3,H,W] and alpha [T,H,W]: a horizontal alpha ramp with an opaque moving disk."""
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    alpha = np.empty((t, h, w), np.uint8)
+    rgb = np.empty((t, 3, h, w), np.uint8)
+    for i in range(t):
+        a = xx / (w - 1) * 255
+        a[(xx - (8 + 4 * i)) ** 2 + (yy - h / 2) ** 2 < 10 ** 2] = 255
+        alpha[i] = np.round(a).astype(np.uint8)
+        rgb[i, 0] = (yy * 3 + i * 5) % 256
+        rgb[i, 1] = 90
+        rgb[i, 2] = (xx * 2) % 256
+    return rgb, alpha
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(os.listdir(folder))
+
+
+# -- exact round trips ----------------------------------------------------------------------
+def test_png16_sequence_round_trip_is_bit_exact(tmp_path: Path) -> None:
+    depth = rng().integers(0, 65536, size=(5, 13, 17), dtype=np.uint16)
+    out = tmp_path / "depth_png"
+    with Png16SequenceWriter(out, start_index=10) as writer:
+        writer.write(depth[:3])
+        writer.write(torch.from_numpy(depth[3:].astype(np.int32)).to(torch.uint16))
+        assert not out.exists()  # nothing under the final name before close
+    assert leftovers(out) == [f"frame_{i:06d}.png" for i in range(10, 15)]
+    back = np.stack([iio.imread(out / f"frame_{i:06d}.png") for i in range(10, 15)])
+    assert back.dtype == np.uint16 and np.array_equal(back, depth)
+    assert leftovers(tmp_path) == ["depth_png"]
+
+
+def test_png_rgba_sequence_round_trip_is_exact(tmp_path: Path) -> None:
+    rgb, alpha = moving_disk_rgba(4, 21, 33)
+    with PngRgbaSequenceWriter(tmp_path / "rgba") as writer:
+        writer.write(torch.from_numpy(rgb[:2]), torch.from_numpy(alpha[:2]))
+        writer.write(rgb[2:], alpha[2:])
+    back = np.stack([iio.imread(tmp_path / "rgba" / f"frame_{i:06d}.png") for i in range(4)])
+    assert back.shape == (4, 21, 33, 4)
+    assert np.array_equal(back[..., 3], alpha)
+    assert np.array_equal(back[..., :3], rgb.transpose(0, 2, 3, 1))
+
+
+def test_npy_round_trip_is_exact(tmp_path: Path) -> None:
+    depth = rng().standard_normal((7, 9, 11)).astype(np.float32)
+    with NpyWriter(tmp_path / "depth.npy", num_frames=7) as writer:
+        for i in range(0, 7, 3):
+            writer.write(torch.from_numpy(depth[i:i + 3]))
+    back = np.load(tmp_path / "depth.npy")
+    assert back.dtype == np.float32 and np.array_equal(back, depth)
+    assert leftovers(tmp_path) == ["depth.npy"]
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_npz_round_trip_is_exact(tmp_path: Path, compress: bool) -> None:
+    depth = rng().standard_normal((6, 5, 8)).astype(np.float32)
+    with NpzWriter(tmp_path / "depth.npz", num_frames=6, compress=compress) as writer:
+        writer.write(depth[:4])
+        writer.write(depth[4:])
+    with np.load(tmp_path / "depth.npz") as npz:
+        assert npz.files == ["depth"]
+        assert np.array_equal(npz["depth"], depth)
+
+
+@pytest.mark.parametrize("writer_cls", [NpyWriter, NpzWriter])
+def test_array_writers_refuse_short_or_mismatched_input(tmp_path: Path, writer_cls) -> None:
+    target = tmp_path / "a.arr"
+    writer = writer_cls(target, num_frames=4)
+    writer.write(np.zeros((3, 2, 2), np.float32))
+    with pytest.raises(ValueError, match=r"like the first batch, got float64"):
+        writer.write(np.zeros((1, 2, 2), np.float64))
+    with pytest.raises(ValueError, match=r"3 \+ 2 frames exceed num_frames=4"):
+        writer.write(np.zeros((2, 2, 2), np.float32))
+    with pytest.raises(EncodeError, match=r"3 of 4 frames were written"):
+        writer.close()
+    assert leftovers(tmp_path) == []
+
+
+# -- encoded outputs ------------------------------------------------------------------------
+def test_mp4_decodes_back_with_right_count_and_size(tmp_path: Path) -> None:
+    src = MEDIA / "androidx__bear-vp9-odd-dimensions.webm"  # 161x121, 30 frames
+    source = FrameBatch.concat(list(iter_batches(src, batch_frames=30)))
+    out = tmp_path / "bear.mp4"
+    with Mp4Writer(out, fps=30, crf=16, preset="veryfast") as writer:
+        for batch in iter_batches(src, batch_frames=8):
+            writer.write(batch.frames)
+    assert writer.encoded_size == (122, 162)  # odd sizes padded to even
+    info = probe(out)
+    assert (info.num_frames, info.width, info.height, info.codec) == (30, 162, 122, "h264")
+    assert info.fps == pytest.approx(30) and not info.has_audio
+    back = FrameBatch.concat(list(iter_batches(out, batch_frames=30))).frames
+    err = (back[:, :, :121, :161].float() - source.frames.float()).abs().mean()
+    assert err < 4.0
+    assert leftovers(tmp_path) == ["bear.mp4"]
+
+
+def test_mp4_muxes_audio_from_source(tmp_path: Path) -> None:
+    src = MEDIA / "decord__flipping_a_pancake.mkv"  # Opus audio
+    with Mp4Writer(tmp_path / "with_audio.mp4", fps=30, preset="ultrafast",
+                   audio_from=src) as writer:
+        writer.write(next(iter_batches(src, batch_frames=15)).frames)
+    info = probe(tmp_path / "with_audio.mp4")
+    assert info.has_audio and info.num_frames == 15
+    with Mp4Writer(tmp_path / "silent.mp4", fps=30, preset="ultrafast",
+                   audio_from=MEDIA / "h265_10bits.mp4") as writer:  # source has no audio
+        writer.write(torch.zeros(3, 3, 32, 32, dtype=torch.uint8))
+    assert not probe(tmp_path / "silent.mp4").has_audio
+    assert leftovers(tmp_path) == ["silent.mp4", "with_audio.mp4"]
+
+
+def test_mp4_audio_mux_failure_is_encode_error_with_ffmpeg_stderr(tmp_path: Path) -> None:
+    writer = Mp4Writer(tmp_path / "x.mp4", fps=10, preset="ultrafast",
+                       audio_from=tmp_path / "missing.m4a")
+    writer.write(torch.zeros(2, 3, 16, 16, dtype=torch.uint8))
+    with pytest.raises(EncodeError, match=r"muxing audio .*ffmpeg exited with code \d+; "
+                                          r"stderr: .*No such file"):
+        writer.close()
+    assert leftovers(tmp_path) == []
+
+
+def test_webm_alpha_decodes_back_within_two_levels(tmp_path: Path) -> None:
+    rgb, alpha = moving_disk_rgba(12, 61, 83)  # odd size
+    out = tmp_path / "matte.webm"
+    with WebmAlphaWriter(out, fps=24) as writer:
+        writer.write(rgb[:5], alpha[:5])
+        writer.write(torch.from_numpy(rgb[5:]), torch.from_numpy(alpha[5:]))
+    back_alpha = read_webm_alpha(out)
+    assert back_alpha.shape == (12, 61, 83)
+    assert np.abs(back_alpha.astype(np.int16) - alpha).mean() <= 2.0
+    back_rgb = read_webm_rgba(out)[..., :3]
+    assert np.abs(back_rgb.astype(np.int16) - rgb.transpose(0, 2, 3, 1)).mean() <= 4.0
+    info = probe(out)
+    assert (info.codec, info.num_frames, info.width, info.height) == ("vp9", 12, 83, 61)
+
+
+def test_read_webm_alpha_of_a_non_video_is_decode_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.webm"
+    bad.write_text("nope")
+    with pytest.raises(DecodeError, match="not a readable video file"):
+        read_webm_alpha(bad)
+
+
+# -- atomicity ------------------------------------------------------------------------------
+def _png16(p: Path) -> tuple[AtomicOutput, Callable[[AtomicOutput], None]]:
+    return Png16SequenceWriter(p), lambda w: w.write(np.zeros((2, 8, 8), np.uint16))
+
+
+def _rgba(p: Path) -> tuple[AtomicOutput, Callable[[AtomicOutput], None]]:
+    rgb, alpha = moving_disk_rgba(2, 24, 24)
+    return PngRgbaSequenceWriter(p), lambda w: w.write(rgb, alpha)
+
+
+def _npy(p: Path) -> tuple[AtomicOutput, Callable[[AtomicOutput], None]]:
+    return NpyWriter(p, num_frames=4), lambda w: w.write(np.ones((2, 8, 8), np.float32))
+
+
+def _npz(p: Path) -> tuple[AtomicOutput, Callable[[AtomicOutput], None]]:
+    return NpzWriter(p, num_frames=4), lambda w: w.write(np.ones((2, 8, 8), np.float32))
+
+
+def _mp4(p: Path) -> tuple[AtomicOutput, Callable[[AtomicOutput], None]]:
+    return (Mp4Writer(p, fps=10, preset="ultrafast"),
+            lambda w: w.write(torch.zeros(2, 3, 16, 16, dtype=torch.uint8)))
+
+
+def _webm(p: Path) -> tuple[AtomicOutput, Callable[[AtomicOutput], None]]:
+    rgb, alpha = moving_disk_rgba(2, 24, 24)
+    return WebmAlphaWriter(p, fps=10), lambda w: w.write(rgb, alpha)
+
+
+WRITERS = {"png16": _png16, "rgba": _rgba, "npy": _npy, "npz": _npz, "mp4": _mp4, "webm": _webm}
+
+
+@pytest.mark.parametrize("kind", sorted(WRITERS))
+def test_exception_inside_with_leaves_nothing(tmp_path: Path, kind: str) -> None:
+    target = tmp_path / f"out.{kind}"
+    with pytest.raises(RuntimeError, match="boom"):
+        writer, write = WRITERS[kind](target)
+        with writer:
+            write(writer)
+            assert not target.exists()  # nothing under the final name while writing
+            raise RuntimeError("boom")
+    assert leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("kind", sorted(WRITERS))
+def test_abort_and_garbage_collection_leave_nothing(tmp_path: Path, kind: str) -> None:
+    writer, write = WRITERS[kind](tmp_path / "aborted")
+    write(writer)
+    writer.abort()
+    assert leftovers(tmp_path) == []
+    with pytest.raises(EncodeError, match="aborted"):
+        writer.close()
+    forgotten, write = WRITERS[kind](tmp_path / "forgotten")
+    write(forgotten)
+    del forgotten  # never closed: the temp is dropped, nothing is published
+    assert leftovers(tmp_path) == []
+
+
+def test_close_replaces_an_existing_output(tmp_path: Path) -> None:
+    old = tmp_path / "seq"
+    old.mkdir()
+    (old / "stale.png").write_bytes(b"old")
+    with Png16SequenceWriter(old) as writer:
+        writer.write(np.ones((1, 4, 4), np.uint16))
+    assert leftovers(old) == ["frame_000000.png"]
+    (tmp_path / "d.npy").write_bytes(b"old")
+    with NpyWriter(tmp_path / "d.npy", num_frames=1) as writer:
+        writer.write(np.ones((1, 2), np.float32))
+    assert np.array_equal(np.load(tmp_path / "d.npy"), np.ones((1, 2), np.float32))
+    assert leftovers(tmp_path) == ["d.npy", "seq"]
+
+
+def test_killed_ffmpeg_is_encode_error_and_leaves_nothing(tmp_path: Path) -> None:
+    rgb, alpha = moving_disk_rgba(4, 32, 32)
+    writer = WebmAlphaWriter(tmp_path / "killed.webm", fps=10)
+    writer.write(rgb, alpha)
+    assert writer.process is not None
+    writer.process.kill()
+    writer.process.wait(timeout=10)
+    with pytest.raises(EncodeError, match=r"encoding .*killed.webm: ffmpeg exited early"):
+        writer.write(rgb, alpha)
+    assert writer.closed
+    assert leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("kind", ["npy", "webm"])
+def test_ctrl_c_inside_with_leaves_nothing(tmp_path: Path, kind: str) -> None:
+    writer, write = WRITERS[kind](tmp_path / f"out.{kind}")
+    with pytest.raises(KeyboardInterrupt):
+        with writer:
+            write(writer)
+            signal.raise_signal(signal.SIGINT)  # Python's default handler: KeyboardInterrupt
+    assert leftovers(tmp_path) == []
+
+
+CHILD = textwrap.dedent("""
+    import sys, time
+    import numpy as np
+    from vdp.io import NpyWriter
+    with NpyWriter(sys.argv[1], num_frames=100) as writer:
+        writer.write(np.ones((10, 64, 64), np.float32))
+        print("ready", flush=True)
+        time.sleep(60)
+        writer.write(np.ones((90, 64, 64), np.float32))
+""")
+
+
+def test_killed_process_never_publishes_a_partial_file(tmp_path: Path) -> None:
+    target = tmp_path / "depth.npy"
+    child = subprocess.Popen([sys.executable, "-c", CHILD, str(target)], cwd=REPO,
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+        assert len(leftovers(tmp_path)) == 1 and not target.exists()  # the temp only
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait(timeout=10)
+    # No cleanup ran: the hidden temp may stay, but nothing appears under the final name.
+    assert not target.exists()
+    assert [name.startswith(".depth.npy.") for name in leftovers(tmp_path)] == [True]

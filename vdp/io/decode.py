@@ -1,0 +1,347 @@
+"""Decoding with TorchCodec: probe a file, then read it as in-order RGB frame batches.
+
+What TorchCodec 0.13 already does, and vdp relies on:
+    * rotation metadata is applied (frames and ``width``/``height`` are in display
+      orientation, e.g. a phone clip stored 568x320 with rotation -90 comes out 320x568);
+    * 10/12-bit sources are converted to 8-bit RGB;
+    * ``seek_mode="exact"`` scans the container once on open, so frame ``i`` is exactly frame
+      ``i``, a batch starting at ``start_frame`` seeks to the keyframe before it (no decoding
+      from zero) and variable-frame-rate streams keep their true ``pts_seconds``.
+
+Broken input always raises `DecodeError` (never hangs: opening and every batch run under a
+deadline, see `timeout_s`):
+    * missing, empty, not a container, no video stream (audio only): raised on open;
+    * truncated: the container header lists more frames than the file holds -> raised on open;
+    * corrupted mid-stream: frames are yielded up to the first frame that fails to decode, then
+      `DecodeError` says how many frames decoded OK and the failing index. Bad frames are never
+      skipped or replaced: every later stage relies on frame ``i`` of the output being frame
+      ``i`` of the source, so a stream with a hole is an error, not a warning;
+    * a decoder that returns fewer frames than asked for is treated the same way.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, TypeVar
+
+import torch
+from torchcodec.decoders import AudioDecoder, VideoDecoder
+
+from vdp.errors import DecodeError, JobTimeoutError
+from vdp.io._deadline import call_with_deadline
+from vdp.types import FrameBatch, VideoInfo
+
+T = TypeVar("T")
+
+DEFAULT_TIMEOUT_S = 120.0
+_SOURCE_PREFIX = re.compile(r"^\w+, \S+:\d+, ")
+
+
+@dataclass
+class DecodeStatus:
+    """Where decoding actually runs, and why it differs from the request.
+
+    Attributes:
+        requested_device: The device asked for, e.g. ``"cuda:0"``.
+        device: The device frames are decoded on (``"cpu"`` after a fallback).
+        fallback: True when decoding did not (fully) run where requested.
+        reason: Why it fell back ("" when it did not).
+    """
+
+    requested_device: str
+    device: str
+    fallback: bool = False
+    reason: str = ""
+
+
+def _clean(exc: BaseException) -> str:
+    """TorchCodec's message without its C++ source location and bug-report boilerplate."""
+    text = str(exc).split("\nThis should never happen")[0].strip()
+    return _SOURCE_PREFIX.sub("", text)
+
+
+def bit_depth_of(pixel_format: str) -> int:
+    """Bits per component of an FFmpeg pixel format name (8 when the name says nothing else).
+
+    Args:
+        pixel_format: e.g. ``yuv420p``, ``yuv420p10le``, ``p010le``, ``gray16le``, ``rgb48le``.
+
+    Returns:
+        Bits per component.
+    """
+    if re.search(r"(?:rgb|bgr)a?(48|64)", pixel_format):
+        return 16
+    if m := re.search(r"(?:p0?|gray)(\d+)(?:le|be)?$", pixel_format):
+        return int(m.group(1))
+    return 8
+
+
+def _check_device(device: str | torch.device) -> str:
+    name = str(device)
+    if name != "cpu" and not re.fullmatch(r"cuda(:\d+)?", name):
+        raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {name!r}")
+    return name
+
+
+class VideoSource:
+    """One opened video: its `info`, then frame batches in order from any start frame.
+
+    Args:
+        path: Video file.
+        device: ``"cpu"``, or ``"cuda"``/``"cuda:N"`` for NVDEC. When CUDA cannot be used the
+            source decodes on CPU and says why in `status`.
+        num_threads: FFmpeg decoding threads on CPU (1: best when several sources decode in
+            parallel; 0: FFmpeg decides).
+        timeout_s: Deadline for opening and for each batch; overrunning raises
+            `JobTimeoutError` and the source cannot be used afterwards.
+
+    Attributes:
+        info: Stream metadata in display orientation.
+        status: Requested vs actual decode device.
+
+    Raises:
+        DecodeError: The file is missing, empty, not a video, has no video stream or is
+            truncated.
+        JobTimeoutError: Opening took longer than `timeout_s`.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, device: str | torch.device = "cpu",
+                 num_threads: int = 1, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+        self.path = os.fspath(path)
+        self.timeout_s = float(timeout_s)
+        if not self.timeout_s > 0:
+            raise ValueError(f"timeout_s must be > 0, got {timeout_s!r}")
+        if num_threads < 0:
+            raise ValueError(f"num_threads must be >= 0 (0: FFmpeg decides), got {num_threads}")
+        self._num_threads = int(num_threads)
+        self._timed_out = False
+        requested = _check_device(device)
+        self.status = DecodeStatus(requested_device=requested, device=requested)
+        self._check_file()
+        self._decoder = self._open(requested)
+        self.info = self._make_info()
+
+    # -- opening -------------------------------------------------------------------------
+    def _call(self, fn: Callable[[], T], what: str) -> T:
+        if self._timed_out:
+            raise JobTimeoutError(f"{self.path}: an earlier decode call timed out; reopen the file")
+        try:
+            return call_with_deadline(fn, self.timeout_s, f"{what} {self.path}")
+        except JobTimeoutError:
+            self._timed_out = True
+            raise
+
+    def _check_file(self) -> None:
+        if not os.path.exists(self.path):
+            raise DecodeError(f"{self.path}: no such file")
+        if not os.path.isfile(self.path):
+            raise DecodeError(f"{self.path}: not a regular file")
+        if os.path.getsize(self.path) == 0:
+            raise DecodeError(f"{self.path}: the file is empty (0 bytes)")
+
+    def _make_decoder(self, device: str) -> VideoDecoder:
+        return VideoDecoder(self.path, device=device, num_ffmpeg_threads=self._num_threads,
+                            seek_mode="exact", dimension_order="NCHW")
+
+    def _open(self, device: str) -> VideoDecoder:
+        if device.startswith("cuda"):
+            if not torch.cuda.is_available():
+                reason = "CUDA is not available to torch"
+            else:
+                try:
+                    return self._call(lambda: self._make_decoder(device), "opening (NVDEC)")
+                except (RuntimeError, ValueError) as exc:
+                    reason = f"NVDEC could not open the file: {_clean(exc)}"
+            self.status = DecodeStatus(device, "cpu", fallback=True, reason=reason)
+        try:
+            decoder = self._call(lambda: self._make_decoder("cpu"), "opening")
+        except (RuntimeError, ValueError) as exc:
+            raise DecodeError(self._explain_open_failure(exc)) from None
+        self._check_frame_counts(decoder)
+        return decoder
+
+    def _explain_open_failure(self, exc: BaseException) -> str:
+        msg = _clean(exc)
+        if "video stream" in msg:
+            if self._has_audio():
+                return f"{self.path}: no video stream (the file contains only audio)"
+            return f"{self.path}: no video stream"
+        return (f"{self.path}: not a readable video file; it may be truncated or not a video "
+                f"at all ({msg})")
+
+    def _check_frame_counts(self, decoder: VideoDecoder) -> None:
+        md = decoder.metadata
+        if not md.num_frames:
+            raise DecodeError(f"{self.path}: the video stream has no frames")
+        header, content = md.num_frames_from_header, md.num_frames_from_content
+        if header is not None and content is not None and content < header:
+            raise DecodeError(f"{self.path}: truncated: the container header lists {header} "
+                              f"frames but only {content} are present in the file")
+
+    def _has_audio(self) -> bool:
+        try:
+            self._call(lambda: AudioDecoder(self.path), "probing audio of")
+        except (RuntimeError, ValueError):
+            return False
+        return True
+
+    def _make_info(self) -> VideoInfo:
+        md = self._decoder.metadata
+        n = int(md.num_frames)
+        duration = float(md.duration_seconds or 0.0)
+        fps = float(md.average_fps) if md.average_fps else (n / duration if duration else 0.0)
+        pix_fmt = md.pixel_format or ""
+        return VideoInfo(path=self.path, num_frames=n, fps=fps, duration_seconds=duration,
+                         width=int(md.width), height=int(md.height), codec=md.codec or "",
+                         pixel_format=pix_fmt, rotation_degrees=int(round(md.rotation or 0)),
+                         has_audio=self._has_audio(), bit_depth=bit_depth_of(pix_fmt))
+
+    # -- reading -------------------------------------------------------------------------
+    def batches(self, *, batch_frames: int = 16, start_frame: int = 0,
+                stop_frame: int | None = None) -> Iterator[FrameBatch]:
+        """Frames ``[start_frame, stop_frame)`` as consecutive batches, in order.
+
+        Args:
+            batch_frames: Frames per batch (the last one may be shorter).
+            start_frame: First frame; decoding seeks to the keyframe before it.
+            stop_frame: One past the last frame (default: end of stream).
+
+        Returns:
+            An iterator of `FrameBatch` with ``frames`` uint8 RGB ``[T,3,H,W]`` (on the decode
+            device; channels-last in memory, as FFmpeg produces them: call ``.contiguous()``
+            if a consumer needs NCHW strides), ``indices`` int64 ``[T]`` and ``pts_seconds``
+            float64 ``[T]`` (CPU).
+
+        Raises:
+            ValueError: `batch_frames` < 1.
+            IndexError: The frame range is outside ``[0, num_frames]`` or empty.
+            DecodeError: (while iterating) a frame failed to decode; frames before it were
+                yielded.
+            JobTimeoutError: (while iterating) a batch took longer than `timeout_s`.
+        """
+        n = self.info.num_frames
+        stop = n if stop_frame is None else int(stop_frame)
+        if batch_frames < 1:
+            raise ValueError(f"batch_frames must be >= 1, got {batch_frames}")
+        if not 0 <= start_frame < stop <= n:
+            raise IndexError(f"frame range [{start_frame}, {stop}) is empty or outside the "
+                             f"{n} frames of {self.path}")
+        return self._iterate(int(batch_frames), int(start_frame), stop)
+
+    def _iterate(self, batch_frames: int, start: int, stop: int) -> Iterator[FrameBatch]:
+        for first in range(start, stop, batch_frames):
+            last = min(first + batch_frames, stop)
+            batch, failure = self._decode_range(first, last)
+            if len(batch):
+                yield batch
+            if failure is not None:
+                bad, why = failure
+                before = (f"frames {start}-{bad - 1} ({bad - start} frames) decoded OK before it"
+                          if bad > start else "no frame decoded OK before it")
+                raise DecodeError(f"{self.path}: frame {bad} of {self.info.num_frames} could "
+                                  f"not be decoded ({why}); {before}")
+            self._note_fallback()
+
+    def _decode_range(self, first: int, last: int) -> tuple[FrameBatch, tuple[int, str] | None]:
+        """Decode ``[first, last)``.
+
+        When the batch call fails or comes back short, the range is decoded again frame by
+        frame: the frames before the first one that fails are returned with
+        ``(failing index, reason)``; if every frame decodes, there is no failure.
+        """
+        what = f"decoding frames {first}-{last - 1} of"
+        try:
+            tc = self._call(lambda: self._decoder.get_frames_in_range(first, last), what)
+        except (RuntimeError, ValueError, IndexError):
+            tc = None
+        if tc is not None and tc.data.shape[0] == last - first:
+            return self._batch(tc.data, first, tc.pts_seconds), None
+        frames: list[torch.Tensor] = []
+        pts: list[float] = []
+        failure = None
+        for i in range(first, last):
+            try:
+                frame = self._call(lambda: self._decoder.get_frame_at(i), f"decoding frame {i} of")
+            except (RuntimeError, ValueError, IndexError) as exc:
+                failure = (i, _clean(exc))
+                break
+            frames.append(frame.data)
+            pts.append(float(frame.pts_seconds))
+        if not frames:
+            return FrameBatch.empty(self.info.height, self.info.width), failure
+        pts_seconds = torch.tensor(pts, dtype=torch.float64)
+        return self._batch(torch.stack(frames), first, pts_seconds), failure
+
+    @staticmethod
+    def _batch(frames: torch.Tensor, first: int, pts: torch.Tensor) -> FrameBatch:
+        t = frames.shape[0]
+        return FrameBatch(frames, torch.arange(first, first + t, dtype=torch.int64),
+                          pts.to(torch.float64).cpu())
+
+    def _note_fallback(self) -> None:
+        if self.status.device.startswith("cuda") and not self.status.fallback:
+            status: Any = self._decoder.cpu_fallback
+            if bool(status):
+                self.status = DecodeStatus(self.status.requested_device, "cpu", fallback=True,
+                                           reason=str(status))
+
+    def close(self) -> None:
+        """Release the decoder (the source cannot be read afterwards)."""
+        self._decoder = None  # type: ignore[assignment]
+
+    def __enter__(self) -> "VideoSource":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def probe(path: str | os.PathLike[str], *, timeout_s: float = DEFAULT_TIMEOUT_S) -> VideoInfo:
+    """Read a video's metadata (one container scan, no frame decoding).
+
+    Args:
+        path: Video file.
+        timeout_s: Deadline for opening the file.
+
+    Returns:
+        `VideoInfo` in display orientation (width/height after rotation), with the exact frame
+        count from the scan.
+
+    Raises:
+        DecodeError: The file is missing, empty, not a video, has no video stream or is
+            truncated.
+        JobTimeoutError: Probing took longer than `timeout_s`.
+    """
+    with VideoSource(path, timeout_s=timeout_s) as source:
+        return source.info
+
+
+def iter_batches(path: str | os.PathLike[str], *, batch_frames: int = 16, start_frame: int = 0,
+                 stop_frame: int | None = None, device: str | torch.device = "cpu",
+                 num_threads: int = 1,
+                 timeout_s: float = DEFAULT_TIMEOUT_S) -> Iterator[FrameBatch]:
+    """Open `path` and iterate over its frames in order (see `VideoSource.batches`).
+
+    The file is opened before this returns, so a broken file raises here, not on first
+    ``next()``.
+
+    Args:
+        path: Video file.
+        batch_frames: Frames per batch.
+        start_frame: First frame (seeks; nothing before it is decoded past its keyframe).
+        stop_frame: One past the last frame (default: end of stream).
+        device: ``"cpu"`` or ``"cuda[:N]"`` (NVDEC, with CPU fallback).
+        num_threads: FFmpeg CPU decoding threads (0: FFmpeg decides).
+        timeout_s: Deadline for opening and for each batch.
+
+    Returns:
+        An iterator of `FrameBatch` (uint8 RGB ``[T,3,H,W]``, ``indices``, ``pts_seconds``).
+
+    Raises:
+        DecodeError: Broken input (on open, or while iterating for mid-stream corruption).
+        JobTimeoutError: Opening or a batch overran `timeout_s`.
+    """
+    source = VideoSource(path, device=device, num_threads=num_threads, timeout_s=timeout_s)
+    return source.batches(batch_frames=batch_frames, start_frame=start_frame,
+                          stop_frame=stop_frame)

@@ -1,0 +1,12 @@
+"""Incremental, atomic writers: data arrives batch by batch, the output appears only on close.
+
+Every writer is a context manager: leaving the ``with`` block normally publishes the output
+under its final name, an exception (or `abort()`) removes everything it wrote.
+"""
+from vdp.io.writers.arrays import NpyWriter, NpzWriter
+from vdp.io.writers.mp4 import Mp4Writer
+from vdp.io.writers.png import Png16SequenceWriter, PngRgbaSequenceWriter
+from vdp.io.writers.webm import WebmAlphaWriter, read_webm_alpha, read_webm_rgba
+
+__all__ = ["Mp4Writer", "NpyWriter", "NpzWriter", "Png16SequenceWriter", "PngRgbaSequenceWriter",
+           "WebmAlphaWriter", "read_webm_alpha", "read_webm_rgba"]

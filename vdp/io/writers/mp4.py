@@ -1,0 +1,125 @@
+"""H.264 MP4 writer: TorchCodec's streaming `Encoder` (libx264, yuv420p), optional audio mux."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+from torchcodec.encoders import Encoder
+
+from vdp.errors import EncodeError
+from vdp.io._ffmpeg import run_ffmpeg
+from vdp.io.writers._atomic import AtomicOutput, remove_path
+
+
+def pad_to_even(frames: torch.Tensor) -> torch.Tensor:
+    """Repeat the last row/column of ``[T,C,H,W]`` frames so H and W are even (4:2:0 needs it)."""
+    h, w = frames.shape[-2:]
+    if h % 2:
+        frames = torch.cat([frames, frames[..., -1:, :]], dim=-2)
+    if w % 2:
+        frames = torch.cat([frames, frames[..., -1:]], dim=-1)
+    return frames
+
+
+class Mp4Writer(AtomicOutput):
+    """An H.264 (libx264, yuv420p) MP4 encoded batch by batch at a constant frame rate.
+
+    4:2:0 chroma needs even sizes: an odd width/height is padded by one repeated edge
+    row/column, so the file is `encoded_size` (e.g. 161x121 -> 162x122).
+
+    Args:
+        path: Output ``.mp4``.
+        fps: Frame rate of the output (constant).
+        crf: libx264 quality (0 lossless .. 51; 18 is visually near-lossless).
+        preset: libx264 speed/size trade-off, e.g. ``"veryfast"``, ``"medium"``.
+        audio_from: A media file whose audio streams are muxed in on `close()` (copied when
+            MP4 can hold the codec, else re-encoded to AAC; cut to the video's length).
+            A file without audio gives a video-only MP4.
+        timeout_s: Deadline of each ffmpeg run (the audio mux).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, fps: float, crf: int = 18,
+                 preset: str = "medium", audio_from: str | os.PathLike[str] | None = None,
+                 timeout_s: float = 600.0) -> None:
+        if not fps > 0:
+            raise ValueError(f"fps must be > 0, got {fps!r}")
+        super().__init__(path, tmp_suffix=".mp4")
+        self.fps = float(fps)
+        self.crf = int(crf)
+        self.preset = preset
+        self.audio_from = None if audio_from is None else os.fspath(audio_from)
+        self.timeout_s = float(timeout_s)
+        self.frame_size: tuple[int, int] | None = None  # (H, W) of the input
+        self.encoded_size: tuple[int, int] | None = None  # (H, W) in the file
+        self._encoder: Encoder | None = None
+        self._stream = None
+
+    def write(self, rgb: np.ndarray | torch.Tensor) -> None:
+        """Append frames.
+
+        Args:
+            rgb: uint8 ``[T,3,H,W]`` (torch on any device, or numpy), same H,W every batch.
+
+        Raises:
+            ValueError: Wrong dtype/shape or a size change.
+            EncodeError: Encoding failed (the output is aborted).
+        """
+        frames = torch.as_tensor(rgb).detach().cpu()
+        if frames.dtype != torch.uint8 or frames.ndim != 4 or frames.shape[1] != 3:
+            raise ValueError(f"rgb must be uint8 [T,3,H,W], got {frames.dtype} "
+                             f"{tuple(frames.shape)}")
+        size = (int(frames.shape[2]), int(frames.shape[3]))
+        if self.frame_size is not None and size != self.frame_size:
+            raise ValueError(f"frame size changed from {self.frame_size} to {size}")
+
+        def run() -> None:
+            if self._encoder is None:
+                self._open(size)
+            self._stream.add_frames(pad_to_even(frames).contiguous())
+            self.frames_written += int(frames.shape[0])
+        self._guarded(run)
+
+    def _open(self, size: tuple[int, int]) -> None:
+        self.frame_size = size
+        self.encoded_size = (size[0] + size[0] % 2, size[1] + size[1] % 2)
+        encoder = Encoder()
+        self._stream = encoder.add_video(height=self.encoded_size[0], width=self.encoded_size[1],
+                                         frame_rate=self.fps, device="cpu", codec="libx264",
+                                         pixel_format="yuv420p", crf=self.crf, preset=self.preset)
+        encoder.open_file(self.tmp_path)
+        self._encoder = encoder
+
+    def _finalize(self) -> None:
+        if self._encoder is None:
+            raise EncodeError(f"{self.path}: no frames were written")
+        encoder, self._encoder = self._encoder, None
+        try:
+            encoder.close()
+        except RuntimeError as exc:
+            raise EncodeError(f"{self.path}: finishing the H.264 stream failed: {exc}") from exc
+        if self.audio_from is not None:
+            self._mux_audio(self.audio_from)
+
+    def _mux_audio(self, source: str) -> None:
+        muxed = f"{self.tmp_path}.mux.mp4"
+        base = ["-y", "-i", self.tmp_path, "-i", source, "-map", "0:v:0", "-map", "1:a?",
+                "-c:v", "copy", "-shortest", "-movflags", "+faststart"]
+        try:
+            try:
+                run_ffmpeg([*base, "-c:a", "copy", "-f", "mp4", muxed], timeout_s=self.timeout_s,
+                           what=f"muxing audio of {source} into {self.path}")
+            except EncodeError:  # MP4 cannot hold this audio codec as is: re-encode
+                run_ffmpeg([*base, "-c:a", "aac", "-f", "mp4", muxed], timeout_s=self.timeout_s,
+                           what=f"muxing audio of {source} (as AAC) into {self.path}")
+            os.replace(muxed, self.tmp_path)
+        finally:
+            remove_path(muxed)
+
+    def _discard(self) -> None:
+        encoder, self._encoder = self._encoder, None
+        if encoder is not None:
+            try:
+                encoder.close()
+            except Exception:  # the output is being thrown away anyway
+                pass

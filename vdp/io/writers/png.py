@@ -1,0 +1,84 @@
+"""PNG sequence writers: a folder of ``frame_000000.png`` files, made atomically (temp folder
+renamed on close)."""
+from __future__ import annotations
+
+import os
+
+import imageio.v3 as iio
+import numpy as np
+import torch
+
+from vdp.io.writers._atomic import AtomicOutput, as_array
+
+
+class _PngSequence(AtomicOutput):
+    def __init__(self, path: str | os.PathLike[str], *, start_index: int = 0) -> None:
+        if start_index < 0:
+            raise ValueError(f"start_index must be >= 0, got {start_index}")
+        super().__init__(path, is_dir=True)
+        self.start_index = int(start_index)
+
+    def _write_images(self, images: np.ndarray) -> None:
+        def run() -> None:
+            for image in images:
+                name = f"frame_{self.start_index + self.frames_written:06d}.png"
+                iio.imwrite(os.path.join(self.tmp_path, name), image, extension=".png")
+                self.frames_written += 1
+        self._guarded(run)
+
+
+class Png16SequenceWriter(_PngSequence):
+    """16-bit grayscale PNGs (e.g. quantized depth), one per frame, bit-exact.
+
+    Args:
+        path: Output folder (created on `close()`; an existing one is replaced).
+        start_index: Number in the first file name (``frame_{start_index:06d}.png``).
+    """
+
+    def write(self, frames: np.ndarray | torch.Tensor) -> None:
+        """Append frames.
+
+        Args:
+            frames: uint16 ``[T,H,W]``.
+
+        Raises:
+            ValueError: Wrong dtype or shape.
+            EncodeError: Writing failed (the output is aborted).
+        """
+        self._write_images(as_array(frames, name="frames", dtype=np.uint16, ndim=3))
+
+
+class PngRgbaSequenceWriter(_PngSequence):
+    """8-bit RGBA PNGs (e.g. foreground + matte), one per frame; alpha is stored exactly.
+
+    Args:
+        path: Output folder (created on `close()`; an existing one is replaced).
+        start_index: Number in the first file name (``frame_{start_index:06d}.png``).
+    """
+
+    def write(self, rgb: np.ndarray | torch.Tensor, alpha: np.ndarray | torch.Tensor) -> None:
+        """Append frames.
+
+        Args:
+            rgb: uint8 ``[T,3,H,W]``.
+            alpha: uint8 ``[T,H,W]``.
+
+        Raises:
+            ValueError: Wrong dtype or shapes.
+            EncodeError: Writing failed (the output is aborted).
+        """
+        self._write_images(rgba_frames(rgb, alpha))
+
+
+def rgba_frames(rgb: np.ndarray | torch.Tensor, alpha: np.ndarray | torch.Tensor) -> np.ndarray:
+    """Interleave ``rgb`` uint8 ``[T,3,H,W]`` and ``alpha`` uint8 ``[T,H,W]`` into ``[T,H,W,4]``."""
+    rgb_a = as_array(rgb, name="rgb", dtype=np.uint8, ndim=4)
+    alpha_a = as_array(alpha, name="alpha", dtype=np.uint8, ndim=3)
+    t, c, h, w = rgb_a.shape
+    if c != 3 or alpha_a.shape != (t, h, w):
+        raise ValueError(f"rgb must be [T,3,H,W] and alpha [T,H,W] with the same T,H,W; got "
+                         f"rgb {rgb_a.shape}, alpha {alpha_a.shape}")
+    out = np.empty((t, h, w, 4), dtype=np.uint8)
+    out[..., :3] = rgb_a.transpose(0, 2, 3, 1)
+    out[..., 3] = alpha_a
+    return out
