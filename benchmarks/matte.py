@@ -1,0 +1,112 @@
+"""Matte stage throughput vs the bare RVM forward on the same chunks (CPU, synthetic weights).
+
+Run: ``python benchmarks/matte.py [--frames N] [--threads N] [--batch-frames N]``
+
+Both paths see the same decoded frames and call the model on the same chunks of
+``frames_per_call`` frames with the same (auto) downsample ratio; the difference is the stage's
+overhead (uint8 -> float conversion, buffering, finiteness check, copying layers to CPU).
+Outputs are synthetic-weight mattes: the numbers measure speed only.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+import torch
+
+from vdp.models.rvm import MattingNetwork, auto_downsample_ratio
+from vdp.spec import MatteSpec
+from vdp.stages.matte import MatteStage
+from vdp.types import FrameBatch, VideoInfo
+
+CLIP = Path("/work/shared/media/sam2__05_default_juggle.mp4")
+
+
+def decode(path: Path, frames: int, batch_frames: int) -> list[FrameBatch]:
+    """The first `frames` frames as engine-sized batches (vdp.io, else imageio-ffmpeg)."""
+    try:
+        from vdp.io import iter_batches
+    except ImportError:
+        iter_batches = None
+    if iter_batches is not None:
+        return list(iter_batches(path, batch_frames=batch_frames, stop_frame=frames))
+    import imageio.v3 as iio
+
+    rgb = torch.stack([torch.from_numpy(f).permute(2, 0, 1).contiguous()
+                       for _, f in zip(range(frames), iio.imiter(path, plugin="FFMPEG"))])
+    idx = torch.arange(len(rgb))
+    return [FrameBatch(rgb[s:s + batch_frames], idx[s:s + batch_frames], idx[s:s + batch_frames] / 30.0)
+            for s in range(0, len(rgb), batch_frames)]
+
+
+def run_model(model: MattingNetwork, frames: torch.Tensor, per_call: int, ratio: float) -> float:
+    """Seconds for the bare forward over `frames` in chunks of `per_call`, states carried."""
+    rec: list = [None] * 4
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        for s in range(0, len(frames), per_call):
+            src = frames[s:s + per_call].float().div_(255)[None]
+            _, _, *rec = model(src, *rec, downsample_ratio=ratio)
+    return time.perf_counter() - t0
+
+
+def run_stage(stage: MatteStage, batches: list[FrameBatch], info: VideoInfo) -> float:
+    """Seconds for init_state / process every batch / flush."""
+    t0 = time.perf_counter()
+    state = stage.init_state(info)
+    n = 0
+    for b in batches:
+        out, state = stage.process(b, state)
+        n += len(out)
+    tail = stage.flush(state)
+    n += 0 if tail is None else len(tail)
+    if n != sum(len(b) for b in batches):
+        raise RuntimeError(f"stage emitted {n} frames for {sum(len(b) for b in batches)}")
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=60, help="frames to process (default 60)")
+    parser.add_argument("--frames-per-call", type=int, default=12)
+    parser.add_argument("--batch-frames", type=int, default=16, help="decoded batch size fed to the stage")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--repeats", type=int, default=1, help="alternating runs per path; best is shown")
+    parser.add_argument("--video", type=Path, default=CLIP)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    batches = decode(args.video, args.frames, args.batch_frames)
+    frames = torch.cat([b.frames for b in batches])
+    h, w = frames.shape[-2:]
+    info = VideoInfo(path=str(args.video), num_frames=len(frames), fps=30.0,
+                     duration_seconds=len(frames) / 30.0, width=w, height=h, codec="")
+    ratio = auto_downsample_ratio(h, w)
+    stage = MatteStage(MatteSpec(variant="mobilenetv3", synthetic_weights=True,
+                                 frames_per_call=args.frames_per_call), precision="auto")
+    stage.setup("cpu")
+    model = stage.model  # same weights, same module: only the wrapping differs
+
+    per_call = args.frames_per_call
+    run_model(model, frames[:per_call], per_call, ratio)  # warm-up (one-time backend set-up)
+    t_model = t_stage = float("inf")
+    for _ in range(args.repeats):  # alternate, so both paths see similar machine load
+        t_model = min(t_model, run_model(model, frames, per_call, ratio))
+        t_stage = min(t_stage, run_stage(stage, batches, info))
+
+    n = len(frames)
+    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"RVM mobilenetv3, CPU, {torch.get_num_threads()} threads, {w}x{h}, ratio {ratio:.4f}, "
+          f"{per_call} frames/call, stage fed batches of {args.batch_frames}, "
+          f"best of {args.repeats}, load average {load}")
+    print(f"{'path':<12}{'frames':>8}{'seconds':>10}{'frames/s':>10}")
+    for name, secs in (("model", t_model), ("stage", t_stage)):
+        print(f"{name:<12}{n:>8}{secs:>10.2f}{n / secs:>10.3f}")
+    print(f"stage/model throughput: {t_model / t_stage:.3f}")
+
+
+if __name__ == "__main__":
+    main()
