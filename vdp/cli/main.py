@@ -100,6 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     presets = sub.add_parser("presets", help="list the named presets")
     presets.set_defaults(func=_cmd_presets)
+
+    from vdp.cli import models
+
+    models.add_parser(sub)
     return parser
 
 
