@@ -21,7 +21,7 @@ from vdp.spec import MatteSpec
 from vdp.stages.matte import MatteStage
 from vdp.types import FrameBatch, VideoInfo
 
-CLIP = Path("/work/shared/media/sam2__05_default_juggle.mp4")
+CLIP = Path(__file__).resolve().parent.parent / "tests" / "resources" / "media" / "sam2__05_default_juggle.mp4"
 
 
 def decode(path: Path, frames: int, batch_frames: int) -> list[FrameBatch]:
