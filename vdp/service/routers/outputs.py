@@ -1,0 +1,123 @@
+"""``/v1/jobs/{id}/outputs``: list and download a job's outputs (files with range requests,
+folders as ZIP archives built once and cached in the job's directory)."""
+from __future__ import annotations
+
+import mimetypes
+import os
+import uuid
+import zipfile
+from pathlib import Path as FsPath
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Path
+from fastapi.responses import FileResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import MalformedRangeHeader, RangeNotSatisfiable
+
+from vdp.client.models import TERMINAL_STATES, OutputFile, OutputList
+from vdp.service.deps import ManagerDep, StoreDep
+from vdp.service.errors import HttpError, conflict, not_found
+from vdp.service.paths import output_path
+from vdp.service.responses import API_PREFIX, errors
+
+router = APIRouter(prefix=API_PREFIX + "/jobs", tags=["outputs"])
+
+ARCHIVE_DIR = ".archives"
+_MEDIA = {".npz": "application/octet-stream", ".npy": "application/octet-stream",
+          ".json": "application/json", ".mp4": "video/mp4", ".webm": "video/webm",
+          ".png": "image/png", ".zip": "application/zip"}
+JobId = Annotated[str, Path(description="Job id (32 hex digits).")]
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+
+
+def media_type(name: str) -> str:
+    suffix = os.path.splitext(name)[1].lower()
+    return _MEDIA.get(suffix) or mimetypes.guess_type(name)[0] or "application/octet-stream"
+
+
+@router.get("/{job_id}/outputs", response_model=OutputList, summary="List a job's outputs",
+            responses=errors(401, 404))
+async def list_outputs(job_id: JobId, store: StoreDep, manager: ManagerDep) -> OutputList:
+    """Files and folders in the job's directory (empty until the job has started)."""
+    record = store.get_job(job_id)
+    if record is None:
+        raise not_found(f"no job with id {job_id!r}")
+    entries = await run_in_threadpool(_scan, manager.job_dir(job_id))
+    return OutputList(job_id=job_id, state=record.state, outputs=entries)
+
+
+def _scan(job_dir: FsPath) -> list[OutputFile]:
+    if not job_dir.is_dir():
+        return []
+    out = []
+    for entry in sorted(job_dir.iterdir()):
+        if entry.name.startswith(".") or entry.is_symlink():
+            continue
+        if entry.is_dir():
+            size = sum(f.stat().st_size for f in entry.rglob("*") if f.is_file() and not f.is_symlink())
+            out.append(OutputFile(name=entry.name, type="directory", size_bytes=size,
+                                  media_type="application/zip"))
+        elif entry.is_file():
+            out.append(OutputFile(name=entry.name, type="file", size_bytes=entry.stat().st_size,
+                                  media_type=media_type(entry.name)))
+    return out
+
+
+@router.get(
+    "/{job_id}/outputs/{name:path}", response_class=FileResponse, summary="Download an output",
+    responses={200: {"description": "The file, typed by its extension (a folder comes as a ZIP "
+                                    "archive; spec.json and report.json as JSON).",
+                     "content": {"application/json": {"schema": {"type": "object"}}, "*/*": _BINARY}},
+               206: {"description": "The requested byte range(s).", "content": {"*/*": _BINARY}},
+               **errors(400, 401, 403, 404, 409, 416)})
+async def download_output(job_id: JobId, store: StoreDep, manager: ManagerDep,
+                          name: Annotated[str, Path(description="Output name from the output list "
+                                                                "(no '/').")],
+                          range: Annotated[str | None, Header(
+                              description="Byte range(s), e.g. `bytes=1000-` to resume.")] = None,
+                          ) -> FileResponse:
+    """Download one output; supports ``Range`` (and ``If-Range``) to resume."""
+    record = store.get_job(job_id)
+    if record is None:
+        raise not_found(f"no job with id {job_id!r}")
+    job_dir = manager.job_dir(job_id)
+    path = output_path(job_dir, name)
+    if record.state not in TERMINAL_STATES:
+        raise conflict(f"job {job_id} is {record.state}; outputs can be downloaded once it has finished")
+    filename = name
+    if path.is_dir():
+        path = await run_in_threadpool(_archive, job_dir, path)
+        filename = f"{name}.zip"
+    if range is not None:
+        _check_range(range, path.stat().st_size)
+    return FileResponse(path, media_type=media_type(filename), filename=filename)
+
+
+def _check_range(header: str, size: int) -> None:
+    """Answer a bad ``Range`` with this API's error body rather than plain text."""
+    try:
+        FileResponse._parse_range_header(header, size)
+    except MalformedRangeHeader as exc:
+        raise HttpError(400, "bad_range", f"invalid Range header {header!r}: {exc.content}") from None
+    except RangeNotSatisfiable:
+        raise HttpError(416, "range_not_satisfiable", f"range {header!r} is outside the file "
+                        f"({size} bytes)", headers={"Content-Range": f"bytes */{size}"}) from None
+
+
+def _archive(job_dir: FsPath, folder: FsPath) -> FsPath:
+    """A stored (uncompressed) ZIP of `folder`, built once; concurrent builders race harmlessly."""
+    cache = job_dir / ARCHIVE_DIR
+    target = cache / f"{folder.name}.zip"
+    if target.is_file():
+        return target
+    cache.mkdir(exist_ok=True)
+    tmp = cache / f".{folder.name}.{uuid.uuid4().hex}.tmp"
+    try:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+            for f in sorted(folder.rglob("*")):
+                if f.is_file() and not f.is_symlink():
+                    zf.write(f, f.relative_to(folder).as_posix())
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target
