@@ -1,4 +1,4 @@
-"""H.264 MP4 writer: TorchCodec's streaming `Encoder` (libx264, yuv420p), optional audio mux."""
+"""MP4 writer: TorchCodec's streaming `Encoder` (libx264 or libx265, yuv420p), optional audio mux."""
 from __future__ import annotations
 
 import os
@@ -22,8 +22,11 @@ def pad_to_even(frames: torch.Tensor) -> torch.Tensor:
     return frames
 
 
+CODECS = {"h264": "libx264", "hevc": "libx265"}
+
+
 class Mp4Writer(AtomicOutput):
-    """An H.264 (libx264, yuv420p) MP4 encoded batch by batch at a constant frame rate.
+    """An H.264 or HEVC (yuv420p) MP4 encoded batch by batch at a constant frame rate.
 
     4:2:0 chroma needs even sizes: an odd width/height is padded by one repeated edge
     row/column, so the file is `encoded_size` (e.g. 161x121 -> 162x122).
@@ -31,8 +34,10 @@ class Mp4Writer(AtomicOutput):
     Args:
         path: Output ``.mp4``.
         fps: Frame rate of the output (constant).
-        crf: libx264 quality (0 lossless .. 51; 18 is visually near-lossless).
-        preset: libx264 speed/size trade-off, e.g. ``"veryfast"``, ``"medium"``.
+        crf: Encoder quality (0 lossless .. 51; 18 is visually near-lossless for libx264).
+        preset: Encoder speed/size trade-off, e.g. ``"veryfast"``, ``"medium"``.
+        codec: ``"h264"`` (libx264) or ``"hevc"`` (libx265, tagged ``hvc1`` so Apple and VR
+            players accept it; for frames wider than H.264 decoders take).
         audio_from: A media file whose audio streams are muxed in on `close()` (copied when
             MP4 can hold the codec, else re-encoded to AAC; cut to the video's length).
             A file without audio gives a video-only MP4.
@@ -41,13 +46,16 @@ class Mp4Writer(AtomicOutput):
 
     def __init__(self, path: str | os.PathLike[str], *, fps: float, crf: int = 18,
                  preset: str = "medium", audio_from: str | os.PathLike[str] | None = None,
-                 timeout_s: float = 600.0) -> None:
+                 codec: str = "h264", timeout_s: float = 600.0) -> None:
         if not fps > 0:
             raise ValueError(f"fps must be > 0, got {fps!r}")
+        if codec not in CODECS:
+            raise ValueError(f"codec must be one of {sorted(CODECS)}, got {codec!r}")
         super().__init__(path, tmp_suffix=".mp4")
         self.fps = float(fps)
         self.crf = int(crf)
         self.preset = preset
+        self.codec = codec
         self.audio_from = None if audio_from is None else os.fspath(audio_from)
         self.timeout_s = float(timeout_s)
         self.frame_size: tuple[int, int] | None = None  # (H, W) of the input
@@ -84,9 +92,11 @@ class Mp4Writer(AtomicOutput):
         self.frame_size = size
         self.encoded_size = (size[0] + size[0] % 2, size[1] + size[1] % 2)
         encoder = Encoder()
+        extra = {"x265-params": "log-level=error"} if self.codec == "hevc" else None
         self._stream = encoder.add_video(height=self.encoded_size[0], width=self.encoded_size[1],
-                                         frame_rate=self.fps, device="cpu", codec="libx264",
-                                         pixel_format="yuv420p", crf=self.crf, preset=self.preset)
+                                         frame_rate=self.fps, device="cpu", codec=CODECS[self.codec],
+                                         pixel_format="yuv420p", crf=self.crf, preset=self.preset,
+                                         extra_options=extra)
         encoder.open_file(self.tmp_path)
         self._encoder = encoder
 
@@ -97,18 +107,25 @@ class Mp4Writer(AtomicOutput):
         try:
             encoder.close()
         except RuntimeError as exc:
-            raise EncodeError(f"{self.path}: finishing the H.264 stream failed: {exc}") from exc
-        if self.audio_from is not None:
-            self._mux_audio(self.audio_from)
+            raise EncodeError(f"{self.path}: finishing the {self.codec} stream failed: {exc}") from exc
+        if self.audio_from is not None or self.codec == "hevc":
+            self._remux(self.audio_from)
 
-    def _mux_audio(self, source: str) -> None:
+    def _remux(self, source: str | None) -> None:
+        """Mux `source`'s audio (cut to the video's duration, never cutting video) and tag HEVC."""
         muxed = f"{self.tmp_path}.mux.mp4"
-        base = ["-y", "-i", self.tmp_path, "-i", source, "-map", "0:v:0", "-map", "1:a?",
-                "-c:v", "copy", "-shortest", "-movflags", "+faststart"]
+        base = ["-y", "-i", self.tmp_path]
+        if source is not None:
+            base += ["-i", source, "-map", "0:v:0", "-map", "1:a?",
+                     "-t", f"{self.frames_written / self.fps:.6f}"]
+        base += ["-c:v", "copy", "-movflags", "+faststart"]
+        if self.codec == "hevc":
+            base += ["-tag:v", "hvc1"]
         try:
             try:
                 run_ffmpeg([*base, "-c:a", "copy", "-f", "mp4", muxed], timeout_s=self.timeout_s,
-                           what=f"muxing audio of {source} into {self.path}")
+                           what=f"muxing audio of {source} into {self.path}" if source
+                           else f"tagging {self.path} as hvc1")
             except EncodeError:  # MP4 cannot hold this audio codec as is: re-encode
                 run_ffmpeg([*base, "-c:a", "aac", "-f", "mp4", muxed], timeout_s=self.timeout_s,
                            what=f"muxing audio of {source} (as AAC) into {self.path}")
