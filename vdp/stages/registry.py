@@ -4,7 +4,7 @@ from __future__ import annotations
 from functools import partial
 
 from vdp.engine.plan import StagePlan
-from vdp.spec import DepthSpec, JobSpec, MatteSpec, RefineSpec
+from vdp.spec import DepthSpec, JobSpec, MatteSpec, RefineSpec, StereoSpec
 from vdp.stages.base import Stage
 
 
@@ -26,26 +26,37 @@ def _matte(spec: MatteSpec, precision: str) -> Stage:
     return MatteStage(spec, precision=precision)
 
 
+def _stereo(spec: StereoSpec, precision: str, depth_kind: str) -> Stage:
+    from vdp.stages.stereo import StereoStage
+
+    return StereoStage(spec, precision=precision, depth_kind=depth_kind)
+
+
 def plan_stages(spec: JobSpec) -> list[StagePlan]:
-    """The job's stages in pipeline order (depth → refine → matte)."""
+    """The job's stages in pipeline order (depth → refine → matte → stereo)."""
     gpus = spec.resources.gpus_per_stage
     prec = spec.precision
     plans = []
     d = spec.stages.depth
+    depth_kind = "metric" if d is not None and d.model.startswith("metric") else "relative"
     if d is not None:
         weights = "synthetic" if d.synthetic_weights else (d.checkpoint or "official")
         plans.append(StagePlan("depth", _key(d.model, d.input_size, d.mode, prec, weights),
                                partial(_depth, d, prec), gpus))
     if spec.stages.refine is not None:
-        kind = "metric" if d is not None and d.model.startswith("metric") else "relative"
-        plans.append(StagePlan("refine", _key(kind, prec, spec.stages.refine.checkpoint or "shipped"),
-                               partial(_refine, spec.stages.refine, prec, kind), gpus))
+        plans.append(StagePlan("refine", _key(depth_kind, prec, spec.stages.refine.checkpoint or "shipped"),
+                               partial(_refine, spec.stages.refine, prec, depth_kind), gpus))
     m = spec.stages.matte
     if m is not None:
         weights = "synthetic" if m.synthetic_weights else (m.checkpoint or "official")
         plans.append(StagePlan("matte", _key(m.variant, m.refiner, m.frames_per_call,
                                              m.downsample_ratio or "auto", prec, weights),
                                partial(_matte, m, prec), gpus))
+    st = spec.stages.stereo
+    if st is not None:
+        plans.append(StagePlan("stereo", _key(st.divergence, st.convergence, st.edge_dilation,
+                                              st.lookahead_frames, prec, depth_kind),
+                               partial(_stereo, st, prec, depth_kind), gpus))
     return plans
 
 
