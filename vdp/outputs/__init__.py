@@ -7,6 +7,8 @@ from vdp.outputs.base import Output
 from vdp.outputs.depth import (DepthColorMp4Output, DepthNpyOutput, DepthNpzOutput,
                                DepthPng16Output, DepthPreviewMp4Output)
 from vdp.outputs.matte import AlphaMp4Output, CompositeMp4Output, ForegroundWebmOutput, RgbaPngOutput
+from vdp.outputs.stereo import (AnaglyphOutput, SbsFullOutput, SbsHalfOutput, TbFullOutput,
+                                TbHalfOutput)
 from vdp.spec import JobSpec, output_name
 from vdp.types import VideoInfo
 
@@ -15,6 +17,8 @@ OUTPUT_TYPES: dict[str, type[Output]] = {
     "depth_color_mp4": DepthColorMp4Output, "depth_preview_mp4": DepthPreviewMp4Output,
     "alpha_mp4": AlphaMp4Output, "foreground_webm": ForegroundWebmOutput,
     "rgba_png": RgbaPngOutput, "composite_mp4": CompositeMp4Output,
+    "sbs_full": SbsFullOutput, "sbs_half": SbsHalfOutput, "tb_full": TbFullOutput,
+    "tb_half": TbHalfOutput, "anaglyph": AnaglyphOutput,
 }
 
 
