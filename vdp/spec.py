@@ -109,11 +109,17 @@ class OutputSpec(_Strict):
 
 
 class ChunkingSpec(_Strict):
-    """Splitting long videos into overlapping chunks that run in parallel."""
+    """Splitting long videos into overlapping chunks that run in parallel.
+
+    Chunk ``k`` owns frames ``[k*chunk_frames, (k+1)*chunk_frames)``; every chunk after the
+    first also runs the `overlap_frames` before its start, to align and cross-fade relative
+    depth and to warm the state of recurrent stages (see `vdp.engine.merge`).
+    """
 
     enabled: bool = False
-    chunk_frames: int = Field(640, ge=16)
-    overlap_frames: int = Field(32, ge=0)
+    chunk_frames: int = Field(640, ge=16, description="Frames each chunk owns (writes).")
+    overlap_frames: int = Field(32, ge=0, description="Frames before a chunk's start that it also runs (alignment and warm-up).")
+    resumable: bool = Field(True, description="Keep each finished chunk's results under OUT/.vdp until the outputs are published, so a resumed job never recomputes it (scratch disk: every layer of the video).")
 
     @model_validator(mode="after")
     def _overlap_smaller(self) -> "ChunkingSpec":
@@ -131,6 +137,29 @@ class ResourcesSpec(_Strict):
     gpus_per_stage: float = Field(1.0, gt=0, le=8, description="GPUs each model actor takes (fractions share a GPU).")
     batch_timeout_s: float = Field(600.0, gt=0, description="Longest one batch may take in one stage.")
     threads: int | None = Field(None, ge=1, description="torch CPU threads per stage (default: torch's).")
+    stage_gpus: dict[str, float] = Field(default_factory=dict, description="GPUs per actor of one stage, overriding gpus_per_stage, e.g. {\"matte\": 0.5}.")
+    replicas: dict[str, int] = Field(default_factory=dict, description="Actors per stage, e.g. {\"depth\": 4}; unlisted stages are planned from the cluster's GPUs and each stage's measured cost (1 without GPUs).")
+    object_store_budget_mb: float | None = Field(None, gt=0, description="Most object-store memory the job's in-flight batches may hold (default: a quarter of the cluster's object store).")
+    max_attempts: int = Field(3, ge=1, le=100, description="Runs of one chunk before the job fails, when the model actors running it die.")
+
+    @model_validator(mode="after")
+    def _per_stage(self) -> "ResourcesSpec":
+        problems, stages = [], ("depth", "refine", "matte", "stereo")
+        for field_name in ("stage_gpus", "replicas"):
+            unknown = sorted(set(getattr(self, field_name)) - set(stages))
+            if unknown:
+                problems.append(f"{field_name} names unknown stages {unknown}; allowed: {list(stages)}")
+        for stage, gpus in self.stage_gpus.items():
+            if not 0 < gpus <= 8 or (gpus > 1 and gpus != int(gpus)):
+                problems.append(f"stage_gpus[{stage!r}] must be in (0, 1] or a whole number up to 8, got {gpus}")
+        for stage, n in self.replicas.items():
+            if not 1 <= n <= 1024:
+                problems.append(f"replicas[{stage!r}] must be between 1 and 1024, got {n}")
+        if self.gpus_per_stage > 1 and self.gpus_per_stage != int(self.gpus_per_stage):
+            problems.append(f"gpus_per_stage above 1 must be a whole number, got {self.gpus_per_stage}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
 
 class JobSpec(_Strict):

@@ -100,3 +100,74 @@ class FailingStage(Stage):
         if int(batch.indices[-1]) >= self.fail_at:
             raise RuntimeError("synthetic failure for the test")
         return batch, state
+
+
+class ChunkAffineStage(Stage):
+    """A depth stage whose chunks disagree by a random scale/shift, plus a recurrent layer.
+
+    Adds ``depth``: a smooth per-pixel function of the frame times ``s`` plus ``t``, where
+    ``(s, t)`` is drawn from the first frame index the stream sees (``(1, 0)`` for a stream that
+    starts at frame 0, so a sequential pass is the reference); and ``alpha``: a per-pixel
+    exponential moving average of brightness with `decay` (state that needs warming up).
+    Optionally sleeps `seconds` per batch.
+    """
+
+    name = "depth"
+    produces = ("depth", "alpha")
+
+    def __init__(self, decay: float = 0.3, seconds: float = 0.0) -> None:
+        super().__init__()
+        self.decay = decay
+        self.seconds = seconds
+
+    def init_state(self, info: VideoInfo) -> Any:
+        return {"affine": None, "ema": None}
+
+    def process(self, batch: FrameBatch, state: Any) -> tuple[FrameBatch, Any]:
+        if self.seconds:
+            time.sleep(self.seconds)
+        if state["affine"] is None:
+            first = int(batch.indices[0])
+            gen = torch.Generator().manual_seed(first)
+            s, t = (1.0, 0.0) if first == 0 else (0.3 + 2.0 * float(torch.rand(1, generator=gen)),
+                                                  -1.0 + 2.0 * float(torch.rand(1, generator=gen)))
+            state["affine"] = (s, t)
+        s, t = state["affine"]
+        gray = batch.frames.float().mean(dim=1) / 255.0
+        base = 0.2 + gray + 0.5 * torch.sin(3.0 * gray)
+        alpha = torch.empty_like(gray)
+        ema = state["ema"]
+        for i in range(len(batch)):
+            ema = gray[i] if ema is None else self.decay * ema + (1 - self.decay) * gray[i]
+            alpha[i] = ema
+        state["ema"] = ema
+        return batch.with_layers(depth=base * s + t, alpha=alpha), state
+
+
+class ReplicaSpeedStage(Stage):
+    """Passes frames through (adds ``depth`` = brightness); sleeps `seconds` per batch only in
+    the actor whose Ray name ends with `slow_suffix` (a slow GPU among fast ones)."""
+
+    name = "depth"
+    produces = ("depth",)
+
+    def __init__(self, slow_suffix: str = ":0", seconds: float = 0.2) -> None:
+        super().__init__()
+        self.slow_suffix = slow_suffix
+        self.seconds = seconds
+        self.slow = False
+
+    def setup(self, device: Any) -> None:
+        super().setup(device)
+        import ray
+
+        name = ray.get_runtime_context().get_actor_name() if ray.is_initialized() else None
+        self.slow = bool(name) and name.endswith(self.slow_suffix)
+
+    def init_state(self, info: VideoInfo) -> Any:
+        return None
+
+    def process(self, batch: FrameBatch, state: Any) -> tuple[FrameBatch, Any]:
+        if self.slow:
+            time.sleep(self.seconds)
+        return batch.with_layers(depth=batch.frames.float().mean(dim=1) / 255.0), state

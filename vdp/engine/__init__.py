@@ -1,6 +1,15 @@
-"""Execution engine: runners that drive stage chains in-process or on Ray."""
+"""Execution engine: chunk plans, runners (in-process or Ray actors), merge, ledger and resume.
+
+`vdp.engine.job.run_job` is the entry point; the modules beside this one are its parts:
+``chunks`` (frame ranges), ``placement`` (replicas and actors), ``scheduler`` (chunks on
+replicas, faults), ``assembly`` + ``merge`` (in-order seamless merge, spilling), ``ledger``
+(resume), ``local`` and ``ray_runner`` (single-stream runners).
+"""
+from vdp.engine.chunks import Chunk, plan_chunks
 from vdp.engine.local import LocalRunner
+from vdp.engine.merge import ChunkMerger, merge_policies
 from vdp.engine.plan import StagePlan
 from vdp.engine.progress import ProgressTracker, StageProgress
 
-__all__ = ["LocalRunner", "ProgressTracker", "StagePlan", "StageProgress"]
+__all__ = ["Chunk", "ChunkMerger", "LocalRunner", "ProgressTracker", "StagePlan", "StageProgress",
+           "merge_policies", "plan_chunks"]

@@ -1,7 +1,14 @@
-"""StageActor: one stage (one loaded model) inside a Ray actor, serving many streams."""
+"""StageActor: one stage (one loaded model) inside a Ray actor, serving many streams.
+
+The actor is restarted by Ray when its process dies (``max_restarts=-1``), reloading its model;
+calls are never retried blindly (``max_task_retries=0``): the per-stream state died with the
+process, so the driver re-runs the lost chunk from its start instead. A call for a stream the
+actor does not hold (it was opened before a restart) raises `StreamLostError`.
+"""
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 import ray
@@ -9,11 +16,16 @@ import torch
 
 from vdp.engine.plan import StagePlan
 from vdp.engine.step import flush_step, process_step
+from vdp.errors import VdpError
 from vdp.stages.base import StageReport
 from vdp.types import FrameBatch, VideoInfo
 
 
-@ray.remote(max_restarts=0)
+class StreamLostError(VdpError):
+    """The actor holds no state for the stream (its process was restarted since it opened)."""
+
+
+@ray.remote(max_restarts=-1, max_task_retries=0)
 class StageActor:
     """Holds one set-up stage; per-stream state lives in a slot keyed by stream id.
 
@@ -26,14 +38,23 @@ class StageActor:
             torch.set_num_threads(threads)
         self.name = plan.name
         self.stage = plan.build()
-        use_cuda = bool(ray.get_gpu_ids()) and torch.cuda.is_available()
+        gpu_ids = ray.get_gpu_ids()
+        use_cuda = bool(gpu_ids) and torch.cuda.is_available()
         self.device = torch.device("cuda" if use_cuda else "cpu")
         self.stage.setup(self.device)
         self.streams: dict[str, Any] = {}
+        self.started = time.time()
+        self.frames = 0
+        self.busy_seconds = 0.0
 
     def info(self) -> dict:
-        """Process id and device, for monitoring and fault tests."""
-        return {"pid": os.getpid(), "device": str(self.device), "streams": list(self.streams)}
+        """Process, node, device, assigned resources and work done (monitoring, planning, tests)."""
+        ctx = ray.get_runtime_context()
+        return {"pid": os.getpid(), "node_id": ctx.get_node_id(), "device": str(self.device),
+                "gpu_ids": [str(g) for g in ray.get_gpu_ids()],
+                "resources": ctx.get_assigned_resources(), "streams": list(self.streams),
+                "frames": self.frames, "busy_seconds": self.busy_seconds,
+                "started": self.started}
 
     def open(self, stream_id: str, info: VideoInfo) -> None:
         self.streams[stream_id] = self.stage.init_state(info)
@@ -44,15 +65,33 @@ class StageActor:
         if batch is None or len(batch) == 0:
             return batch, {"frames": 0, "seconds": 0.0}
         out, self.streams[stream_id], secs = process_step(self.stage, self.name, batch,
-                                                          self.streams[stream_id])
+                                                          self._state(stream_id))
+        self.frames += len(batch)
+        self.busy_seconds += secs
         return out, {"frames": len(out), "seconds": secs}
 
     @ray.method(num_returns=2)
     def flush(self, stream_id: str) -> tuple[FrameBatch | None, dict]:
-        out, secs = flush_step(self.stage, self.name, self.streams[stream_id])
+        out, secs = flush_step(self.stage, self.name, self._state(stream_id))
+        self.busy_seconds += secs
         return out, {"frames": 0 if out is None else len(out), "seconds": secs}
 
     def close(self, stream_id: str) -> StageReport:
         """Drop the stream's state and return what the stage wants reported."""
         self.streams.pop(stream_id, None)
         return self.stage.take_report()
+
+    def prune(self, live_jobs: list[str]) -> int:
+        """Drop streams opened by drivers that are gone (ids start with the driver's job id and
+        ':'); returns how many were dropped."""
+        dead = [sid for sid in self.streams if sid.split(":", 1)[0] not in live_jobs]
+        for sid in dead:
+            del self.streams[sid]
+        return len(dead)
+
+    def _state(self, stream_id: str) -> Any:
+        try:
+            return self.streams[stream_id]
+        except KeyError:
+            raise StreamLostError(f"stage {self.name!r} (pid {os.getpid()}) holds no stream "
+                                  f"{stream_id}: the actor restarted since it was opened") from None

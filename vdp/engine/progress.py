@@ -46,17 +46,24 @@ ProgressCallback = Callable[[list[StageProgress]], None]
 
 @dataclass
 class ProgressTracker:
-    """Accumulates per-stage counts and calls `callback` at most every `interval_s` seconds."""
+    """Accumulates per-stage counts and calls `callback` at most every `interval_s` seconds.
+
+    `frames_total` is every stage's total unless `stage_totals` names another for a stage
+    (chunked jobs run the overlap frames twice, so their stages see more frames than are written).
+    """
 
     stages: list[str]
     frames_total: int | None = None
     callback: ProgressCallback | None = None
     interval_s: float = 0.25
+    stage_totals: dict[str, int] | None = None
     _start: float = field(default_factory=time.monotonic)
     _last_emit: float = 0.0
 
     def __post_init__(self) -> None:
-        self.progress = {s: StageProgress(s, frames_total=self.frames_total) for s in self.stages}
+        totals = self.stage_totals or {}
+        self.progress = {s: StageProgress(s, frames_total=totals.get(s, self.frames_total))
+                         for s in self.stages}
 
     def add(self, stage: str, frames: int, busy_seconds: float = 0.0) -> None:
         p = self.progress[stage]

@@ -1,8 +1,12 @@
-"""RayRunner: the same stage chain as LocalRunner, one named Ray actor per stage.
+"""RayRunner: the same stage chain as LocalRunner, one named Ray actor per stage, one stream.
 
 Batches travel between actors through the object store (the driver passes object refs, never
 the data, from one actor to the next); at most `max_in_flight` batches are in the pipeline at
 once, so memory does not grow with video length; finished batches come back in frame order.
+
+Jobs (`run_job`) use `vdp.engine.scheduler.ChunkScheduler` instead, which adds replicas, chunk
+parallelism, actor-fault recovery and an object-store budget; this runner is the minimal
+streaming path over any batch iterator (tests, benchmarks, embedding).
 """
 from __future__ import annotations
 
@@ -104,7 +108,7 @@ class RayRunner:
     # -- internals --------------------------------------------------------------------------
 
     def _open(self, info: VideoInfo) -> str:
-        sid = uuid.uuid4().hex
+        sid = f"{ray.get_runtime_context().get_job_id()}:{uuid.uuid4().hex[:12]}"  # see StageActor.prune
         self._get([a.open.remote(sid, info) for a in self.actors], "opening stream")
         return sid
 
