@@ -16,6 +16,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from vdp.engine.job import run_job
     from vdp.spec import JobSpec
 
+    if args.resume:
+        return _resume(args)
+    if not args.input:
+        raise SpecError("give an input video (or --resume OUT_DIR to continue an interrupted job)")
     if bool(args.preset) == bool(args.spec):
         raise SpecError("give exactly one of --preset NAME or --spec FILE (see `vdp presets`)")
     overrides = {"input": args.input, "max_frames": args.max_frames}
@@ -29,6 +33,27 @@ def _cmd_run(args: argparse.Namespace) -> int:
     print(f"vdp: {args.input} -> {out}/ ({'local' if args.local else 'ray'}, stages: "
           f"{', '.join(spec.stages.enabled()) or 'none'})", file=sys.stderr)
     report = run_job(spec, out, local=args.local, progress=ProgressDisplay())
+    _print_summary(report, out)
+    return 0
+
+
+def _resume(args: argparse.Namespace) -> int:
+    """``vdp run --resume OUT``: the job in OUT/spec.json, continued from its ledger."""
+    from vdp.cli.display import ProgressDisplay
+    from vdp.engine.job import run_job
+    from vdp.spec import JobSpec
+
+    clashing = [f"--{n.replace('_', '-')}" for n in ("preset", "spec", "out", "max_frames", "device")
+                if getattr(args, n)] + (["--synthetic-weights"] if args.synthetic_weights else [])
+    if args.input or clashing:
+        raise SpecError(f"--resume continues the job saved in OUT_DIR/spec.json; drop "
+                        f"{', '.join(([args.input] if args.input else []) + clashing)}")
+    out = Path(args.resume)
+    if not (out / "spec.json").is_file():
+        raise SpecError(f"{out} has no spec.json: nothing to resume there")
+    spec = JobSpec.from_file(out / "spec.json")
+    print(f"vdp: resuming {spec.input} -> {out}/ ({'local' if args.local else 'ray'})", file=sys.stderr)
+    report = run_job(spec, out, local=args.local, progress=ProgressDisplay(), resume=True)
     _print_summary(report, out)
     return 0
 
@@ -82,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run a job on a video")
-    run.add_argument("input", help="input video file")
+    run.add_argument("input", nargs="?", help="input video file")
     run.add_argument("--preset", help="named preset (see `vdp presets`)")
     run.add_argument("--spec", help="job spec file (JSON or YAML)")
     run.add_argument("--out", help="output directory (default vdp_out/<input name>)")
@@ -91,6 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--device", choices=["auto", "cpu", "cuda"], help="override resources.device")
     run.add_argument("--synthetic-weights", action="store_true",
                      help="use deterministic synthetic weights (pipeline test: NOT real depth/alpha)")
+    run.add_argument("--resume", metavar="OUT_DIR",
+                     help="continue the interrupted job in OUT_DIR (its spec.json and ledger): "
+                          "finished chunks are not run again")
     run.set_defaults(func=_cmd_run)
 
     probe = sub.add_parser("probe", help="show a video's metadata")
@@ -101,9 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
     presets = sub.add_parser("presets", help="list the named presets")
     presets.set_defaults(func=_cmd_presets)
 
-    from vdp.cli import models
+    from vdp.cli import models, service
 
     models.add_parser(sub)
+    service.add_parser(sub)
     return parser
 
 

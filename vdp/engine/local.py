@@ -79,3 +79,36 @@ class LocalRunner:
             push(batch, 0)
         flush_all()
         return {n: s.take_report() for n, s in zip(self.names, self.stages)}
+
+
+def run_chunks_locally(runner: LocalRunner, todo: list, attempts: dict[int, int], assembler,
+                       open_source: Callable, info: VideoInfo, ledger,
+                       tracker: ProgressTracker | None = None) -> dict[str, StageReport]:
+    """Run chunks one after another in this process, feeding their results to `assembler`.
+
+    The same chunk plan, merge, ledger and resume as on Ray, without parallelism.
+
+    Args:
+        runner: The in-process stage chain.
+        todo: Chunks to run, in order.
+        attempts: Runs each chunk had so far (updated in place).
+        assembler: Takes the results (`vdp.engine.assembly.Assembler`).
+        open_source: Decoded batches of a chunk's run range.
+        info: The source's metadata.
+        ledger: Receives ``start`` events.
+        tracker: Per-stage progress.
+
+    Returns:
+        Each stage's report.
+    """
+    reports = {n: StageReport() for n in runner.names}
+    for chunk in todo:
+        attempt = attempts.get(chunk.index, 0) + 1
+        attempts[chunk.index] = attempt
+        ledger.append("start", chunk=chunk.index, attempt=attempt, actors={n: "local" for n in runner.names})
+        results = assembler.begin(chunk, attempt)
+        got = runner.run(open_source(chunk), info, lambda b, r=results: assembler.add(r, b), tracker)
+        for name, rep in got.items():
+            reports[name].merge(rep)
+        assembler.complete(results)
+    return reports

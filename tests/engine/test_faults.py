@@ -1,0 +1,81 @@
+"""Actor faults: a model actor killed (SIGKILL) mid-job is restarted and its chunk re-run;
+the output is identical to an uninterrupted run."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+from functools import partial
+
+import numpy as np
+import pytest
+import ray
+
+from vdp.engine.job import run_job
+from vdp.engine.plan import StagePlan
+from vdp.spec import JobSpec
+from tests.conftest import MEDIA
+from tests.engine.stages_for_tests import ChunkAffineStage, GrayEmaStage
+
+CLIP = MEDIA / "decord__flipping_a_pancake.mkv"
+
+
+def spec(chunked: bool) -> JobSpec:
+    return JobSpec.parse({
+        "input": str(CLIP), "max_frames": 64, "stages": {"depth": {}},
+        "outputs": [{"kind": "depth_npz"}, {"kind": "depth_png16"}],
+        "resources": {"batch_frames": 8, "replicas": {"depth": 2}, "max_attempts": 2},
+        "chunking": {"enabled": chunked, "chunk_frames": 16, "overlap_frames": 8}})
+
+
+def plans():
+    """Two stages, so a kill also has to be survived by the stage after the dead one."""
+    return [StagePlan("depth", "kill", partial(ChunkAffineStage, 0.3, 0.1), num_gpus=1.0),
+            StagePlan("matte", "kill", partial(GrayEmaStage, 0.5), num_gpus=0.5)]
+
+
+def pid_of(name: str) -> int:
+    return ray.get(ray.get_actor(name, namespace="vdp").info.remote())["pid"]
+
+
+@pytest.mark.parametrize("chunked", [True, False])
+def test_killed_actor_is_restarted_and_output_is_identical(tmp_path, ray_local, chunked):
+    reference = run_job(spec(chunked), tmp_path / "ref", plans=plans())
+    victim = reference.placement["replicas"]["depth"][0]["name"]
+    old_pid = pid_of(victim)
+    killed: list[int] = []
+
+    def kill_mid_job(snapshot) -> None:
+        done = {p.stage: p.frames_done for p in snapshot}
+        if not killed and done["depth"] >= 8 and done["write"] < 40:
+            os.kill(old_pid, signal.SIGKILL)
+            killed.append(done["write"])
+
+    report = run_job(spec(chunked), tmp_path / "killed", plans=plans(), progress=kill_mid_job)
+    assert killed, "the actor was never killed (job too fast?)"
+    assert report.status == "succeeded" and report.frames == 64
+    retries = report.chunks["retries"]
+    assert retries and all("died" in r["reason"] or "restarted" in r["reason"] for r in retries)
+    assert pid_of(victim) != old_pid  # Ray restarted it (model reloaded)
+    a = np.load(tmp_path / "ref" / "depth.npz")["depth"]
+    b = np.load(tmp_path / "killed" / "depth.npz")["depth"]
+    assert np.array_equal(a, b)
+    pngs = sorted(p.name for p in (tmp_path / "killed" / "depth_png16").iterdir())
+    assert pngs == sorted(p.name for p in (tmp_path / "ref" / "depth_png16").iterdir())
+    events = [json.loads(line) for line in (tmp_path / "killed" / ".vdp" / "ledger.jsonl").read_text().splitlines()]
+    assert any(e["event"] == "retry" for e in events)
+    assert not (tmp_path / "killed" / ".vdp" / "chunks").exists()  # scratch removed after success
+
+
+def test_streams_of_dead_drivers_are_pruned(ray_local, fresh_actors):
+    from vdp.engine.actor import StageActor
+    from vdp.engine.placement import live_job_ids
+    from tests.engine.test_runners import INFO
+
+    actor = StageActor.options(name="vdp:depth:prune:0", namespace="vdp", lifetime="detached",
+                               num_gpus=0).remote(plans()[1], 1)
+    me = ray.get_runtime_context().get_job_id()
+    ray.get([actor.open.remote(f"{me}:a:c0", INFO), actor.open.remote("ffff0000:b:c0", INFO)])
+    assert me in live_job_ids()
+    assert ray.get(actor.prune.remote(live_job_ids())) == 1
+    assert ray.get(actor.info.remote())["streams"] == [f"{me}:a:c0"]
