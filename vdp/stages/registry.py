@@ -7,6 +7,10 @@ from vdp.engine.plan import StagePlan
 from vdp.spec import DepthSpec, JobSpec, MatteSpec, RefineSpec, StereoSpec
 from vdp.stages.base import Stage
 
+#: Relative per-frame compute of each stage, for planning replicas before any actor has
+#: measured its own cost (VDA-S windows dominate; the refiner and stereo are light).
+COST_HINTS = {"depth": 4.0, "refine": 0.3, "matte": 1.0, "stereo": 0.3}
+
 
 def _depth(spec: DepthSpec, precision: str) -> Stage:
     from vdp.stages.depth import DepthStage
@@ -42,21 +46,22 @@ def plan_stages(spec: JobSpec) -> list[StagePlan]:
     if d is not None:
         weights = "synthetic" if d.synthetic_weights else (d.checkpoint or "official")
         plans.append(StagePlan("depth", _key(d.model, d.input_size, d.mode, prec, weights),
-                               partial(_depth, d, prec), gpus))
+                               partial(_depth, d, prec), gpus, COST_HINTS["depth"]))
     if spec.stages.refine is not None:
         plans.append(StagePlan("refine", _key(depth_kind, prec, spec.stages.refine.checkpoint or "shipped"),
-                               partial(_refine, spec.stages.refine, prec, depth_kind), gpus))
+                               partial(_refine, spec.stages.refine, prec, depth_kind), gpus,
+                               COST_HINTS["refine"]))
     m = spec.stages.matte
     if m is not None:
         weights = "synthetic" if m.synthetic_weights else (m.checkpoint or "official")
         plans.append(StagePlan("matte", _key(m.variant, m.refiner, m.frames_per_call,
                                              m.downsample_ratio or "auto", prec, weights),
-                               partial(_matte, m, prec), gpus))
+                               partial(_matte, m, prec), gpus, COST_HINTS["matte"]))
     st = spec.stages.stereo
     if st is not None:
         plans.append(StagePlan("stereo", _key(st.divergence, st.convergence, st.edge_dilation,
                                               st.lookahead_frames, prec, depth_kind),
-                               partial(_stereo, st, prec, depth_kind), gpus))
+                               partial(_stereo, st, prec, depth_kind), gpus, COST_HINTS["stereo"]))
     return plans
 
 
