@@ -39,3 +39,20 @@ class Output(ABC):
     @abstractmethod
     def abort(self) -> None:
         """Discard everything written; nothing appears under `path`."""
+
+
+class WriterOutput(Output):
+    """An output backed by one `vdp.io` writer, opened by the subclass on the first batch."""
+
+    def __init__(self, spec: OutputSpec, path: Path, info: VideoInfo) -> None:
+        super().__init__(spec, path, info)
+        self.writer = None
+
+    def close(self) -> Path:
+        if self.writer is not None:
+            self.writer.close()
+        return self.path
+
+    def abort(self) -> None:
+        if self.writer is not None:
+            self.writer.abort()

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from vdp.io import Mp4Writer, NpyWriter, NpzWriter, Png16SequenceWriter
-from vdp.outputs.base import Output
+from vdp.outputs.base import WriterOutput
 from vdp.outputs.colormap import StableRange, apply_colormap, colormap_table
 from vdp.outputs.stamp import stamp, text_mask
 from vdp.spec import OutputSpec
@@ -24,7 +24,7 @@ from vdp.types import FrameBatch, VideoInfo
 SYNTHETIC_STAMP = "synthetic weights - not real depth"
 
 
-class _DepthOutput(Output):
+class _DepthOutput(WriterOutput):
     needs = "depth"
 
     def __init__(self, spec: OutputSpec, path: Path, info: VideoInfo, *, num_frames: int,
@@ -35,16 +35,6 @@ class _DepthOutput(Output):
         self.num_frames = num_frames
         self.depth_kind = depth_kind
         self.synthetic = synthetic
-        self.writer = None
-
-    def close(self) -> Path:
-        if self.writer is not None:
-            self.writer.close()
-        return self.path
-
-    def abort(self) -> None:
-        if self.writer is not None:
-            self.writer.abort()
 
 
 class DepthNpzOutput(_DepthOutput):

@@ -6,7 +6,7 @@ from pathlib import Path
 import torch
 
 from vdp.io import Mp4Writer, PngRgbaSequenceWriter, WebmAlphaWriter
-from vdp.outputs.base import Output
+from vdp.outputs.base import WriterOutput
 from vdp.spec import OutputSpec
 from vdp.types import FrameBatch, VideoInfo
 
@@ -15,26 +15,16 @@ def _u8(x: torch.Tensor) -> torch.Tensor:
     return (x.float().clamp(0, 1) * 255).round().to(torch.uint8)
 
 
-class _MatteOutput(Output):
+class _MatteOutput(WriterOutput):
     needs = "alpha"
 
     def __init__(self, spec: OutputSpec, path: Path, info: VideoInfo, **_: object) -> None:
         super().__init__(spec, path, info)
-        self.writer = None
 
     def foreground(self, batch: FrameBatch) -> torch.Tensor:
         """RGB uint8 [T,3,H,W]: the model's foreground estimate, or the source frames."""
         fgr = batch.layers.get("foreground")
         return batch.frames if fgr is None else _u8(fgr)
-
-    def close(self) -> Path:
-        if self.writer is not None:
-            self.writer.close()
-        return self.path
-
-    def abort(self) -> None:
-        if self.writer is not None:
-            self.writer.abort()
 
 
 class AlphaMp4Output(_MatteOutput):

@@ -33,7 +33,7 @@ from typing import ClassVar
 import torch
 
 from vdp.io import Mp4Writer
-from vdp.outputs.base import Output
+from vdp.outputs.base import WriterOutput
 from vdp.outputs.stamp import stamp, text_mask
 from vdp.spec import OutputSpec
 from vdp.stereo.anaglyph import anaglyph_dubois
@@ -54,7 +54,7 @@ def choose_codec(width: int, height: int) -> str:
     return "hevc"
 
 
-class _StereoOutput(Output):
+class _StereoOutput(WriterOutput):
     """Base of the stereo outputs: packs each frame's two views, encodes with source audio."""
 
     needs = "stereo"
@@ -63,7 +63,6 @@ class _StereoOutput(Output):
                  synthetic: bool = False, **_: object) -> None:
         super().__init__(spec, path, info)
         self.synthetic = synthetic
-        self.writer: Mp4Writer | None = None
         self.codec: str | None = None
         self._mask: torch.Tensor | None = None
 
@@ -91,15 +90,6 @@ class _StereoOutput(Output):
             self.writer = Mp4Writer(self.path, fps=self.info.fps, crf=self.spec.crf, codec=self.codec,
                                     audio_from=self.info.path if self.info.has_audio else None)
         self.writer.write(frames)
-
-    def close(self) -> Path:
-        if self.writer is not None:
-            self.writer.close()
-        return self.path
-
-    def abort(self) -> None:
-        if self.writer is not None:
-            self.writer.abort()
 
 
 class _PackedOutput(_StereoOutput):
