@@ -1,0 +1,137 @@
+"""The refiner model: selective scan, bound, checkpoint format, and the shipped checkpoint."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from vdp.errors import WeightsError
+from vdp.models.refiner import (PRESETS, SHIPPED_CHECKPOINT, SHIPPED_METADATA, Refiner,
+                                RefinerConfig, derive_confidence, load_refiner, save_refiner,
+                                selective_scan, selective_scan_reference)
+from vdp.refiner.windows import key_mask
+
+SMALL = (2, 15, 32, 48)          # one batch of two windows at a small spatial size
+
+
+def _scan_inputs(seed: int, t: int = 9, s: int = 4, di: int = 6, n: int = 5):
+    g = torch.Generator().manual_seed(seed)
+    r = lambda *shape: torch.randn(*shape, generator=g, dtype=torch.float64)  # noqa: E731
+    delta = torch.nn.functional.softplus(r(t, s, di))
+    a = -torch.exp(r(di, n) * 0.5)
+    return r(t, s, di), delta, a, r(t, s, n), r(t, s, n), r(di)
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_linear_scan_equals_quadratic_closed_form(reverse):
+    for seed in range(3):
+        args = _scan_inputs(seed)
+        fast = selective_scan(*args, reverse=reverse)
+        ref = selective_scan_reference(*args, reverse=reverse)
+        torch.testing.assert_close(fast, ref, rtol=1e-10, atol=1e-10)
+
+
+def test_scan_directions_differ_and_are_causal():
+    x, delta, a, b, c, d = _scan_inputs(7)
+    fwd = selective_scan(x, delta, a, b, c, d)
+    x2 = x.clone()
+    x2[-1] += 1.0                                  # change only the last step
+    fwd2 = selective_scan(x2, delta, a, b, c, d)
+    torch.testing.assert_close(fwd[:-1], fwd2[:-1])   # the forward scan cannot see the future
+    bwd = selective_scan(x, delta, a, b, c, d, reverse=True)
+    bwd2 = selective_scan(x2, delta, a, b, c, d, reverse=True)
+    assert not torch.allclose(bwd[0], bwd2[0])         # the backward scan does
+
+
+def test_untrained_v0_is_near_identity():
+    torch.manual_seed(0)
+    model = Refiner(PRESETS["v0"]).eval()
+    depth = (torch.rand(2, 1, 32, 48) * 5 + 0.5) * (1 + 0.01 * torch.randn(2, 15, 1, 1))
+    with torch.no_grad():
+        out = model(depth, derive_confidence(depth, 4), key_mask(model.config))
+    assert out.rho.shape == SMALL
+    assert float(out.raw_low.abs().max()) == 0.0           # the residual head starts at zero
+    assert float(out.rho.abs().max()) < 2e-3               # the smoother starts almost closed
+
+
+def test_smoother_scan_is_selective():
+    from vdp.models.refiner.smoother import robust_scan
+
+    ell = torch.zeros(1, 10, 1, 2)
+    ell[0, 5:, 0, 0] = 1.0                                 # pixel 0: a real step
+    ell[0, 1::2, 0, 1] = 0.01                              # pixel 1: small flicker
+    out = robust_scan(ell, torch.full_like(ell, 0.9), torch.tensor(0.05))
+    assert float(out[0, 6, 0, 0]) > 0.99                   # the step resets the memory
+    flicker = (out[0, 1:, 0, 1] - out[0, :-1, 0, 1]).abs().mean()
+    assert float(flicker) < 0.2 * 0.01                     # the flicker is smoothed away
+
+
+def test_shipped_checkpoint_loads_and_is_small():
+    model = load_refiner()
+    assert model.config == PRESETS["v0"]
+    assert SHIPPED_CHECKPOINT.stat().st_size < 2_000_000
+    meta = json.loads(SHIPPED_METADATA.read_text())
+    assert meta["config"] == model.config.to_dict() | {"enc_channels": list(model.config.enc_channels),
+                                                       "keyframes": list(model.config.keyframes)}
+    assert meta["metrics"]["bar"]["passed"] is True
+    assert meta["train_config"]["steps"] == meta["steps_done"]
+
+
+def test_shipped_residual_respects_bound_and_is_not_collapsed():
+    model = load_refiner()
+    g = torch.Generator().manual_seed(1)
+    base = torch.rand(2, 1, 32, 48, generator=g) * 8 + 0.5
+    jitter = 1 + 0.03 * torch.randn(2, 15, 1, 1, generator=g)
+    depth = base * jitter
+    with torch.no_grad():
+        out = model(depth, derive_confidence(depth, 4), key_mask(model.config))
+    d_out = depth * torch.exp(out.rho)
+    bound = model.config.alpha * depth + model.config.beta
+    assert bool(((d_out - depth).abs() <= bound * (1 + 1e-5)).all())
+    assert float(out.rho.abs().mean()) > 1e-3          # it does something on jittery input
+    assert float((out.saturation > 0.95).float().mean()) < 0.05
+
+
+def test_save_and_load_round_trip(tmp_path):
+    torch.manual_seed(3)
+    model = Refiner(PRESETS["v0"])
+    with torch.no_grad():
+        model.decoder.conv2.weight.normal_()
+    path = tmp_path / "r.pt"
+    save_refiner(model, path, {"note": "test"})
+    loaded = load_refiner(path)
+    for k, v in model.state_dict().items():
+        torch.testing.assert_close(loaded.state_dict()[k], v)
+    assert json.loads(path.with_suffix(".json").read_text())["note"] == "test"
+
+
+def test_load_errors(tmp_path):
+    with pytest.raises(WeightsError, match="not found"):
+        load_refiner(tmp_path / "missing.pt")
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint")
+    with pytest.raises(WeightsError, match="cannot read"):
+        load_refiner(junk)
+    other = tmp_path / "other.pt"
+    torch.save({"weights": torch.zeros(1)}, other)
+    with pytest.raises(WeightsError, match="not a vdp refiner checkpoint"):
+        load_refiner(other)
+    model = Refiner(PRESETS["v0"])
+    bad = tmp_path / "bad.pt"
+    save_refiner(model, bad)
+    payload = torch.load(bad, weights_only=True)
+    payload["config"]["d_inner"] = 32
+    torch.save(payload, bad)
+    with pytest.raises(WeightsError, match="does not match Refiner"):
+        load_refiner(bad)
+    payload["config"]["colour"] = 1
+    torch.save(payload, bad)
+    with pytest.raises(WeightsError, match="unknown fields"):
+        load_refiner(bad)
+
+
+def test_config_round_trip():
+    cfg = RefinerConfig()
+    assert RefinerConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+    assert cfg.stride_frames == 6 and cfg.context_frames == 3
