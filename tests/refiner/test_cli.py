@@ -1,0 +1,29 @@
+"""`vdp refiner train|eval` argument handling (wired into the main CLI by vdp.cli.main)."""
+from __future__ import annotations
+
+import argparse
+import json
+
+from vdp.cli.refiner import add_parser
+from vdp.models.refiner import load_refiner
+
+
+def _parse(argv):
+    parser = argparse.ArgumentParser(prog="vdp")
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    return parser.parse_args(argv)
+
+
+def test_train_and_eval_commands(tmp_path, capsys):
+    out = tmp_path / "r.pt"
+    args = _parse(["refiner", "train", "--out", str(out), "--steps", "1", "--batch", "1",
+                   "--pool-clips", "1", "--height", "32", "--width", "48", "--no-eval"])
+    assert args.func(args) == 0
+    load_refiner(out)
+    assert "saved" in capsys.readouterr().out
+    js = tmp_path / "e.json"
+    args = _parse(["refiner", "eval", "--checkpoint", str(out), "--test", "1", "--val", "1",
+                   "--frames", "24", "--height", "32", "--width", "48", "--no-oracle", "--json", str(js)])
+    assert args.func(args) == 0
+    assert "| teacher (raw) |" in capsys.readouterr().out
+    assert "refiner" in json.loads(js.read_text())["rows"]

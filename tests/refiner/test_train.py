@@ -1,0 +1,78 @@
+"""Training: determinism, progress log, timeout, losses, sampling, RGB-D data."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from vdp.errors import SpecError
+from vdp.models.refiner import PRESETS, load_refiner
+from vdp.refiner.losses import LossWeights, refiner_loss
+from vdp.refiner.sampling import make_batch
+from vdp.refiner.train import TrainConfig, build_pool, train
+
+SMALL = dict(batch=1, pool_clips=2, clip_frames=30, height=32, width=48, log_every=1)
+
+
+def test_training_is_deterministic_and_logs_progress(tmp_path):
+    lines: list[str] = []
+    cfg = TrainConfig(steps=2, **SMALL)
+    meta = train(cfg, tmp_path / "a.pt", log=lines.append)
+    train(cfg, tmp_path / "b.pt", log=lambda s: None)
+    a, b = load_refiner(tmp_path / "a.pt"), load_refiner(tmp_path / "b.pt")
+    assert a.config == PRESETS["v0"]
+    for k, v in a.state_dict().items():
+        assert torch.equal(v, b.state_dict()[k]), k
+    steps = [s for s in lines if s.startswith("step")]
+    assert len(steps) == 2 and all(w in steps[0] for w in ("loss", "mean|dD|/D", "tiny", "clamp"))
+    side = json.loads((tmp_path / "a.json").read_text())
+    assert side["steps_done"] == 2 and len(side["history"]) == 2
+    assert side["train_config"]["steps"] == 2 and side["config"]["window_frames"] == 12
+    assert meta["stopped_early"] is False
+
+
+def test_timeout_still_saves(tmp_path):
+    meta = train(TrainConfig(steps=50, timeout_s=0.0, **SMALL), tmp_path / "t.pt", log=lambda s: None)
+    assert meta["stopped_early"] is True and meta["steps_done"] == 0
+    load_refiner(tmp_path / "t.pt")
+
+
+def test_batches_are_a_function_of_seed_and_step():
+    pool = build_pool(TrainConfig(**SMALL))
+    cfg = PRESETS["v0"]
+    a = make_batch(pool, cfg, 3, seed=0, step=5)
+    b = make_batch(pool, cfg, 3, seed=0, step=5)
+    c = make_batch(pool, cfg, 3, seed=0, step=6)
+    assert torch.equal(a.windows, b.windows) and not torch.equal(a.windows, c.windows)
+    assert a.windows.shape == (6, 15, 32, 48)
+    assert a.inp.shape == a.teacher.shape == a.gt.shape == a.valid.shape == (3, 18, 32, 48)
+    assert bool((a.windows > 0).all())
+
+
+def test_loss_without_ground_truth_and_temporal_mask():
+    w = LossWeights()
+    teacher = torch.zeros(1, 3, 2, 2)
+    out = teacher.clone()
+    out[:, 1] += 0.01                        # flicker in a steady region: penalised
+    rho = out - teacher
+    conf = torch.ones_like(out)
+    loss, parts = refiner_loss(out, rho, teacher, conf, None, None, w)
+    assert parts["gt"] == 0 and parts["temporal"] == pytest.approx(0.01 * 2 / 2)
+    jumpy = teacher.clone()
+    jumpy[:, 1:] += 1.0                      # a real jump in the teacher: masked out
+    _, parts2 = refiner_loss(jumpy, torch.zeros_like(jumpy), jumpy, conf, None, None, w)
+    assert parts2["temporal"] == 0
+
+
+def test_train_on_rgbd_folder(tmp_path):
+    from tests.refiner.test_rgbd import _write_sequence
+
+    for name in ("s1", "s2"):
+        _write_sequence(tmp_path / "data" / name, frames=30, h=16, w=24, poses=False, teacher=None)
+    meta = train(TrainConfig(steps=1, data=str(tmp_path / "data"), **{**SMALL, "height": 16, "width": 24}),
+                 tmp_path / "r.pt", log=lambda s: None)
+    assert meta["steps_done"] == 1
+    _write_sequence(tmp_path / "short" / "s", frames=10, h=16, w=24, poses=False, teacher=None)
+    with pytest.raises(SpecError, match="need 30 frames"):
+        build_pool(TrainConfig(data=str(tmp_path / "short"), **SMALL))

@@ -1,0 +1,125 @@
+"""Training samples: two overlapping windows of a clip, exactly as the stream runs them.
+
+A sample is a segment of a ground-truth clip with a freshly simulated teacher (or the real
+teacher of an RGB-D sequence). Two consecutive windows (starts ``a`` and ``a + stride``, with
+their context keyframes) go through the model, and their residuals are blended over the
+``N + stride`` frames they cover with the same weights as at inference, so training optimises
+the output users get, window joins included. Patterns mixed in: the start of a stream (context
+keyframes clamped to frame 0) and the end of a stream (last frames repeated).
+Augmentations: time reversal, horizontal flip, teacher jitter on the model input (scale
+~U(0.97, 1.03) per frame, 1 % relative noise; the losses see the clean teacher), and relative
+(disparity) mode through the same pseudo-depth mapping the stage uses.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from vdp.models.refiner.config import RefinerConfig
+from vdp.refiner.depth_kind import reference_scale, to_pseudo_depth
+from vdp.refiner.rgbd import fill_holes
+from vdp.refiner.teacher import simulate_teacher
+from vdp.refiner.windows import window_input_indices
+
+
+@dataclass
+class ClipPool:
+    """Ground-truth clips to sample from.
+
+    Attributes:
+        depth: Per clip, metric ground truth ``[T, H, W]`` (0 = no data); all the same H, W.
+        teacher: Per clip, a real teacher ``[T, H, W]`` or None (then it is simulated).
+    """
+
+    depth: list[torch.Tensor]
+    teacher: list[torch.Tensor | None]
+
+
+@dataclass
+class TrainBatch:
+    """One training batch.
+
+    Attributes:
+        windows: Model inputs ``[2B, K+N, H, W]`` (item b's windows at 2b and 2b+1).
+        inp: Model input at the target frames ``[B, F, H, W]`` (F = N + stride).
+        teacher: Clean teacher at the target frames ``[B, F, H, W]``.
+        gt: Ground truth at the target frames ``[B, F, H, W]`` (0 = no data).
+        valid: Bool ``[B, F, H, W]``: ground truth valid and frame inside the stream.
+    """
+
+    windows: torch.Tensor
+    inp: torch.Tensor
+    teacher: torch.Tensor
+    gt: torch.Tensor
+    valid: torch.Tensor
+
+
+@dataclass(frozen=True)
+class SamplingOptions:
+    """Probabilities of the sample patterns and augmentations."""
+
+    stream_start: float = 0.15
+    stream_end: float = 0.1
+    jitter: float = 0.5
+    jitter_scale: float = 0.03
+    jitter_noise: float = 0.01
+    relative: float = 0.2
+
+
+def _sample(pool: ClipPool, config: RefinerConfig, rng: np.random.Generator, seed: int,
+            opts: SamplingOptions):
+    n, stride = config.window_frames, config.stride_frames
+    j = int(rng.integers(len(pool.depth)))
+    clip, real_teacher = pool.depth[j], pool.teacher[j]
+    start = rng.random() < opts.stream_start
+    a = 0 if start else n                       # first window start inside the segment
+    length = a + n + stride
+    if clip.shape[0] < length:
+        raise ValueError(f"clip {j} has {clip.shape[0]} frames, samples need {length}")
+    o = int(rng.integers(0, clip.shape[0] - length + 1))
+    gt = clip[o:o + length]
+    teacher = None if real_teacher is None else real_teacher[o:o + length]
+    if rng.random() < 0.5:
+        gt = gt.flip(0)
+        teacher = None if teacher is None else teacher.flip(0)
+    if rng.random() < 0.5:
+        gt = gt.flip(2)
+        teacher = None if teacher is None else teacher.flip(2)
+    if teacher is None:
+        filled = gt if bool((gt > 0).all()) else fill_holes(gt)
+        teacher = simulate_teacher(filled, seed)
+    inp = teacher
+    if rng.random() < opts.jitter:
+        s = torch.from_numpy(rng.uniform(1 - opts.jitter_scale, 1 + opts.jitter_scale, length)).float()
+        noise = torch.from_numpy(rng.standard_normal(teacher.shape)).float()
+        inp = teacher * s[:, None, None] * (1 + opts.jitter_noise * noise)
+        inp = inp.clamp_min(0.5 * float(teacher.min()))
+    valid = gt > 0
+    if rng.random() < opts.relative:
+        # Disparity with an unknown shift, through the stage's pseudo-depth mapping.
+        shift = float(rng.uniform(0.0, 0.3)) * float((1.0 / teacher).median())
+        disp = lambda x: 1.0 / x + shift  # noqa: E731
+        m0 = reference_scale(disp(inp[0]))
+        inp, teacher = to_pseudo_depth(disp(inp), m0), to_pseudo_depth(disp(teacher), m0)
+        gt = torch.where(valid, to_pseudo_depth(disp(gt.clamp_min(1e-3)), m0), torch.zeros_like(gt))
+    last = length - 1
+    if rng.random() < opts.stream_end:
+        last = length - 1 - int(rng.integers(1, stride))
+    idx = [window_input_indices(s, last, config) for s in (a, a + stride)]
+    windows = torch.stack([inp[i] for i in idx])
+    target = [min(a + f, last) for f in range(n + stride)]
+    inside = torch.tensor([a + f <= last for f in range(n + stride)])[:, None, None]
+    return windows, inp[target], teacher[target], gt[target], valid[target] & inside
+
+
+def make_batch(pool: ClipPool, config: RefinerConfig, batch: int, seed: int, step: int,
+               opts: SamplingOptions = SamplingOptions()) -> TrainBatch:
+    """The batch of a training step: a pure function of ``(seed, step)``."""
+    items = []
+    for b in range(batch):
+        rng = np.random.default_rng([seed, step, b])
+        items.append(_sample(pool, config, rng, int(rng.integers(2 ** 31)), opts))
+    windows, inp, teacher, gt, valid = (torch.stack(x) for x in zip(*items))
+    return TrainBatch(windows=windows.flatten(0, 1), inp=inp, teacher=teacher, gt=gt, valid=valid)

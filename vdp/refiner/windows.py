@@ -1,0 +1,144 @@
+"""Window pattern and streaming blend of the refiner (shared by training, evaluation and the stage).
+
+Windows of N frames start every N - overlap frames (N=12, stride 6 for v0). Window ``s`` is
+scanned as ``[context keyframes] + [frames s .. s+N-1]``, where the context keyframes are the
+frames at positions `keyframes` (0, 4, 8) of the N frames before the window, i.e. frames
+``s-12, s-8, s-4`` (clamped to frame 0 at the start of a stream, so the first window sees its
+first frame three times). At the end of a stream, a window that runs past the last frame
+repeats the last frame. Each window's log residual is blended into its frames with weight
+``w = (1 - |2 pos - 1|)^2``, ``pos = (i + 0.5) / N``, normalised over the windows covering a
+frame. A frame is final once the last window that covers it has run, so the stream emits
+frames as soon as they are final, holds at most about 2N teacher frames, and its output does
+not depend on how the input was split into batches.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from vdp.models.refiner.config import RefinerConfig
+
+
+def blend_weights(config: RefinerConfig) -> torch.Tensor:
+    """Blend weight of each window position, float32 ``[N]`` (all > 0)."""
+    n = config.window_frames
+    pos = (torch.arange(n, dtype=torch.float64) + 0.5) / n
+    return ((1 - (2 * pos - 1).abs()) ** 2).float()
+
+
+def window_input_indices(start: int, last: int, config: RefinerConfig) -> list[int]:
+    """Frame indices fed to the model for the window starting at `start`.
+
+    Args:
+        start: First frame of the window.
+        last: Index of the last frame of the stream that exists (later ones repeat it).
+        config: The window pattern.
+
+    Returns:
+        ``len(keyframes) + N`` indices: context keyframes, then the window's frames.
+    """
+    n = config.window_frames
+    ctx = [min(max(0, start - n + k), last) for k in config.keyframes]
+    return ctx + [min(start + i, last) for i in range(n)]
+
+
+def key_mask(config: RefinerConfig) -> torch.Tensor:
+    """Bool ``[K + N]``: True at the context keyframes."""
+    k = config.context_frames
+    return torch.arange(k + config.window_frames) < k
+
+
+#: Runs the model on one window: (teacher depth ``[K+N, H, W]``, window start) -> log residual
+#: ``[N, H, W]``.
+WindowFn = Callable[[torch.Tensor, int], torch.Tensor]
+
+
+@dataclass
+class StreamState:
+    """Carry of one stream between batches.
+
+    Attributes:
+        received: Frames pushed so far.
+        emitted: Frames returned so far (all earlier frames are final and gone).
+        next_start: Start of the next window to run.
+        teacher: Teacher depth by frame index, for frames still needed.
+        acc: Per pending frame, ``(sum of w * rho, sum of w)``.
+    """
+
+    received: int = 0
+    emitted: int = 0
+    next_start: int = 0
+    teacher: dict[int, torch.Tensor] = field(default_factory=dict)
+    acc: dict[int, tuple[torch.Tensor, float]] = field(default_factory=dict)
+
+
+class WindowedStream:
+    """Cuts a depth stream into the refiner's windows and blends the results.
+
+    Args:
+        config: Window pattern (from the checkpoint).
+        run_window: Model call for one window (see `WindowFn`).
+    """
+
+    def __init__(self, config: RefinerConfig, run_window: WindowFn) -> None:
+        self.config = config
+        self.run_window = run_window
+        self.weights = blend_weights(config).tolist()
+
+    def push(self, state: StreamState, depth: torch.Tensor) -> tuple[torch.Tensor, StreamState]:
+        """Add frames ``[t, H, W]`` (positive depth); return the frames now final, refined."""
+        for i in range(depth.shape[0]):
+            state.teacher[state.received] = depth[i]
+            state.received += 1
+        n = self.config.window_frames
+        while state.next_start + n <= state.received:
+            self._run(state, last=state.received - 1)
+        return self._emit(state, state.next_start), state
+
+    def flush(self, state: StreamState) -> torch.Tensor:
+        """Run the remaining windows (repeating the last frame) and return every pending frame."""
+        while state.next_start < state.received:
+            self._run(state, last=state.received - 1)
+        return self._emit(state, state.received)
+
+    def _run(self, state: StreamState, last: int) -> None:
+        s = state.next_start
+        idx = window_input_indices(s, last, self.config)
+        rho = self.run_window(torch.stack([state.teacher[i] for i in idx]), s)
+        for i in range(self.config.window_frames):
+            f = s + i
+            if f > last:
+                break
+            w = self.weights[i]
+            num, den = state.acc.get(f, (torch.zeros_like(rho[i]), 0.0))
+            state.acc[f] = (num + w * rho[i], den + w)
+        state.next_start = s + self.config.stride_frames
+        keep_from = state.next_start - self.config.window_frames
+        for f in [f for f in state.teacher if f < keep_from and f < state.emitted]:
+            del state.teacher[f]
+
+    def _emit(self, state: StreamState, until: int) -> torch.Tensor:
+        """Refined depth of frames ``emitted .. until-1`` (all final)."""
+        out = []
+        for f in range(state.emitted, min(until, state.received)):
+            num, den = state.acc.pop(f)
+            out.append(state.teacher[f] * torch.exp(num / den))
+        state.emitted = max(state.emitted, min(until, state.received))
+        keep_from = state.next_start - self.config.window_frames
+        for f in [f for f in state.teacher if f < keep_from and f < state.emitted]:
+            del state.teacher[f]
+        if not out:
+            ref = next(iter(state.teacher.values()), None)
+            shape = tuple(ref.shape) if ref is not None else (0, 0)
+            return torch.empty(0, *shape)
+        return torch.stack(out)
+
+
+def refine_sequence(config: RefinerConfig, run_window: WindowFn, depth: torch.Tensor) -> torch.Tensor:
+    """Refine a whole sequence ``[T, H, W]`` in one call (same result as any batching)."""
+    stream = WindowedStream(config, run_window)
+    state = StreamState()
+    head, state = stream.push(state, depth)
+    return torch.cat([head, stream.flush(state)])
