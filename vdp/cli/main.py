@@ -129,9 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
     presets = sub.add_parser("presets", help="list the named presets")
     presets.set_defaults(func=_cmd_presets)
 
-    from vdp.cli import models, service
+    from vdp.cli import models, refiner, service
 
     models.add_parser(sub)
+    refiner.add_parser(sub)
     service.add_parser(sub)
     return parser
 

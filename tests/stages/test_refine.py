@@ -1,0 +1,151 @@
+"""RefineStage with the shipped checkpoint: streaming invariance, metric scale, kinds, errors."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from vdp.errors import StageError, WeightsError
+from vdp.refiner.synthetic import render_clip
+from vdp.refiner.teacher import simulate_teacher
+from vdp.spec import RefineSpec
+from vdp.stages.refine import RefineStage
+from vdp.types import FrameBatch, VideoInfo
+
+T, H, W = 30, 40, 56
+
+
+@pytest.fixture(scope="module")
+def clip():
+    scene = render_clip(11, frames=T, height=H, width=W)
+    return scene.rgb, simulate_teacher(scene.depth, 12)
+
+
+@pytest.fixture(scope="module")
+def stage():
+    s = RefineStage(RefineSpec(), precision="fp32", depth_kind="metric")
+    s.setup("cpu")
+    return s
+
+
+def _info() -> VideoInfo:
+    return VideoInfo(path="x.mp4", num_frames=T, fps=30.0, duration_seconds=1.0, width=W,
+                     height=H, codec="h264")
+
+
+def _batches(rgb, depth, size, extra=None):
+    for i in range(0, rgb.shape[0], size):
+        layers = {"depth": depth[i:i + size]}
+        if extra is not None:
+            layers["alpha"] = extra[i:i + size]
+        yield FrameBatch(rgb[i:i + size], torch.arange(i, min(i + size, rgb.shape[0])),
+                         torch.arange(i, min(i + size, rgb.shape[0])).double() / 30, layers)
+
+
+def _run(stage, rgb, depth, size, extra=None) -> FrameBatch:
+    state = stage.init_state(_info())
+    outs = []
+    for b in _batches(rgb, depth, size, extra):
+        out, state = stage.process(b, state)
+        outs.append(out)
+    tail = stage.flush(state)
+    if tail is not None:
+        outs.append(tail)
+    return FrameBatch.concat(outs)
+
+
+def test_output_identical_for_1_5_12_frame_batches(stage, clip):
+    rgb, teacher = clip
+    alpha = torch.rand(T, H, W)
+    outs = [_run(stage, rgb, teacher, n, alpha) for n in (1, 5, 12)]
+    for o in outs:
+        assert torch.equal(o.indices, torch.arange(T))
+        assert torch.equal(o.frames, rgb)
+        assert torch.equal(o.layers["alpha"], alpha)      # other layers pass through untouched
+        assert o.layers["depth"].dtype == torch.float32
+    torch.testing.assert_close(outs[1].layers["depth"], outs[0].layers["depth"], rtol=0, atol=1e-6)
+    torch.testing.assert_close(outs[2].layers["depth"], outs[0].layers["depth"], rtol=0, atol=1e-6)
+    assert not torch.equal(outs[0].layers["depth"], teacher)       # it did refine
+
+
+def test_metric_median_kept_and_bound_respected(stage, clip):
+    rgb, teacher = clip
+    out = _run(stage, rgb, teacher, 7).layers["depth"]
+    assert abs(float(out.median()) / float(teacher.median()) - 1) < 0.005
+    cfg = stage.model.config
+    assert bool(((out - teacher).abs() <= cfg.alpha * teacher + cfg.beta + 1e-5).all())
+
+
+def test_relative_disparity_median_kept(clip):
+    rgb, teacher = clip
+    disparity = 3.0 / teacher + 0.05                   # relative VDA: larger = nearer, affine
+    s = RefineStage(RefineSpec(), precision="auto", depth_kind="relative")
+    s.setup("cpu")
+    out = _run(s, rgb, disparity, 9).layers["depth"]
+    assert bool((out >= 0).all())
+    assert abs(float(out.median()) / float(disparity.median()) - 1) < 0.005
+    assert float((out - disparity).abs().mean() / disparity.mean()) < 0.05
+
+
+def test_invalid_metric_pixels_pass_through(stage, clip):
+    rgb, teacher = clip
+    bad = teacher.clone()
+    bad[:, :3, :3] = 0.0
+    bad[5, 10, 10] = float("nan")
+    out = _run(stage, rgb, bad, 30).layers["depth"]
+    assert bool((out[:, :3, :3] == 0).all()) and torch.isnan(out[5, 10, 10])
+    rest = torch.ones_like(out, dtype=torch.bool)
+    rest[:, :3, :3] = False
+    rest[5, 10, 10] = False
+    assert bool(torch.isfinite(out[rest]).all()) and bool((out[rest] > 0).all())
+
+
+def test_short_stream_and_empty_batch(stage, clip):
+    rgb, teacher = clip
+    out = _run(stage, rgb[:3], teacher[:3], 2)
+    assert len(out) == 3
+    state = stage.init_state(_info())
+    empty = FrameBatch.empty(H, W).with_layers(depth=torch.empty(0, H, W))
+    out, state = stage.process(empty, state)
+    assert len(out) == 0 and stage.flush(state) is None
+
+
+def test_errors(clip):
+    rgb, teacher = clip
+    with pytest.raises(StageError, match="depth_kind must be one of metric, relative"):
+        RefineStage(RefineSpec(), depth_kind="auto")
+    with pytest.raises(StageError, match="precision must be one of"):
+        RefineStage(RefineSpec(), precision="int8")
+    s = RefineStage(RefineSpec())
+    batch = FrameBatch(rgb[:2], torch.arange(2), torch.zeros(2, dtype=torch.float64),
+                       {"depth": teacher[:2]})
+    with pytest.raises(StageError, match="setup"):
+        s.process(batch, s.init_state(_info()))
+    s.setup("cpu")
+    with pytest.raises(StageError, match="needs a 'depth' layer"):
+        s.process(FrameBatch(rgb[:2], torch.arange(2), torch.zeros(2, dtype=torch.float64)),
+                  s.init_state(_info()))
+    with pytest.raises(StageError, match=r"depth layer must be \[T,40,56\]"):
+        s.process(batch.with_layers(depth=teacher[:2, :10]), s.init_state(_info()))
+    with pytest.raises(WeightsError, match="not found"):
+        RefineStage(RefineSpec(checkpoint="/nonexistent/r.pt")).setup("cpu")
+
+
+def test_non_finite_reduced_precision_window_is_rerun_in_fp32(clip, monkeypatch):
+    rgb, teacher = clip
+    monkeypatch.setattr(RefineStage, "_autocast_dtype", lambda self: torch.bfloat16)
+    s = RefineStage(RefineSpec(), precision="bf16")
+    s.setup("cpu")
+    forward = type(s.model).forward
+
+    def flaky(model, *args, **kwargs):                  # NaN whenever autocast is on
+        out = forward(model, *args, **kwargs)
+        if torch.is_autocast_enabled("cpu"):
+            out.rho = out.rho * float("nan")
+        return out
+
+    monkeypatch.setattr(type(s.model), "forward", flaky)
+    out = _run(s, rgb, teacher, 12).layers["depth"]
+    assert bool(torch.isfinite(out).all())
+    report = s.take_report()
+    assert [f["window_start_frame"] for f in report.fallbacks] == [0, 6, 12, 18, 24]
+    assert report.fallbacks[0]["to"] == "fp32"

@@ -1,0 +1,94 @@
+"""`vdp refiner train` and `vdp refiner eval`: reproduce and check the temporal refiner."""
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from vdp.errors import SpecError
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from vdp.refiner.train import TrainConfig, train
+
+    cfg = TrainConfig()
+    overrides = {k: getattr(args, k) for k in ("steps", "batch", "seed", "threads", "timeout_s",
+                                               "data", "height", "width", "pool_clips", "lr",
+                                               "data_workers")
+                 if getattr(args, k) is not None}
+    cfg = replace(cfg, **overrides)
+    if cfg.steps < 1 or cfg.batch < 1 or cfg.threads < 1:
+        raise SpecError("--steps, --batch and --threads must be at least 1")
+    out = Path(args.out)
+    command = "vdp refiner " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if args.record_argv \
+        else None
+    train(cfg, out, log=lambda s: print(s, flush=True), command=command)
+    if not args.no_eval:
+        from vdp.refiner.evaluate import evaluate, format_table
+
+        results = evaluate(out, log=lambda s: print(s, flush=True))
+        print(format_table(results))
+        side = out.with_suffix(".json")
+        data = json.loads(side.read_text())
+        data["metrics"] = results
+        side.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from vdp.refiner.evaluate import evaluate, format_table
+
+    results = evaluate(args.checkpoint, data=args.data, test_count=args.test, val_count=args.val,
+                       frames=args.frames, height=args.height, width=args.width,
+                       oracle=not args.no_oracle, log=lambda s: print(s, file=sys.stderr, flush=True))
+    print(format_table(results))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+    return 0 if results["bar"]["passed"] or not args.require_pass else 1
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``refiner train`` and ``refiner eval`` on the main CLI's subparsers."""
+    p = subparsers.add_parser("refiner", help="train or evaluate the SSM temporal refiner")
+    sub = p.add_subparsers(dest="refiner_command", required=True)
+
+    t = sub.add_parser("train", help="train a refiner (defaults = the shipped refiner_v0 recipe)",
+                       description="Train on procedural scenes (or RGB-D sequences), save the "
+                                   "checkpoint and a JSON with config, log and held-out metrics.")
+    t.add_argument("--out", default="refiner_out/refiner_v0.pt", help="checkpoint path (.pt)")
+    t.add_argument("--steps", type=int, help="optimiser steps")
+    t.add_argument("--batch", type=int, help="samples per step")
+    t.add_argument("--lr", type=float, help="peak learning rate")
+    t.add_argument("--seed", type=int, help="seed of initialisation and batches")
+    t.add_argument("--threads", type=int, help="torch CPU threads")
+    t.add_argument("--timeout-s", dest="timeout_s", type=float,
+                   help="stop after this many seconds (still saves)")
+    t.add_argument("--data", help="'synthetic' (default) or a folder of RGB-D sequences")
+    t.add_argument("--height", type=int, help="training frame height")
+    t.add_argument("--width", type=int, help="training frame width")
+    t.add_argument("--pool-clips", dest="pool_clips", type=int, help="procedural clips to render")
+    t.add_argument("--data-workers", dest="data_workers", type=int, choices=[0, 1],
+                   help="processes building batches ahead of the optimiser (default 1)")
+    t.add_argument("--no-eval", action="store_true", help="skip the held-out evaluation")
+    t.add_argument("--no-record-argv", dest="record_argv", action="store_false",
+                   help="do not store the command line in the JSON")
+    t.set_defaults(func=_cmd_train)
+
+    e = sub.add_parser("eval", help="held-out table: refiner vs teacher, EMA and bilateral",
+                       description="Evaluate on held-out procedural sequences (or RGB-D sequences) "
+                                   "and print AbsRel, RMSE, δ1, flicker, TAE and the confidence strata.")
+    e.add_argument("--checkpoint", help="refiner checkpoint (default: the shipped one)")
+    e.add_argument("--data", default="synthetic", help="'synthetic' or a folder of RGB-D sequences")
+    e.add_argument("--test", type=int, default=8, help="procedural test sequences")
+    e.add_argument("--val", type=int, default=4, help="procedural validation sequences")
+    e.add_argument("--frames", type=int, default=60, help="frames per sequence")
+    e.add_argument("--height", type=int, default=96)
+    e.add_argument("--width", type=int, default=128)
+    e.add_argument("--no-oracle", action="store_true", help="skip the test-tuned baselines")
+    e.add_argument("--json", help="also write the results as JSON here")
+    e.add_argument("--require-pass", action="store_true", help="exit 1 when the bar is not met")
+    e.set_defaults(func=_cmd_eval)
+    return p
