@@ -37,6 +37,7 @@ from vdp.engine.chunks import Chunk, plan_chunks
 from vdp.engine.ledger import WORKDIR, ChunkStore, Ledger, completed_chunks, spec_digest
 from vdp.engine.plan import StagePlan
 from vdp.engine.progress import ProgressCallback, ProgressTracker
+from vdp.engine.writeback import BackgroundWriter
 from vdp.errors import JobCancelledError, SpecError, VdpError
 from vdp.spec import JobSpec
 from vdp.types import FrameBatch, VideoInfo
@@ -146,8 +147,6 @@ def _run(spec: JobSpec, spec_json: str, out: Path, work: Path, report: JobReport
          cancel: threading.Event | None, resume: bool) -> None:
     """The job's body; `writers` holds the outputs while they are open (the caller aborts them
     when this raises)."""
-    from vdp.engine.assembly import Assembler, FrameReader
-    from vdp.engine.merge import ChunkMerger, merge_policies
     from vdp.io import probe
     from vdp.outputs import open_outputs
     from vdp.stages.registry import plan_stages
@@ -175,11 +174,45 @@ def _run(spec: JobSpec, spec_json: str, out: Path, work: Path, report: JobReport
                               stage_totals={n: run_frames for n in ["decode", *[p.name for p in plans]]})
     writers.extend(open_outputs(spec, out, info))
 
-    def sink(batch: FrameBatch) -> None:
+    def write_batch(batch: FrameBatch) -> None:
         w0 = time.perf_counter()
         for w in writers:
             w.write(batch)
         tracker.add("write", len(batch), time.perf_counter() - w0)
+
+    background = BackgroundWriter(write_batch, timeout_s=spec.resources.batch_timeout_s)
+    try:
+        stage_reports, merger, reader, persist = _process(
+            spec, plans, chunks, todo, attempts, reused, records, info, store, ledger, tracker,
+            cancel, report, local, background.submit)
+        background.close()
+    except BaseException:
+        background.abort()
+        raise
+    report.outputs = [str(w.close().relative_to(out)) for w in writers]
+    writers.clear()
+    ledger.append("finished")
+    shutil.rmtree(store.root, ignore_errors=True)
+    tracker.finish()
+    for r in stage_reports.values():
+        report.fallbacks.extend(r.fallbacks)
+        report.warnings.extend(r.warnings)
+    report.warnings.extend(merger.warnings)
+    report.warnings = list(dict.fromkeys(report.warnings))  # one per replica would repeat
+    report.frames = tracker.progress["write"].frames_done
+    report.stages = {p.stage: p.to_dict() for p in tracker.snapshot()}
+    report.chunks.update({"plan": [c.to_dict() for c in chunks], "reused": reused,
+                          "seams": [s.to_dict() for s in merger.seams],
+                          "persisted": persist, "replay_reopens": reader.reopens})
+
+
+def _process(spec: JobSpec, plans: list[StagePlan], chunks: list, todo: list, attempts: dict,
+             reused: list, records: dict, info: VideoInfo, store: Any, ledger: Ledger,
+             tracker: ProgressTracker, cancel: threading.Event | None, report: JobReport,
+             local: bool, sink: Any) -> tuple[dict, Any, Any, bool]:
+    """Run the chunks that still need running (locally or on Ray) and merge them into `sink`."""
+    from vdp.engine.assembly import Assembler, FrameReader
+    from vdp.engine.merge import ChunkMerger, merge_policies
 
     depth = spec.stages.depth
     kind = None if depth is None else ("metric" if depth.model.startswith("metric") else "relative")
@@ -208,21 +241,7 @@ def _run(spec: JobSpec, spec_json: str, out: Path, work: Path, report: JobReport
                                     ledger, tracker, cancel, report)
     assembler.pump()
     merger.finish()
-    report.outputs = [str(w.close().relative_to(out)) for w in writers]
-    writers.clear()
-    ledger.append("finished")
-    shutil.rmtree(store.root, ignore_errors=True)
-    tracker.finish()
-    for r in stage_reports.values():
-        report.fallbacks.extend(r.fallbacks)
-        report.warnings.extend(r.warnings)
-    report.warnings.extend(merger.warnings)
-    report.warnings = list(dict.fromkeys(report.warnings))  # one per replica would repeat
-    report.frames = tracker.progress["write"].frames_done
-    report.stages = {p.stage: p.to_dict() for p in tracker.snapshot()}
-    report.chunks.update({"plan": [c.to_dict() for c in chunks], "reused": reused,
-                          "seams": [s.to_dict() for s in merger.seams],
-                          "persisted": persist, "replay_reopens": reader.reopens})
+    return stage_reports, merger, reader, persist
 
 
 def _run_on_ray(spec: JobSpec, plans: list[StagePlan], todo: list[Chunk], attempts: dict[int, int],

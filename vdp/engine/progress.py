@@ -1,6 +1,7 @@
 """Per-stage progress: frames done/total, throughput and ETA, reported through a callback."""
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable
@@ -64,12 +65,14 @@ class ProgressTracker:
         totals = self.stage_totals or {}
         self.progress = {s: StageProgress(s, frames_total=totals.get(s, self.frames_total))
                          for s in self.stages}
+        self._lock = threading.RLock()  # the output writer thread reports too
 
     def add(self, stage: str, frames: int, busy_seconds: float = 0.0) -> None:
-        p = self.progress[stage]
-        p.frames_done += frames
-        p.busy_seconds += busy_seconds
-        self._maybe_emit()
+        with self._lock:
+            p = self.progress[stage]
+            p.frames_done += frames
+            p.busy_seconds += busy_seconds
+            self._maybe_emit()
 
     def snapshot(self) -> list[StageProgress]:
         now = time.monotonic() - self._start
@@ -78,10 +81,11 @@ class ProgressTracker:
         return list(self.progress.values())
 
     def _maybe_emit(self, force: bool = False) -> None:
-        now = time.monotonic()
-        if self.callback and (force or now - self._last_emit >= self.interval_s):
-            self._last_emit = now
-            self.callback(self.snapshot())
+        with self._lock:
+            now = time.monotonic()
+            if self.callback and (force or now - self._last_emit >= self.interval_s):
+                self._last_emit = now
+                self.callback(self.snapshot())
 
     def finish(self) -> None:
         self._maybe_emit(force=True)
