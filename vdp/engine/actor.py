@@ -34,8 +34,9 @@ class StageActor:
     """
 
     def __init__(self, plan: StagePlan, threads: int | None = None) -> None:
-        if threads:
-            torch.set_num_threads(threads)
+        # Ray starts workers with OMP_NUM_THREADS=1 (actors here reserve no CPUs); without an
+        # explicit count, use the node's cores as torch would outside Ray.
+        torch.set_num_threads(threads or len(os.sched_getaffinity(0)))
         self.name = plan.name
         self.stage = plan.build()
         gpu_ids = ray.get_gpu_ids()
