@@ -8,6 +8,8 @@ number of frames written differs from `num_frames`, so a short result is never p
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import os
 import zipfile
 from typing import IO, Any
@@ -19,7 +21,7 @@ from vdp.errors import EncodeError
 from vdp.io.writers._atomic import AtomicOutput, as_array
 
 
-class _ArrayOutput(AtomicOutput):
+class _ArrayOutput(AtomicOutput, ABC):
     def __init__(self, path: str | os.PathLike[str], *, num_frames: int) -> None:
         if num_frames < 1:
             raise ValueError(f"num_frames must be >= 1, got {num_frames}")
@@ -27,6 +29,27 @@ class _ArrayOutput(AtomicOutput):
         self.num_frames = int(num_frames)
         self.frame_shape: tuple[int, ...] | None = None
         self.dtype: np.dtype[Any] | None = None
+
+    def write(self, frames: np.ndarray | torch.Tensor) -> None:
+        """Append frames.
+
+        Args:
+            frames: ``[T,...]`` with the same dtype and frame shape as the first batch.
+
+        Raises:
+            ValueError: Dtype/shape differ from the first batch, or too many frames.
+            EncodeError: Writing failed (the output is aborted).
+        """
+        arr = self._checked(frames)
+
+        def run() -> None:
+            self._append(arr)
+            self.frames_written += arr.shape[0]
+        self._guarded(run)
+
+    @abstractmethod
+    def _append(self, arr: np.ndarray) -> None:
+        """Store `arr` after the frames written so far."""
 
     def _checked(self, frames: np.ndarray | torch.Tensor) -> np.ndarray:
         arr = as_array(frames, name="frames")
@@ -64,25 +87,11 @@ class NpyWriter(_ArrayOutput):
         super().__init__(path, num_frames=num_frames)
         self._memmap: np.memmap | None = None
 
-    def write(self, frames: np.ndarray | torch.Tensor) -> None:
-        """Append frames.
-
-        Args:
-            frames: ``[T,...]`` with the same dtype and frame shape as the first batch.
-
-        Raises:
-            ValueError: Dtype/shape differ from the first batch, or too many frames.
-            EncodeError: Writing failed (the output is aborted).
-        """
-        arr = self._checked(frames)
-
-        def run() -> None:
-            if self._memmap is None:
-                self._memmap = np.lib.format.open_memmap(self.tmp_path, mode="w+",
-                                                         dtype=arr.dtype, shape=self._shape(arr))
-            self._memmap[self.frames_written:self.frames_written + arr.shape[0]] = arr
-            self.frames_written += arr.shape[0]
-        self._guarded(run)
+    def _append(self, arr: np.ndarray) -> None:
+        if self._memmap is None:
+            self._memmap = np.lib.format.open_memmap(self.tmp_path, mode="w+",
+                                                     dtype=arr.dtype, shape=self._shape(arr))
+        self._memmap[self.frames_written:self.frames_written + arr.shape[0]] = arr
 
     def _finalize(self) -> None:
         self._check_complete()
@@ -117,27 +126,13 @@ class NpzWriter(_ArrayOutput):
                                     else zipfile.ZIP_STORED)
         self._member: IO[bytes] | None = None
 
-    def write(self, frames: np.ndarray | torch.Tensor) -> None:
-        """Append frames.
-
-        Args:
-            frames: ``[T,...]`` with the same dtype and frame shape as the first batch.
-
-        Raises:
-            ValueError: Dtype/shape differ from the first batch, or too many frames.
-            EncodeError: Writing failed (the output is aborted).
-        """
-        arr = self._checked(frames)
-
-        def run() -> None:
-            if self._member is None:
-                self._member = self._zip.open(f"{self.key}.npy", "w", force_zip64=True)
-                header = {"descr": np.lib.format.dtype_to_descr(arr.dtype),
-                          "fortran_order": False, "shape": self._shape(arr)}
-                np.lib.format.write_array_header_1_0(self._member, header)
-            self._member.write(memoryview(arr.reshape(-1).view(np.uint8)))
-            self.frames_written += arr.shape[0]
-        self._guarded(run)
+    def _append(self, arr: np.ndarray) -> None:
+        if self._member is None:
+            self._member = self._zip.open(f"{self.key}.npy", "w", force_zip64=True)
+            header = {"descr": np.lib.format.dtype_to_descr(arr.dtype),
+                      "fortran_order": False, "shape": self._shape(arr)}
+            np.lib.format.write_array_header_1_0(self._member, header)
+        self._member.write(memoryview(arr.reshape(-1).view(np.uint8)))
 
     def _finalize(self) -> None:
         self._check_complete()
