@@ -78,4 +78,7 @@ def test_streams_of_dead_drivers_are_pruned(ray_local, fresh_actors):
     ray.get([actor.open.remote(f"{me}:a:c0", INFO), actor.open.remote("ffff0000:b:c0", INFO)])
     assert me in live_job_ids()
     assert ray.get(actor.prune.remote(live_job_ids())) == 1
-    assert ray.get(actor.info.remote())["streams"] == [f"{me}:a:c0"]
+    info = ray.get(actor.info.remote())
+    assert info["streams"] == [f"{me}:a:c0"]
+    assert info["torch_threads"] == 1  # as asked, not Ray's OMP_NUM_THREADS default
+    assert info["thp_alloc"] == "1"  # huge-page allocation reaches the workers

@@ -55,7 +55,8 @@ class StageActor:
                 "gpu_ids": [str(g) for g in ray.get_gpu_ids()],
                 "resources": ctx.get_assigned_resources(), "streams": list(self.streams),
                 "frames": self.frames, "busy_seconds": self.busy_seconds,
-                "started": self.started}
+                "started": self.started, "torch_threads": torch.get_num_threads(),
+                "thp_alloc": os.environ.get("THP_MEM_ALLOC_ENABLE")}
 
     def open(self, stream_id: str, info: VideoInfo) -> None:
         self.streams[stream_id] = self.stage.init_state(info)
