@@ -130,7 +130,7 @@ class DepthColorMp4Output(_DepthOutput):
                 self._mask = text_mask(SYNTHETIC_STAMP, frames.shape[3], frames.shape[2])
             frames = stamp(frames, self._mask)
         if self.writer is None:
-            self.writer = Mp4Writer(self.path, fps=self.info.fps, crf=self.spec.crf)
+            self.writer = Mp4Writer(self.path, fps=self.info.fps, crf=self.spec.crf, preset=self.spec.preset)
         self.writer.write(frames)
 
 

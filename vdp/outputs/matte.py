@@ -12,7 +12,7 @@ from vdp.types import FrameBatch, VideoInfo
 
 
 def _u8(x: torch.Tensor) -> torch.Tensor:
-    return (x.float().clamp(0, 1) * 255).round().to(torch.uint8)
+    return x.float().mul(255).round_().clamp_(0, 255).to(torch.uint8)
 
 
 class _MatteOutput(WriterOutput):
@@ -24,7 +24,9 @@ class _MatteOutput(WriterOutput):
     def foreground(self, batch: FrameBatch) -> torch.Tensor:
         """RGB uint8 [T,3,H,W]: the model's foreground estimate, or the source frames."""
         fgr = batch.layers.get("foreground")
-        return batch.frames if fgr is None else _u8(fgr)
+        if fgr is None:
+            return batch.frames
+        return fgr if fgr.dtype == torch.uint8 else _u8(fgr)
 
 
 class AlphaMp4Output(_MatteOutput):
@@ -32,7 +34,7 @@ class AlphaMp4Output(_MatteOutput):
 
     def write(self, batch: FrameBatch) -> None:
         if self.writer is None:
-            self.writer = Mp4Writer(self.path, fps=self.info.fps, crf=self.spec.crf)
+            self.writer = Mp4Writer(self.path, fps=self.info.fps, crf=self.spec.crf, preset=self.spec.preset)
         self.writer.write(_u8(batch.layers["alpha"]).unsqueeze(1).expand(-1, 3, -1, -1))
 
 
@@ -64,7 +66,7 @@ class CompositeMp4Output(_MatteOutput):
 
     def write(self, batch: FrameBatch) -> None:
         if self.writer is None:
-            self.writer = Mp4Writer(self.path, fps=self.info.fps, crf=self.spec.crf,
+            self.writer = Mp4Writer(self.path, fps=self.info.fps, crf=self.spec.crf, preset=self.spec.preset,
                                     audio_from=self.info.path if self.info.has_audio else None)
         a = batch.layers["alpha"].float().unsqueeze(1)
         fgr = self.foreground(batch).float() / 255

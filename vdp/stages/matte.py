@@ -2,8 +2,10 @@
 
 Frames are matted in calls of exactly ``spec.frames_per_call`` frames (the rest at flush), so
 the output does not depend on how the engine batches frames; the recurrent states r1..r4 are
-carried from call to call in frame order. Adds layers ``alpha`` float32 ``[T,H,W]`` and
-``foreground`` float32 ``[T,3,H,W]`` (un-premultiplied colour), both in [0,1], on the CPU.
+carried from call to call in frame order. Adds layers ``alpha`` float32 ``[T,H,W]`` in [0,1]
+and ``foreground`` uint8 ``[T,3,H,W]`` (un-premultiplied colour), on the CPU. The foreground
+is quantized on the device: every output writes 8-bit colour, and it is a quarter of the
+bytes to copy off the GPU, hold in memory and pass between actors.
 """
 from __future__ import annotations
 
@@ -144,7 +146,7 @@ class MatteStage(Stage):
                              "(broken weights or input)", stage=self.name, first_frame=first,
                              last_frame=last)
         fgr, pha, *new_rec = outputs
-        layers = {"alpha": pha[0, :, 0].float().cpu(), "foreground": fgr[0].float().cpu()}
+        layers = {"alpha": pha[0, :, 0].float().cpu(), "foreground": _to_uint8(fgr[0]).cpu()}
         return chunk.with_layers(**layers), new_rec
 
     def _forward(self, src: torch.Tensor, rec: list, ratio: float,
@@ -191,12 +193,21 @@ def _first(items: list[str], n: int = 8) -> str:
 
 
 def _all_finite(tensors: list[torch.Tensor]) -> bool:
-    return bool(torch.stack([torch.isfinite(t).all() for t in tensors]).all())
+    """True when no element is NaN or infinite: a sum is finite only if every element is (it
+    is one reduction, no mask; a sum overflowing float32 errs on the safe side)."""
+    return bool(torch.isfinite(torch.stack([t.sum(dtype=torch.float32) for t in tensors])).all())
+
+
+def _to_uint8(x: torch.Tensor) -> torch.Tensor:
+    """Values in [0,1] (any float dtype) rounded to uint8 0..255, in place on `x` (a model
+    output, an inference tensor)."""
+    with torch.inference_mode():
+        return x.mul_(255).round_().clamp_(0, 255).to(torch.uint8)
 
 
 def _empty_layers(batch: FrameBatch) -> dict[str, torch.Tensor]:
     h, w = batch.height, batch.width
-    return {"alpha": torch.empty(0, h, w), "foreground": torch.empty(0, 3, h, w)}
+    return {"alpha": torch.empty(0, h, w), "foreground": torch.empty(0, 3, h, w, dtype=torch.uint8)}
 
 
 def _copy(batch: FrameBatch) -> FrameBatch:

@@ -85,7 +85,7 @@ def rgba_frames(rgb: np.ndarray | torch.Tensor, alpha: np.ndarray | torch.Tensor
     if c != 3 or alpha_a.shape != (t, h, w):
         raise ValueError(f"rgb must be [T,3,H,W] and alpha [T,H,W] with the same T,H,W; got "
                          f"rgb {rgb_a.shape}, alpha {alpha_a.shape}")
-    out = np.empty((t, h, w, 4), dtype=np.uint8)
-    out[..., :3] = rgb_a.transpose(0, 2, 3, 1)
-    out[..., 3] = alpha_a
-    return out
+    out = torch.empty((t, h, w, 4), dtype=torch.uint8)  # torch's strided copy beats numpy's here
+    out[..., :3].copy_(torch.from_numpy(rgb_a).permute(0, 2, 3, 1))
+    out[..., 3].copy_(torch.from_numpy(alpha_a))
+    return out.numpy()
