@@ -75,9 +75,8 @@ def test_layers_shapes_and_range(reference, clip):
     assert torch.equal(reference.frames, clip)
     assert torch.equal(reference.indices, torch.arange(7))
     alpha, fgr = reference.layers["alpha"], reference.layers["foreground"]
-    assert alpha.dtype == torch.float32 and fgr.dtype == torch.uint8
+    assert alpha.dtype == fgr.dtype == torch.uint8
     assert tuple(alpha.shape) == (7, 90, 160) and tuple(fgr.shape) == (7, 3, 90, 160)
-    assert alpha.min() >= 0 and alpha.max() <= 1
     assert set(MatteStage.produces) == set(reference.layers)
 
 
@@ -99,7 +98,7 @@ def test_state_is_carried_like_a_direct_model_chain(stage, clip, reference):
             f, p, *rec = model(src[start:start + FPC][None], *rec, downsample_ratio=RATIO)
             fgr.append(f[0])
             alpha.append(p[0, :, 0])
-    torch.testing.assert_close(reference.layers["alpha"], torch.cat(alpha), rtol=0, atol=1e-6)
+    assert torch.equal(reference.layers["alpha"], (torch.cat(alpha) * 255).round().to(torch.uint8))
     direct_fgr = torch.cat(fgr)
     assert torch.equal(reference.layers["foreground"], (direct_fgr * 255).round().to(torch.uint8))
     _, state = _run(stage, clip, 2)
@@ -206,7 +205,6 @@ def test_only_the_poisoned_call_falls_back(clip, reference):
     out, _ = _run(stage, clip, 7)
     fallbacks = stage.take_report().fallbacks
     assert [(f["first_frame"], f["last_frame"]) for f in fallbacks] == [(3, 5)]
-    assert torch.isfinite(out.layers["alpha"]).all()
     # calls 0 and 2 ran in bf16: close to fp32 but not identical
     diff = (out.layers["foreground"].int() - reference.layers["foreground"].int()).abs()
     assert 0 < diff[:3].max() < 0.1 * 255
@@ -289,7 +287,7 @@ def test_auto_precision_on_cuda_is_fp16_close_to_fp32(clip, reference):
     stage.setup("cuda")
     assert stage.autocast_dtype == torch.float16
     out, state = _run(stage, clip, 2)
-    assert out.layers["alpha"].device.type == "cpu" and out.layers["alpha"].dtype == torch.float32
+    assert out.layers["alpha"].device.type == "cpu" and out.layers["alpha"].dtype == torch.uint8
     assert state["rec"][0].device.type == "cuda"
     assert (out.layers["foreground"].int() - reference.layers["foreground"].int()).abs().max() < 5e-2 * 255
-    assert (out.layers["alpha"] - reference.layers["alpha"]).abs().max() < 5e-2
+    assert (out.layers["alpha"].int() - reference.layers["alpha"].int()).abs().max() < 5e-2 * 255

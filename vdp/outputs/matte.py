@@ -21,6 +21,11 @@ class _MatteOutput(WriterOutput):
     def __init__(self, spec: OutputSpec, path: Path, info: VideoInfo, **_: object) -> None:
         super().__init__(spec, path, info)
 
+    def alpha(self, batch: FrameBatch) -> torch.Tensor:
+        """The matte as uint8 [T,H,W] (0 transparent .. 255 opaque)."""
+        a = batch.layers["alpha"]
+        return a if a.dtype == torch.uint8 else _u8(a)
+
     def foreground(self, batch: FrameBatch) -> torch.Tensor:
         """RGB uint8 [T,3,H,W]: the model's foreground estimate, or the source frames."""
         fgr = batch.layers.get("foreground")
@@ -35,7 +40,7 @@ class AlphaMp4Output(_MatteOutput):
     def write(self, batch: FrameBatch) -> None:
         if self.writer is None:
             self.writer = Mp4Writer(self.path, fps=self.info.fps, crf=self.spec.crf, preset=self.spec.preset)
-        self.writer.write(_u8(batch.layers["alpha"]).unsqueeze(1).expand(-1, 3, -1, -1))
+        self.writer.write(self.alpha(batch).unsqueeze(1).expand(-1, 3, -1, -1))
 
 
 class ForegroundWebmOutput(_MatteOutput):
@@ -44,7 +49,7 @@ class ForegroundWebmOutput(_MatteOutput):
     def write(self, batch: FrameBatch) -> None:
         if self.writer is None:
             self.writer = WebmAlphaWriter(self.path, fps=self.info.fps)
-        self.writer.write(self.foreground(batch), _u8(batch.layers["alpha"]))
+        self.writer.write(self.foreground(batch), self.alpha(batch))
 
 
 class RgbaPngOutput(_MatteOutput):
@@ -53,7 +58,7 @@ class RgbaPngOutput(_MatteOutput):
     def write(self, batch: FrameBatch) -> None:
         if self.writer is None:
             self.writer = PngRgbaSequenceWriter(self.path, start_index=int(batch.indices[0]))
-        self.writer.write(self.foreground(batch), _u8(batch.layers["alpha"]))
+        self.writer.write(self.foreground(batch), self.alpha(batch))
 
 
 class CompositeMp4Output(_MatteOutput):
@@ -68,6 +73,6 @@ class CompositeMp4Output(_MatteOutput):
         if self.writer is None:
             self.writer = Mp4Writer(self.path, fps=self.info.fps, crf=self.spec.crf, preset=self.spec.preset,
                                     audio_from=self.info.path if self.info.has_audio else None)
-        a = batch.layers["alpha"].float().unsqueeze(1)
+        a = self.alpha(batch).float().div_(255).unsqueeze(1)
         fgr = self.foreground(batch).float() / 255
         self.writer.write(_u8(fgr * a + self.bg * (1 - a)))

@@ -2,10 +2,10 @@
 
 Frames are matted in calls of exactly ``spec.frames_per_call`` frames (the rest at flush), so
 the output does not depend on how the engine batches frames; the recurrent states r1..r4 are
-carried from call to call in frame order. Adds layers ``alpha`` float32 ``[T,H,W]`` in [0,1]
-and ``foreground`` uint8 ``[T,3,H,W]`` (un-premultiplied colour), on the CPU. The foreground
-is quantized on the device: every output writes 8-bit colour, and it is a quarter of the
-bytes to copy off the GPU, hold in memory and pass between actors.
+carried from call to call in frame order. Adds layers ``alpha`` uint8 ``[T,H,W]`` and
+``foreground`` uint8 ``[T,3,H,W]`` (un-premultiplied colour), 0..255, on the CPU. Both are
+quantized on the device: every output writes 8-bit alpha and colour, and it is a quarter of
+the bytes to copy off the GPU, hold in memory and pass between actors.
 """
 from __future__ import annotations
 
@@ -146,7 +146,7 @@ class MatteStage(Stage):
                              "(broken weights or input)", stage=self.name, first_frame=first,
                              last_frame=last)
         fgr, pha, *new_rec = outputs
-        layers = {"alpha": pha[0, :, 0].float().cpu(), "foreground": _to_uint8(fgr[0]).cpu()}
+        layers = {"alpha": _to_uint8(pha[0, :, 0]).cpu(), "foreground": _to_uint8(fgr[0]).cpu()}
         return chunk.with_layers(**layers), new_rec
 
     def _forward(self, src: torch.Tensor, rec: list, ratio: float,
@@ -207,7 +207,8 @@ def _to_uint8(x: torch.Tensor) -> torch.Tensor:
 
 def _empty_layers(batch: FrameBatch) -> dict[str, torch.Tensor]:
     h, w = batch.height, batch.width
-    return {"alpha": torch.empty(0, h, w), "foreground": torch.empty(0, 3, h, w, dtype=torch.uint8)}
+    return {"alpha": torch.empty(0, h, w, dtype=torch.uint8),
+            "foreground": torch.empty(0, 3, h, w, dtype=torch.uint8)}
 
 
 def _copy(batch: FrameBatch) -> FrameBatch:
