@@ -37,6 +37,7 @@ from vdp.engine.chunks import Chunk, plan_chunks
 from vdp.engine.ledger import WORKDIR, ChunkStore, Ledger, completed_chunks, spec_digest
 from vdp.engine.plan import StagePlan
 from vdp.engine.progress import ProgressCallback, ProgressTracker
+from vdp.engine.prefetch import Prefetcher
 from vdp.engine.writeback import BackgroundWriter
 from vdp.errors import JobCancelledError, SpecError, VdpError
 from vdp.spec import JobSpec
@@ -72,6 +73,18 @@ class JobReport:
     def from_dict(cls, data: dict[str, Any]) -> "JobReport":
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def cpu_bound(local: bool, device: str) -> bool:
+    """Whether the models compute on this process's CPU cores.
+
+    Then decoding and writing run between model calls, each spread over the cores, instead of
+    in threads beside the models: the models already use every core, and a decode or writer
+    thread only preempts one of their threads while the others wait for it (measured on 2
+    cores: slower than taking turns). With a GPU or Ray actors, decode and writing overlap
+    the models in background threads.
+    """
+    return local and device == "cpu"
 
 
 def resolve_device(spec: JobSpec) -> str:
@@ -180,14 +193,17 @@ def _run(spec: JobSpec, spec_json: str, out: Path, work: Path, report: JobReport
             w.write(batch)
         tracker.add("write", len(batch), time.perf_counter() - w0)
 
-    background = BackgroundWriter(write_batch, timeout_s=spec.resources.batch_timeout_s)
+    background = (None if cpu_bound(local, report.device) else
+                  BackgroundWriter(write_batch, timeout_s=spec.resources.batch_timeout_s))
     try:
         stage_reports, merger, reader, persist = _process(
             spec, plans, chunks, todo, attempts, reused, records, info, store, ledger, tracker,
-            cancel, report, local, background.submit)
-        background.close()
+            cancel, report, local, write_batch if background is None else background.submit)
+        if background is not None:
+            background.close()
     except BaseException:
-        background.abort()
+        if background is not None:
+            background.abort()
         raise
     report.outputs = [str(w.close().relative_to(out)) for w in writers]
     writers.clear()
@@ -233,8 +249,18 @@ def _process(spec: JobSpec, plans: list[StagePlan], chunks: list, todo: list, at
 
         if spec.resources.threads:
             torch.set_num_threads(spec.resources.threads)
+        if cpu_bound(local, report.device):
+            def source(chunk: Chunk) -> Iterator[FrameBatch]:
+                """Decoded between model calls, with a thread per core (see `cpu_bound`)."""
+                return _chunk_source(spec, chunk, cancel, threads=torch.get_num_threads())
+        else:
+            def source(chunk: Chunk) -> Iterator[FrameBatch]:
+                """Decoded a batch or two ahead in a thread, overlapping the models."""
+                batches = Prefetcher(lambda: open_source(chunk), depth=2).batches(spec.resources.batch_timeout_s)
+                return _cancellable(batches, cancel)
+
         runner = LocalRunner(plans, device=report.device)
-        stage_reports = run_chunks_locally(runner, todo, attempts, assembler, open_source, info,
+        stage_reports = run_chunks_locally(runner, todo, attempts, assembler, source, info,
                                            ledger, tracker)
     elif todo:
         stage_reports = _run_on_ray(spec, plans, todo, attempts, assembler, open_source, info,
@@ -274,12 +300,13 @@ def _run_on_ray(spec: JobSpec, plans: list[StagePlan], todo: list[Chunk], attemp
         report.chunks.update({"runs": scheduler.chunk_log, "retries": scheduler.retries})
 
 
-def _chunk_source(spec: JobSpec, chunk: Chunk, cancel: threading.Event | None) -> Iterator[FrameBatch]:
+def _chunk_source(spec: JobSpec, chunk: Chunk, cancel: threading.Event | None,
+                  threads: int = 1) -> Iterator[FrameBatch]:
     from vdp.io import iter_batches
 
     source: Iterator[FrameBatch] = iter_batches(
         spec.input, batch_frames=spec.resources.batch_frames, start_frame=chunk.run_start,
-        stop_frame=chunk.stop, timeout_s=spec.resources.batch_timeout_s)
+        stop_frame=chunk.stop, timeout_s=spec.resources.batch_timeout_s, num_threads=threads)
     if spec.scene_cuts:
         from vdp.analysis.scenecut import SceneCutDetector
         from vdp.engine.segments import split_at_cuts

@@ -9,6 +9,7 @@ import queue
 import threading
 from typing import Callable, Iterator
 
+from vdp.errors import JobTimeoutError
 from vdp.types import FrameBatch
 
 _END = object()
@@ -62,6 +63,28 @@ class Prefetcher:
             self._next = self._q.get(timeout=timeout_s)
         except queue.Empty:
             pass
+
+    def batches(self, timeout_s: float) -> Iterator[FrameBatch]:
+        """Blocking iteration over the batches, for a single consumer; stops the thread when
+        the consumer leaves early.
+
+        Raises:
+            JobTimeoutError: No batch arrived for `timeout_s`.
+            Exception: Whatever the source raised.
+        """
+        try:
+            while True:
+                batch = self.poll()
+                if batch is not None:
+                    yield batch
+                elif self.exhausted:
+                    return
+                else:
+                    self.wait(timeout_s)
+                    if self._next is None and not self.exhausted:
+                        raise JobTimeoutError(f"decoding produced no frames for {timeout_s:g} s")
+        finally:
+            self.stop()
 
     def stop(self) -> None:
         """Stop decoding (the thread exits at its next batch); pending batches are dropped."""

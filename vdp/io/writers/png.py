@@ -1,8 +1,12 @@
 """PNG sequence writers: a folder of ``frame_000000.png`` files, made atomically (temp folder
-renamed on close)."""
+renamed on close). The frames of a batch are encoded in parallel, one thread per core (the
+encoder releases the GIL): at 720p one core writes ~75 RGBA frames/s, less than a GPU mattes.
+"""
 from __future__ import annotations
 
 import os
+import threading
+from concurrent.futures import ThreadPoolExecutor, wait
 
 import numpy as np
 import torch
@@ -23,13 +27,31 @@ class _PngSequence(AtomicOutput):
         self.level = int(level)
 
     def _write_images(self, images: np.ndarray) -> None:
+        def write_one(i: int) -> None:
+            name = f"frame_{self.start_index + self.frames_written + i:06d}.png"
+            with open(os.path.join(self.tmp_path, name), "wb") as f:
+                f.write(encode_png(images[i], level=self.level))
+
         def run() -> None:
-            for image in images:
-                name = f"frame_{self.start_index + self.frames_written:06d}.png"
-                with open(os.path.join(self.tmp_path, name), "wb") as f:
-                    f.write(encode_png(image, level=self.level))
-                self.frames_written += 1
+            futures = [_pool().submit(write_one, i) for i in range(len(images))]
+            wait(futures)  # all of them, so an abort never races a frame still being written
+            for future in futures:
+                future.result()  # raises the first error
+            self.frames_written += len(images)
         self._guarded(run)
+
+
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _pool() -> ThreadPoolExecutor:
+    """The process's PNG encoding threads (one per core), shared by every writer."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(len(os.sched_getaffinity(0)), thread_name_prefix="vdp-png")
+        return _POOL
 
 
 class Png16SequenceWriter(_PngSequence):
