@@ -19,6 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import vdp  # noqa: F401  before torch, so the bare model gets vdp's allocator setting too
 import torch
 
 from _common import MEDIA, looped_clip, run_vdp, table
