@@ -98,9 +98,9 @@ def test_state_is_carried_like_a_direct_model_chain(stage, clip, reference):
             f, p, *rec = model(src[start:start + FPC][None], *rec, downsample_ratio=RATIO)
             fgr.append(f[0])
             alpha.append(p[0, :, 0])
-    assert torch.equal(reference.layers["alpha"], (torch.cat(alpha) * 255).round().to(torch.uint8))
+    assert torch.equal(reference.layers["alpha"], (torch.cat(alpha) * 255 + 0.5).to(torch.uint8))
     direct_fgr = torch.cat(fgr)
-    assert torch.equal(reference.layers["foreground"], (direct_fgr * 255).round().to(torch.uint8))
+    assert torch.equal(reference.layers["foreground"], (direct_fgr * 255 + 0.5).to(torch.uint8))
     _, state = _run(stage, clip, 2)
     for ours, direct in zip(state["rec"], rec):
         torch.testing.assert_close(ours, direct, rtol=0, atol=1e-6)

@@ -117,7 +117,7 @@ class MatteStage(Stage):
         state["buffer"] = _copy(pending.slice(start)) if start < len(pending) else None
         if not done:
             return pending.slice(0, 0).with_layers(**_empty_layers(pending)), state
-        return FrameBatch.concat(done), state
+        return (done[0] if len(done) == 1 else FrameBatch.concat(done)), state  # no copy for one call
 
     def flush(self, state: dict[str, Any]) -> FrameBatch | None:
         """Matte the buffered frames (fewer than ``frames_per_call``) in one last call."""
@@ -199,10 +199,10 @@ def _all_finite(tensors: list[torch.Tensor]) -> bool:
 
 
 def _to_uint8(x: torch.Tensor) -> torch.Tensor:
-    """Values in [0,1] (any float dtype) rounded to uint8 0..255, in place on `x` (a model
-    output, an inference tensor)."""
+    """Values in [0,1] (any float dtype; the model clamps its outputs) rounded half up to uint8
+    0..255: two passes, in place on `x` (a model output, an inference tensor)."""
     with torch.inference_mode():
-        return x.mul_(255).round_().clamp_(0, 255).to(torch.uint8)
+        return x.mul_(255).add_(0.5).to(torch.uint8)  # truncation of v + 0.5 >= 0 rounds
 
 
 def _empty_layers(batch: FrameBatch) -> dict[str, torch.Tensor]:
