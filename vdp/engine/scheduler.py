@@ -43,6 +43,7 @@ from ray.exceptions import (ActorDiedError, ActorUnavailableError, GetTimeoutErr
 
 from vdp.engine.actor import StreamLostError
 from vdp.engine.assembly import Assembler, ChunkResults
+from vdp.engine.budget import ObjectStoreBudget, batch_nbytes
 from vdp.engine.chunks import Chunk
 from vdp.engine.ledger import Ledger
 from vdp.engine.placement import Replica
@@ -54,30 +55,6 @@ from vdp.stages.base import StageReport
 from vdp.types import FrameBatch, VideoInfo
 
 SourceFactory = Callable[[Chunk], Iterator[FrameBatch]]
-
-
-class ObjectStoreBudget:
-    """Bytes the job's in-flight objects may hold (estimated), with the peak reached.
-
-    Args:
-        limit_bytes: The budget.
-    """
-
-    def __init__(self, limit_bytes: int) -> None:
-        self.limit = int(limit_bytes)
-        self.used = 0
-        self.peak = 0
-
-    def fits(self, cost: int) -> bool:
-        """Whether `cost` more bytes fit (always, when nothing is in flight)."""
-        return self.used == 0 or self.used + cost <= self.limit
-
-    def take(self, cost: int) -> None:
-        self.used += cost
-        self.peak = max(self.peak, self.used)
-
-    def give(self, cost: int) -> None:
-        self.used = max(0, self.used - cost)
 
 
 @dataclass
@@ -286,7 +263,7 @@ class ChunkScheduler:
                     if run.source.exhausted:
                         continue
                     break
-                cost = self._cost(_nbytes(batch))
+                cost = self._cost(batch_nbytes(batch))
                 new_segment = batch.starts_segment and run.started
                 if not self.budget.fits(cost + (self._flush_cost(run) if new_segment else 0)):
                     run.pending = batch
@@ -297,7 +274,7 @@ class ChunkScheduler:
                     self._close_streams(run, current=True)
                     self._open_stream(run)
                 run.started = True
-                run.last_in_bytes = _nbytes(batch)
+                run.last_in_bytes = batch_nbytes(batch)
                 if self._tracker:
                     self._tracker.add("decode", len(batch))
                 self._submit(run, ray.put(batch), 0, cost)
@@ -374,7 +351,7 @@ class ChunkScheduler:
         if out is None or len(out) == 0:
             return
         in_bytes = max(1, run.last_in_bytes)
-        self._out_ratio = max(self._out_ratio, _nbytes(out) / in_bytes)
+        self._out_ratio = max(self._out_ratio, batch_nbytes(out) / in_bytes)
         self._assembler.add(run.results, out)
 
     def _classify(self, exc: BaseException, run: _Run) -> str:
@@ -482,6 +459,3 @@ class ChunkScheduler:
         self._closing = []
         return reports
 
-
-def _nbytes(batch: FrameBatch) -> int:
-    return int(batch.frames.nbytes + sum(v.nbytes for v in batch.layers.values()))
