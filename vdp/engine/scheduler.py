@@ -348,6 +348,8 @@ class ChunkScheduler:
                                   f"{self.batch_timeout_s:.0f} s") from None
         except Exception as exc:  # noqa: BLE001 - classified below
             raise _Lost(self._classify(exc, run)) from None
+        self._count(item.metas)  # the ones `_harvest` has not seen finish yet
+        item.metas = []
         if out is None or len(out) == 0:
             return
         in_bytes = max(1, run.last_in_bytes)
@@ -392,13 +394,18 @@ class ChunkScheduler:
                     if ref not in done_set:
                         keep.append((name, ref))
                         continue
-                    try:
-                        meta = ray.get(ref)
-                    except Exception:  # noqa: BLE001 - the result ref reports the failure
-                        continue
-                    if self._tracker:
-                        self._tracker.add(name, meta["frames"], meta["seconds"])
+                    self._count([(name, ref)])
                 item.metas = keep
+
+    def _count(self, metas: list[tuple[str, Any]]) -> None:
+        """Add finished stage calls to the progress (each call's meta is counted once)."""
+        for name, ref in metas:
+            try:
+                meta = ray.get(ref, timeout=self.batch_timeout_s)
+            except Exception:  # noqa: BLE001 - the result ref reports the failure
+                continue
+            if self._tracker:
+                self._tracker.add(name, meta["frames"], meta["seconds"])
 
     # -- endings ----------------------------------------------------------------------------
 
