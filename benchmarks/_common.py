@@ -26,8 +26,10 @@ def run_vdp(args: list[str], *, threads: int = 2, timeout_s: float = 3600) -> di
     """Run ``vdp run ARGS`` in a child process.
 
     Returns:
-        ``{"wall_s", "peak_rss_mb", "report", "out"}``: wall time, the child's own peak RSS
-        (its ``VmHWM``, sampled every 0.1 s), its report.json and its output folder.
+        ``{"wall_s", "peak_rss_mb", "report", "out"}``: wall time, the peak RSS of vdp's
+        processes (the larger of the vdp process's own ``VmHWM`` and the sum of its and its
+        children's ``VmRSS``, e.g. the writer process, sampled every 0.1 s; pages both map,
+        such as shared libraries, count twice), its report.json and its output folder.
     """
     out = Path(tempfile.mkdtemp(prefix="vdp_bench_"))
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
@@ -38,7 +40,8 @@ def run_vdp(args: list[str], *, threads: int = 2, timeout_s: float = 3600) -> di
     deadline = t0 + timeout_s
     peak_kb = 0
     while True:
-        peak_kb = max(peak_kb, _vm_hwm_kb(proc.pid))
+        peak_kb = max(peak_kb, _status_kb(proc.pid, "VmHWM"),
+                      sum(_status_kb(p, "VmRSS") for p in [proc.pid, *_children(proc.pid)]))
         pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
         if pid:
             break
@@ -56,20 +59,29 @@ def run_vdp(args: list[str], *, threads: int = 2, timeout_s: float = 3600) -> di
     return {"wall_s": wall, "peak_rss_mb": peak_kb / 1024, "report": report, "out": out}
 
 
-def _vm_hwm_kb(pid: int) -> int:
-    """The process's own peak RSS so far (``VmHWM``; 0 once it has exited).
+def _status_kb(pid: int, field: str) -> int:
+    """A memory figure of a process from ``/proc/PID/status`` in kB (0 once it has exited).
 
-    Not ``ru_maxrss``: a child started by vfork/exec inherits its parent's peak there, so
-    a benchmark holding decoded frames would be charged to the child.
+    Not ``ru_maxrss`` for the peak: a child started by vfork/exec inherits its parent's peak
+    there, so a benchmark holding decoded frames would be charged to the child.
     """
     try:
         with open(f"/proc/{pid}/status") as f:
             for line in f:
-                if line.startswith("VmHWM:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1])
     except OSError:
         pass
     return 0
+
+
+def _children(pid: int) -> list[int]:
+    """Child process ids of `pid` (Linux)."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(c) for c in f.read().split()]
+    except OSError:
+        return []
 
 
 def table(rows: list[tuple], header: tuple) -> str:
