@@ -256,7 +256,8 @@ def _process(spec: JobSpec, plans: list[StagePlan], chunks: list, todo: list, at
         else:
             def source(chunk: Chunk) -> Iterator[FrameBatch]:
                 """Decoded a batch or two ahead in a thread, overlapping the models."""
-                batches = Prefetcher(lambda: open_source(chunk), depth=2).batches(spec.resources.batch_timeout_s)
+                prefetcher = Prefetcher(lambda: open_source(chunk), depth=2)
+                batches = prefetcher.batches(spec.resources.batch_timeout_s)
                 return _cancellable(batches, cancel)
 
         runner = LocalRunner(plans, device=report.device)

@@ -87,7 +87,8 @@ class _StereoOutput(WriterOutput):
         frames = self.pack(*self.views(batch))
         if self.writer is None:
             self.codec = choose_codec(frames.shape[-1], frames.shape[-2])
-            self.writer = Mp4Writer(self.path, fps=self.info.fps, crf=self.spec.crf, preset=self.spec.preset, codec=self.codec,
+            self.writer = Mp4Writer(self.path, fps=self.info.fps, crf=self.spec.crf, preset=self.spec.preset,
+                                    codec=self.codec,
                                     audio_from=self.info.path if self.info.has_audio else None)
         self.writer.write(frames)
 
