@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 from functools import partial
 
 import numpy as np
@@ -34,8 +35,17 @@ def plans():
             StagePlan("matte", "kill", partial(GrayEmaStage, 0.5), num_gpus=0.5)]
 
 
-def pid_of(name: str) -> int:
-    return ray.get(ray.get_actor(name, namespace="vdp").info.remote())["pid"]
+def pid_of(name: str, timeout_s: float = 60.0) -> int:
+    """The actor's process id, once it answers (a killed one may still be restarting after
+    the job finished on its other replica)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return ray.get(ray.get_actor(name, namespace="vdp").info.remote(), timeout=timeout_s)["pid"]
+        except ray.exceptions.ActorUnavailableError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 @pytest.mark.parametrize("chunked", [True, False])
