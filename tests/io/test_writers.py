@@ -1,11 +1,13 @@
 """Writers: exact round trips, encoded outputs decode back, and atomicity under failure."""
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 from typing import Callable
 
@@ -17,7 +19,9 @@ import torch
 from tests.conftest import MEDIA
 from vdp.errors import DecodeError, EncodeError
 from vdp.io import (Mp4Writer, NpyWriter, NpzWriter, Png16SequenceWriter, PngRgbaSequenceWriter,
-                    WebmAlphaWriter, iter_batches, probe, read_webm_alpha, read_webm_rgba)
+                    WebmAlphaWriter, encode_in_idle_time, iter_batches, probe, read_webm_alpha,
+                    read_webm_rgba)
+from vdp.io.writers import png
 from vdp.io.writers._atomic import AtomicOutput
 from vdp.types import FrameBatch
 
@@ -70,6 +74,64 @@ def test_png_rgba_sequence_round_trip_is_exact(tmp_path: Path) -> None:
     assert back.shape == (4, 21, 33, 4)
     assert np.array_equal(back[..., 3], alpha)
     assert np.array_equal(back[..., :3], rgb.transpose(0, 2, 3, 1))
+
+
+# -- PNG encoding threads -------------------------------------------------------------------
+def test_png_write_queues_batches_and_close_waits_for_them(tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    release = threading.Event()
+    encode = png.encode_png
+
+    def held(image: np.ndarray, *, level: int) -> bytes:
+        release.wait(30)
+        return encode(image, level=level)
+
+    monkeypatch.setattr(png, "encode_png", held)
+    depth = rng().integers(0, 65536, size=(6, 9, 11), dtype=np.uint16)
+    writer = Png16SequenceWriter(tmp_path / "seq")
+    for start in range(0, 2 * png.MAX_PENDING_BATCHES, 2):  # returns while nothing is encoded
+        writer.write(depth[start:start + 2])
+    assert writer.frames_written == 0 and leftovers(Path(writer.tmp_path)) == []
+    release.set()
+    writer.write(depth[4:])  # one batch too many: waits for the oldest
+    assert writer.frames_written == 2
+    writer.close()
+    back = np.stack([iio.imread(tmp_path / "seq" / f"frame_{i:06d}.png") for i in range(6)])
+    assert np.array_equal(back, depth)
+
+
+def test_png_encoding_failure_is_encode_error_and_leaves_nothing(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    def failing(image: np.ndarray, *, level: int) -> bytes:
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(png, "encode_png", failing)
+    writer = Png16SequenceWriter(tmp_path / "seq")
+    writer.write(np.ones((2, 4, 4), np.uint16))  # queued: the failure surfaces on a later call
+    with pytest.raises(EncodeError, match="No space left on device"):
+        writer.close()
+    assert writer.closed and leftovers(tmp_path) == []
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="SCHED_IDLE is Linux-only")
+def test_png_encodes_at_idle_priority_only_inside_encode_in_idle_time(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    policies: list[int] = []
+    encode = png.encode_png
+
+    def recording(image: np.ndarray, *, level: int) -> bytes:
+        policies.append(os.sched_getscheduler(0))
+        return encode(image, level=level)
+
+    monkeypatch.setattr(png, "encode_png", recording)
+    rgb, alpha = moving_disk_rgba(2, 16, 16)
+    for name, idle in (("before", False), ("inside", True), ("after", False)):
+        with encode_in_idle_time() if idle else contextlib.nullcontext():
+            with PngRgbaSequenceWriter(tmp_path / name) as writer:
+                writer.write(rgb, alpha)
+        assert np.array_equal(iio.imread(tmp_path / name / "frame_000001.png")[..., 3], alpha[1])
+    assert policies[2:4] == [os.SCHED_IDLE] * 2
+    assert os.SCHED_IDLE not in policies[:2] + policies[4:]
 
 
 def test_npy_round_trip_is_exact(tmp_path: Path) -> None:

@@ -27,6 +27,7 @@ import re
 import shutil
 import threading
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterator
@@ -81,8 +82,9 @@ def cpu_bound(local: bool, device: str) -> bool:
     Then decoding and writing run between model calls, each spread over the cores, instead of
     in threads beside the models: the models already use every core, and a decode or writer
     thread only preempts one of their threads while the others wait for it (measured on 2
-    cores: slower than taking turns). With a GPU or Ray actors, decode and writing overlap
-    the models in background threads.
+    cores: slower than taking turns). PNG frames are the exception: they encode on idle-priority
+    threads (`vdp.io.encode_in_idle_time`) that only take the cores when the models leave them
+    idle. With a GPU or Ray actors, decode and writing overlap the models in background threads.
     """
     return local and device == "cpu"
 
@@ -160,7 +162,7 @@ def _run(spec: JobSpec, spec_json: str, out: Path, work: Path, report: JobReport
          cancel: threading.Event | None, resume: bool) -> None:
     """The job's body; `writers` holds the outputs while they are open (the caller aborts them
     when this raises)."""
-    from vdp.io import probe
+    from vdp.io import encode_in_idle_time, probe
     from vdp.outputs import open_outputs
     from vdp.stages.registry import plan_stages
 
@@ -193,12 +195,13 @@ def _run(spec: JobSpec, spec_json: str, out: Path, work: Path, report: JobReport
             w.write(batch)
         tracker.add("write", len(batch), time.perf_counter() - w0)
 
-    background = (None if cpu_bound(local, report.device) else
-                  BackgroundWriter(write_batch, timeout_s=spec.resources.batch_timeout_s))
+    on_cpu = cpu_bound(local, report.device)
+    background = None if on_cpu else BackgroundWriter(write_batch, timeout_s=spec.resources.batch_timeout_s)
     try:
-        stage_reports, merger, reader, persist = _process(
-            spec, plans, chunks, todo, attempts, reused, records, info, store, ledger, tracker,
-            cancel, report, local, write_batch if background is None else background.submit)
+        with encode_in_idle_time() if on_cpu else nullcontext():
+            stage_reports, merger, reader, persist = _process(
+                spec, plans, chunks, todo, attempts, reused, records, info, store, ledger, tracker,
+                cancel, report, local, write_batch if background is None else background.submit)
         if background is not None:
             background.close()
     except BaseException:

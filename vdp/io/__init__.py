@@ -13,9 +13,9 @@ Write::
 """
 from vdp.io.decode import DecodeStatus, VideoSource, iter_batches, probe
 from vdp.io.writers import (Mp4Writer, NpyWriter, NpzWriter, Png16SequenceWriter,
-                            PngRgbaSequenceWriter, WebmAlphaWriter, read_webm_alpha,
-                            read_webm_rgba)
+                            PngRgbaSequenceWriter, WebmAlphaWriter, encode_in_idle_time,
+                            read_webm_alpha, read_webm_rgba)
 
 __all__ = ["DecodeStatus", "Mp4Writer", "NpyWriter", "NpzWriter", "Png16SequenceWriter",
-           "PngRgbaSequenceWriter", "VideoSource", "WebmAlphaWriter", "iter_batches", "probe",
+           "PngRgbaSequenceWriter", "VideoSource", "WebmAlphaWriter", "encode_in_idle_time", "iter_batches", "probe",
            "read_webm_alpha", "read_webm_rgba"]

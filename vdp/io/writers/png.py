@@ -1,18 +1,28 @@
 """PNG sequence writers: a folder of ``frame_000000.png`` files, made atomically (temp folder
-renamed on close). The frames of a batch are encoded in parallel, one thread per core (the
-encoder releases the GIL): at 720p one core writes ~75 RGBA frames/s, less than a GPU mattes.
+renamed on close).
+
+The frames of a batch are encoded in parallel, one thread per core (the encoder releases the
+GIL): at 720p one core writes ~75 RGBA frames/s, less than a GPU mattes. `write` returns once
+the batch is queued; up to `MAX_PENDING_BATCHES` batches encode while the caller goes on, and
+`close` waits for the rest. Inside `encode_in_idle_time()` the encoding threads only get CPU
+time the rest of the process leaves idle (for models computing on the same cores).
 """
 from __future__ import annotations
 
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor, wait
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 
 import numpy as np
 import torch
 
 from vdp.io.writers._atomic import AtomicOutput, as_array
 from vdp.io.writers.png_encode import LEVELS, encode_png
+
+MAX_PENDING_BATCHES = 2  # batches a writer may have encoding before `write` waits for the oldest
 
 
 class _PngSequence(AtomicOutput):
@@ -25,33 +35,87 @@ class _PngSequence(AtomicOutput):
         super().__init__(path, is_dir=True)
         self.start_index = int(start_index)
         self.level = int(level)
+        self._queued = 0  # frames handed to the encoding threads so far
+        self._pending: deque[list[Future]] = deque()  # per batch, oldest first
 
     def _write_images(self, images: np.ndarray) -> None:
-        def write_one(i: int) -> None:
-            name = f"frame_{self.start_index + self.frames_written + i:06d}.png"
-            with open(os.path.join(self.tmp_path, name), "wb") as f:
-                f.write(encode_png(images[i], level=self.level))
+        folder, level = self.tmp_path, self.level  # not `self`: a forgotten writer must be collectable
+
+        def write_one(index: int, image: np.ndarray) -> None:
+            data = encode_png(image, level=level)
+            with open(os.path.join(folder, f"frame_{index:06d}.png"), "wb") as f:
+                f.write(data)
 
         def run() -> None:
-            futures = [_pool().submit(write_one, i) for i in range(len(images))]
-            wait(futures)  # all of them, so an abort never races a frame still being written
-            for future in futures:
-                future.result()  # raises the first error
-            self.frames_written += len(images)
+            pool = _pool(_IDLE.active)
+            first = self.start_index + self._queued
+            self._pending.append([pool.submit(write_one, first + i, images[i]) for i in range(len(images))])
+            self._queued += len(images)
+            while len(self._pending) > MAX_PENDING_BATCHES:
+                self._wait_oldest()
         self._guarded(run)
 
+    def _wait_oldest(self) -> None:
+        """Wait for the oldest queued batch; raises its first error."""
+        futures = self._pending.popleft()
+        wait(futures)  # all of them, so an abort never races a frame still being written
+        for future in futures:
+            future.result()
+        self.frames_written += len(futures)
 
-_POOL: ThreadPoolExecutor | None = None
+    def _finalize(self) -> None:
+        while self._pending:
+            self._wait_oldest()
+
+    def _discard(self) -> None:
+        while self._pending:  # let queued frames finish before the folder is removed
+            wait(self._pending.popleft())
+
+
+class _IdleFlag(threading.local):
+    active = False
+
+
+_IDLE = _IdleFlag()
+_POOLS: dict[bool, ThreadPoolExecutor] = {}
 _POOL_LOCK = threading.Lock()
 
 
-def _pool() -> ThreadPoolExecutor:
-    """The process's PNG encoding threads (one per core), shared by every writer."""
-    global _POOL
+@contextmanager
+def encode_in_idle_time() -> Iterator[None]:
+    """PNG writes made in this thread inside the block encode on idle-priority threads.
+
+    Linux ``SCHED_IDLE`` threads run only when a core would otherwise be idle, so encoding
+    fills the gaps a CPU model leaves (its single-threaded stretches) instead of preempting
+    one of its threads while the others wait at a barrier. Writers wait for their oldest
+    batch when too many are queued, which frees the cores for the encoder. Elsewhere
+    (no ``SCHED_IDLE``), encoding runs at normal priority.
+    """
+    before = _IDLE.active
+    _IDLE.active = True
+    try:
+        yield
+    finally:
+        _IDLE.active = before
+
+
+def _set_idle_priority() -> None:
+    if hasattr(os, "SCHED_IDLE"):
+        try:
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))  # this thread only
+        except OSError:
+            pass  # not permitted here: encode at normal priority
+
+
+def _pool(idle: bool) -> ThreadPoolExecutor:
+    """The process's PNG encoding threads (one per core), shared by every writer; a separate
+    set for idle-priority encoding (a thread cannot portably return from ``SCHED_IDLE``)."""
     with _POOL_LOCK:
-        if _POOL is None:
-            _POOL = ThreadPoolExecutor(len(os.sched_getaffinity(0)), thread_name_prefix="vdp-png")
-        return _POOL
+        if idle not in _POOLS:
+            _POOLS[idle] = ThreadPoolExecutor(len(os.sched_getaffinity(0)),
+                                              thread_name_prefix="vdp-png-idle" if idle else "vdp-png",
+                                              initializer=_set_idle_priority if idle else None)
+        return _POOLS[idle]
 
 
 class Png16SequenceWriter(_PngSequence):
