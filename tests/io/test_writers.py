@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -90,7 +91,9 @@ def test_png_write_queues_batches_and_close_waits_for_them(tmp_path: Path,
     depth = rng().integers(0, 65536, size=(6, 9, 11), dtype=np.uint16)
     writer = Png16SequenceWriter(tmp_path / "seq")
     for start in range(0, 2 * png.MAX_PENDING_BATCHES, 2):  # returns while nothing is encoded
-        writer.write(depth[start:start + 2])
+        batch = depth[start:start + 2].copy()
+        writer.write(batch)
+        batch[:] = 0  # the caller may reuse its array once `write` returns
     assert writer.frames_written == 0 and leftovers(Path(writer.tmp_path)) == []
     release.set()
     writer.write(depth[4:])  # one batch too many: waits for the oldest
@@ -98,6 +101,45 @@ def test_png_write_queues_batches_and_close_waits_for_them(tmp_path: Path,
     writer.close()
     back = np.stack([iio.imread(tmp_path / "seq" / f"frame_{i:06d}.png") for i in range(6)])
     assert np.array_equal(back, depth)
+
+
+def test_png_frames_no_thread_has_started_are_encoded_by_the_writer(tmp_path: Path) -> None:
+    """A pool that gets no CPU (idle priority on busy cores) must not stall the writer."""
+    release = threading.Event()
+    pool = png._pool(False)
+    busy = [pool.submit(release.wait, 60) for _ in range(len(os.sched_getaffinity(0)))]
+    depth = rng().integers(0, 65536, size=(7, 5, 6), dtype=np.uint16)
+    try:
+        with Png16SequenceWriter(tmp_path / "seq") as writer:
+            for start in range(0, 7, 2):
+                writer.write(depth[start:start + 2])
+        assert not any(f.done() for f in busy)  # every frame was written while the pool was busy
+    finally:
+        release.set()
+    back = np.stack([iio.imread(tmp_path / "seq" / f"frame_{i:06d}.png") for i in range(7)])
+    assert np.array_equal(back, depth)
+
+
+def test_png_frame_stuck_in_the_encoder_is_encode_error_after_the_timeout(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    started, release = threading.Event(), threading.Event()
+
+    def stuck(image: np.ndarray, *, level: int) -> bytes:
+        started.set()
+        release.wait(30)
+        return b""
+
+    monkeypatch.setattr(png, "encode_png", stuck)
+    writer = Png16SequenceWriter(tmp_path / "seq", timeout_s=0.2)
+    try:
+        writer.write(np.ones((1, 4, 4), np.uint16))
+        assert started.wait(10)  # the oldest frame is in the encoder, not waiting for a thread
+        with pytest.raises(EncodeError, match="took longer than 0 s"):
+            for _ in range(png.MAX_PENDING_BATCHES):
+                writer.write(np.ones((1, 4, 4), np.uint16))
+        assert writer.closed
+    finally:
+        release.set()
 
 
 def test_png_encoding_failure_is_encode_error_and_leaves_nothing(tmp_path: Path,
@@ -129,6 +171,9 @@ def test_png_encodes_at_idle_priority_only_inside_encode_in_idle_time(
         with encode_in_idle_time() if idle else contextlib.nullcontext():
             with PngRgbaSequenceWriter(tmp_path / name) as writer:
                 writer.write(rgb, alpha)
+                deadline = time.monotonic() + 30  # let the threads encode them (not `close`)
+                while len(os.listdir(writer.tmp_path)) < 2 and time.monotonic() < deadline:
+                    time.sleep(0.01)
         assert np.array_equal(iio.imread(tmp_path / name / "frame_000001.png")[..., 3], alpha[1])
     assert policies[2:4] == [os.SCHED_IDLE] * 2
     assert os.SCHED_IDLE not in policies[:2] + policies[4:]

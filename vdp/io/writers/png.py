@@ -4,21 +4,24 @@ renamed on close).
 The frames of a batch are encoded in parallel, one thread per core (the encoder releases the
 GIL): at 720p one core writes ~75 RGBA frames/s, less than a GPU mattes. `write` returns once
 the batch is queued; up to `MAX_PENDING_BATCHES` batches encode while the caller goes on, and
-`close` waits for the rest. Inside `encode_in_idle_time()` the encoding threads only get CPU
-time the rest of the process leaves idle (for models computing on the same cores).
+`close` waits for the rest, encoding itself the frames no thread has started. Inside
+`encode_in_idle_time()` the encoding threads only get CPU time the rest of the process leaves
+idle (for models computing on the same cores).
 """
 from __future__ import annotations
 
 import os
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
+from functools import partial
 
 import numpy as np
 import torch
 
+from vdp.errors import EncodeError
 from vdp.io.writers._atomic import AtomicOutput, as_array
 from vdp.io.writers.png_encode import LEVELS, encode_png
 
@@ -27,7 +30,7 @@ MAX_PENDING_BATCHES = 2  # batches a writer may have encoding before `write` wai
 
 class _PngSequence(AtomicOutput):
     def __init__(self, path: str | os.PathLike[str], *, start_index: int = 0,
-                 level: int = 1) -> None:
+                 level: int = 1, timeout_s: float = 600.0) -> None:
         if start_index < 0:
             raise ValueError(f"start_index must be >= 0, got {start_index}")
         if level not in LEVELS:
@@ -35,8 +38,9 @@ class _PngSequence(AtomicOutput):
         super().__init__(path, is_dir=True)
         self.start_index = int(start_index)
         self.level = int(level)
+        self.timeout_s = float(timeout_s)
         self._queued = 0  # frames handed to the encoding threads so far
-        self._pending: deque[list[Future]] = deque()  # per batch, oldest first
+        self._pending: deque[list[tuple[Future, Callable[[], None]]]] = deque()  # per batch, oldest first
 
     def _write_images(self, images: np.ndarray) -> None:
         folder, level = self.tmp_path, self.level  # not `self`: a forgotten writer must be collectable
@@ -49,27 +53,47 @@ class _PngSequence(AtomicOutput):
         def run() -> None:
             pool = _pool(_IDLE.active)
             first = self.start_index + self._queued
-            self._pending.append([pool.submit(write_one, first + i, images[i]) for i in range(len(images))])
+            jobs = [partial(write_one, first + i, images[i]) for i in range(len(images))]
+            self._pending.append([(pool.submit(job), job) for job in jobs])
             self._queued += len(images)
             while len(self._pending) > MAX_PENDING_BATCHES:
                 self._wait_oldest()
         self._guarded(run)
 
     def _wait_oldest(self) -> None:
-        """Wait for the oldest queued batch; raises its first error."""
-        futures = self._pending.popleft()
-        wait(futures)  # all of them, so an abort never races a frame still being written
-        for future in futures:
+        """Finish the oldest queued batch; raises its first error.
+
+        Frames no thread has started yet are encoded here: an idle-priority pool gets almost
+        no CPU while other processes keep the cores busy, and must not stall the job then.
+        """
+        batch = self._pending.popleft()
+        error: BaseException | None = None
+        started = []
+        for future, job in batch:
+            if not future.cancel():
+                started.append(future)
+                continue
+            try:
+                job()
+            except BaseException as exc:  # raised once the batch's other frames are done
+                error = error or exc
+        # (a cancelled future counts as done only once a thread dequeues it: wait for the others)
+        if wait(started, timeout=self.timeout_s).not_done:
+            raise EncodeError(f"{self.path}: encoding a PNG frame took longer than {self.timeout_s:.0f} s")
+        if error is not None:
+            raise error
+        for future in started:
             future.result()
-        self.frames_written += len(futures)
+        self.frames_written += len(batch)
 
     def _finalize(self) -> None:
         while self._pending:
             self._wait_oldest()
 
     def _discard(self) -> None:
-        while self._pending:  # let queued frames finish before the folder is removed
-            wait(self._pending.popleft())
+        while self._pending:  # drop unstarted frames, let started ones finish before the folder goes
+            wait([future for future, _ in self._pending.popleft() if not future.cancel()],
+                 timeout=self.timeout_s)
 
 
 class _IdleFlag(threading.local):
@@ -125,6 +149,7 @@ class Png16SequenceWriter(_PngSequence):
         path: Output folder (created on `close()`; an existing one is replaced).
         start_index: Number in the first file name (``frame_{start_index:06d}.png``).
         level: Compression level 0..3 (lossless at any level; see `encode_png`).
+        timeout_s: Longest wait for a frame being encoded (`EncodeError` after it).
     """
 
     def write(self, frames: np.ndarray | torch.Tensor) -> None:
@@ -137,7 +162,8 @@ class Png16SequenceWriter(_PngSequence):
             ValueError: Wrong dtype or shape.
             EncodeError: Writing failed (the output is aborted).
         """
-        self._write_images(as_array(frames, name="frames", dtype=np.uint16, ndim=3))
+        images = as_array(frames, name="frames", dtype=np.uint16, ndim=3)
+        self._write_images(images.copy())  # encoded after `write` returns: the caller may reuse `frames`
 
 
 class PngRgbaSequenceWriter(_PngSequence):
@@ -147,6 +173,7 @@ class PngRgbaSequenceWriter(_PngSequence):
         path: Output folder (created on `close()`; an existing one is replaced).
         start_index: Number in the first file name (``frame_{start_index:06d}.png``).
         level: Compression level 0..3 (lossless at any level; see `encode_png`).
+        timeout_s: Longest wait for a frame being encoded (`EncodeError` after it).
     """
 
     def write(self, rgb: np.ndarray | torch.Tensor, alpha: np.ndarray | torch.Tensor) -> None:
