@@ -10,7 +10,7 @@ import textwrap
 import threading
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import imageio.v3 as iio
 import numpy as np
@@ -362,6 +362,20 @@ def test_killed_ffmpeg_is_encode_error_and_leaves_nothing(tmp_path: Path) -> Non
     assert leftovers(tmp_path) == []
 
 
+@pytest.fixture
+def python_sigint() -> Iterator[None]:
+    """SIGINT delivered and turned into KeyboardInterrupt by Python's own handler for the test,
+    whatever handler or signal mask earlier tests in this process left; restored afterwards."""
+    handler = signal.signal(signal.SIGINT, signal.default_int_handler)
+    mask = signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        signal.signal(signal.SIGINT, signal.default_int_handler if handler is None else handler)
+
+
+@pytest.mark.usefixtures("python_sigint")
 @pytest.mark.parametrize("kind", ["npy", "webm"])
 def test_ctrl_c_inside_with_leaves_nothing(tmp_path: Path, kind: str) -> None:
     writer, write = WRITERS[kind](tmp_path / f"out.{kind}")
