@@ -17,5 +17,5 @@ from vdp.io.writers import (Mp4Writer, NpyWriter, NpzWriter, Png16SequenceWriter
                             read_webm_alpha, read_webm_rgba)
 
 __all__ = ["DecodeStatus", "Mp4Writer", "NpyWriter", "NpzWriter", "Png16SequenceWriter",
-           "PngRgbaSequenceWriter", "VideoSource", "WebmAlphaWriter", "encode_in_idle_time", "iter_batches", "probe",
-           "read_webm_alpha", "read_webm_rgba"]
+           "PngRgbaSequenceWriter", "VideoSource", "WebmAlphaWriter", "encode_in_idle_time",
+           "iter_batches", "probe", "read_webm_alpha", "read_webm_rgba"]

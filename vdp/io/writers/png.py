@@ -111,8 +111,8 @@ def encode_in_idle_time() -> Iterator[None]:
 
     Linux ``SCHED_IDLE`` threads run only when a core would otherwise be idle, so encoding
     fills the gaps a CPU model leaves (its single-threaded stretches) instead of preempting
-    one of its threads while the others wait at a barrier. Writers wait for their oldest
-    batch when too many are queued, which frees the cores for the encoder. Elsewhere
+    one of its threads while the others wait at a barrier. A writer that falls behind encodes
+    the frames no idle thread has started itself, so busy cores never stall it. Elsewhere
     (no ``SCHED_IDLE``), encoding runs at normal priority.
     """
     before = _IDLE.active
