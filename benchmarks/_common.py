@@ -28,7 +28,7 @@ def run_vdp(args: list[str], *, threads: int = 2, timeout_s: float = 3600) -> di
     Returns:
         ``{"wall_s", "peak_rss_mb", "report", "out"}``: wall time, the peak RSS of vdp's
         processes (the larger of the vdp process's own ``VmHWM`` and the sum of its and its
-        children's ``VmRSS``, e.g. the writer process, sampled every 0.1 s; pages both map,
+        children's ``VmRSS``, e.g. ffmpeg muxing audio, sampled every 0.1 s; pages both map,
         such as shared libraries, count twice), its report.json and its output folder.
     """
     out = Path(tempfile.mkdtemp(prefix="vdp_bench_"))
