@@ -51,7 +51,7 @@ class FastGuidedFilter(nn.Module):
         size = hr_x.shape[-2:]
         a = F.interpolate(a, size, mode="bilinear", align_corners=False)
         b = F.interpolate(b, size, mode="bilinear", align_corners=False)
-        return a * hr_x + b
+        return torch.addcmul(b, a, hr_x)  # a * hr_x + b without a full-size temporary
 
 
 class FastGuidedFilterRefiner(nn.Module):

@@ -109,7 +109,7 @@ class MattingNetwork(nn.Module):
         fgr_residual, pha = self.project_mat(hid).split([3, 1], dim=-3)
         if downsample_ratio != 1:
             fgr_residual, pha = self.refiner(src, src_sm, fgr_residual, pha, hid)
-        fgr = (fgr_residual + src).clamp(0.0, 1.0)
+        fgr = (fgr_residual + src).clamp_(0.0, 1.0)  # in place on the fresh sum
         return [fgr, pha.clamp(0.0, 1.0), *rec]
 
     @staticmethod
