@@ -38,9 +38,10 @@ from vdp.engine.chunks import Chunk, plan_chunks
 from vdp.engine.ledger import WORKDIR, ChunkStore, Ledger, completed_chunks, spec_digest
 from vdp.engine.plan import StagePlan
 from vdp.engine.progress import ProgressCallback, ProgressTracker
-from vdp.engine.prefetch import Prefetcher
+from vdp.engine.prefetch import Prefetcher, decode_in_idle_time
 from vdp.engine.writeback import BackgroundWriter
 from vdp.errors import JobCancelledError, SpecError, VdpError
+from vdp.idle import IDLE_PRIORITY_AVAILABLE
 from vdp.spec import JobSpec
 from vdp.types import FrameBatch, VideoInfo
 
@@ -79,12 +80,14 @@ class JobReport:
 def cpu_bound(local: bool, device: str) -> bool:
     """Whether the models compute on this process's CPU cores.
 
-    Then decoding and writing run between model calls, each spread over the cores, instead of
-    in threads beside the models: the models already use every core, and a decode or writer
-    thread only preempts one of their threads while the others wait for it (measured on 2
-    cores: slower than taking turns). PNG frames are the exception: they encode on idle-priority
-    threads (`vdp.io.encode_in_idle_time`) that only take the cores when the models leave them
-    idle. With a GPU or Ray actors, decode and writing overlap the models in background threads.
+    Then decoding and writing do not run in normal threads beside the models: the models
+    already use every core, and such a thread only preempts one of their threads while the
+    others wait for it (measured on 2 cores: slower than taking turns). Decoding runs ahead on
+    an idle-priority thread (`decode_in_idle_time`) and PNG frames encode on idle-priority
+    threads (`vdp.io.encode_in_idle_time`): both only take the cores when the models leave them
+    idle. The other writers run between model calls, spread over the cores; so does decoding
+    where the OS has no idle priority. With a GPU or Ray actors, decode and writing overlap the
+    models in background threads.
     """
     return local and device == "cpu"
 
@@ -254,8 +257,9 @@ def _process(spec: JobSpec, plans: list[StagePlan], chunks: list, todo: list, at
             torch.set_num_threads(spec.resources.threads)
         if cpu_bound(local, report.device):
             def source(chunk: Chunk) -> Iterator[FrameBatch]:
-                """Decoded between model calls, with a thread per core (see `cpu_bound`)."""
-                return _chunk_source(spec, chunk, cancel, threads=torch.get_num_threads())
+                """Decoded in the models' idle time, else between model calls (see `cpu_bound`)."""
+                return _chunk_source(spec, chunk, cancel, threads=torch.get_num_threads(),
+                                     idle=IDLE_PRIORITY_AVAILABLE)
         else:
             def source(chunk: Chunk) -> Iterator[FrameBatch]:
                 """Decoded a batch or two ahead in a thread, overlapping the models."""
@@ -305,12 +309,19 @@ def _run_on_ray(spec: JobSpec, plans: list[StagePlan], todo: list[Chunk], attemp
 
 
 def _chunk_source(spec: JobSpec, chunk: Chunk, cancel: threading.Event | None,
-                  threads: int = 1) -> Iterator[FrameBatch]:
+                  threads: int = 1, idle: bool = False) -> Iterator[FrameBatch]:
+    """The chunk's decoded batches (split at scene cuts when the spec asks), with `threads`
+    FFmpeg threads; with `idle`, decoded ahead at idle priority (`decode_in_idle_time`)."""
     from vdp.io import iter_batches
 
-    source: Iterator[FrameBatch] = iter_batches(
-        spec.input, batch_frames=spec.resources.batch_frames, start_frame=chunk.run_start,
-        stop_frame=chunk.stop, timeout_s=spec.resources.batch_timeout_s, num_threads=threads)
+    def decode_from(first: int) -> Iterator[FrameBatch]:
+        if first >= chunk.stop:
+            return iter(())
+        return iter_batches(spec.input, batch_frames=spec.resources.batch_frames, start_frame=first,
+                            stop_frame=chunk.stop, timeout_s=spec.resources.batch_timeout_s,
+                            num_threads=threads)
+
+    source = decode_in_idle_time(decode_from, chunk.run_start) if idle else decode_from(chunk.run_start)
     if spec.scene_cuts:
         from vdp.analysis.scenecut import SceneCutDetector
         from vdp.engine.segments import split_at_cuts

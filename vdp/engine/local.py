@@ -1,6 +1,7 @@
 """LocalRunner: drives a chain of stages in this process (tests, debugging, `--local`)."""
 from __future__ import annotations
 
+import time
 from typing import Callable, Iterable
 
 import torch
@@ -43,7 +44,8 @@ class LocalRunner:
             source: Decoded batches in frame order.
             info: The stream's metadata (passed to each stage's `init_state`).
             sink: Called with every finished, non-empty batch, in frame order.
-            tracker: Receives per-stage frame counts and busy time.
+            tracker: Receives per-stage frame counts and busy time (for ``decode``: the time
+                spent waiting for `source`).
 
         Returns:
             Each stage's report (fallbacks, warnings), keyed by stage name.
@@ -69,13 +71,18 @@ class LocalRunner:
                 push(out, i + 1)
 
         started = False
-        for batch in source:
+        batches = iter(source)
+        while True:
+            t0 = time.perf_counter()
+            batch = next(batches, None)
+            if batch is None:
+                break
             if batch.starts_segment and started:
                 flush_all()
                 states = [s.init_state(info) for s in self.stages]
             started = True
-            if tracker:
-                tracker.add("decode", len(batch))
+            if tracker:  # decode's busy time: how long the stages waited for frames
+                tracker.add("decode", len(batch), time.perf_counter() - t0)
             push(batch, 0)
         flush_all()
         return {n: s.take_report() for n, s in zip(self.names, self.stages)}

@@ -2,6 +2,8 @@
 
 The driver runs several chunks at once; decoding each in its own thread keeps the driver's
 loop free to submit, collect and write (TorchCodec releases the GIL while it decodes).
+`decode_in_idle_time` does the same beside models computing on this process's cores, at idle
+priority, taking over itself when that thread gets no CPU time.
 """
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import threading
 from typing import Callable, Iterator
 
 from vdp.errors import JobTimeoutError
+from vdp.idle import set_idle_priority
 from vdp.types import FrameBatch
 
 _END = object()
@@ -22,12 +25,14 @@ class Prefetcher:
         make_iter: Opens the source (called in the thread, so opening does not block either).
         depth: Batches decoded ahead.
         name: Thread name.
+        idle: Run the thread (and the threads it starts) at idle priority (`vdp.idle`).
     """
 
     def __init__(self, make_iter: Callable[[], Iterator[FrameBatch]], *, depth: int = 2,
-                 name: str = "vdp-decode") -> None:
+                 name: str = "vdp-decode", idle: bool = False) -> None:
         self._q: queue.Queue = queue.Queue(maxsize=max(1, depth))
         self._stop = threading.Event()
+        self._idle = idle
         self._thread = threading.Thread(target=self._run, args=(make_iter,), name=name, daemon=True)
         self._thread.start()
         self._next: object = None  # an item taken by `wait`, handed out by the next `poll`
@@ -54,6 +59,11 @@ class Prefetcher:
             self.exhausted = True
             raise item
         return item
+
+    @property
+    def ready(self) -> bool:
+        """Whether `poll` has something to hand out (a batch, an error or the end)."""
+        return self.exhausted or self._next is not None or not self._q.empty()
 
     def wait(self, timeout_s: float) -> None:
         """Block until a batch (or the end) is ready, or `timeout_s` passes."""
@@ -97,6 +107,8 @@ class Prefetcher:
                 break
 
     def _run(self, make_iter: Callable[[], Iterator[FrameBatch]]) -> None:
+        if self._idle:
+            set_idle_priority()
         try:
             for batch in make_iter():
                 if not self._put(batch):
@@ -113,3 +125,50 @@ class Prefetcher:
             except queue.Full:
                 continue
         return False
+
+
+def decode_in_idle_time(open_from: Callable[[int], Iterator[FrameBatch]], start: int, *,
+                        depth: int = 1, patience_s: float = 2.0) -> Iterator[FrameBatch]:
+    """Batches of `open_from(start)`, decoded ahead on an idle-priority thread.
+
+    For models computing on this process's cores: the thread (and FFmpeg's threads, which it
+    starts) decodes only while a core would otherwise be idle, so decoding costs the models
+    nothing. Whenever the consumer has waited `patience_s` for a batch (other processes keep
+    every core busy, or a batch is that slow) or the thread's decoding timed out, the consumer
+    stops the thread and decodes the rest itself at normal priority, from the first frame it
+    has not received: never slower than decoding in line, at most a batch decoded twice.
+
+    Args:
+        open_from: Opens the source at a frame index: its batches in frame order up to the
+            chunk's end (nothing when the index is past it).
+        start: The first frame.
+        depth: Batches decoded ahead.
+        patience_s: Longest wait for the idle thread's next batch.
+
+    Returns:
+        An iterator of the batches, each frame once, in order.
+
+    Raises:
+        Exception: Whatever the source raised (e.g. `DecodeError`).
+    """
+    prefetcher = Prefetcher(lambda: open_from(start), depth=depth, name="vdp-decode-idle", idle=True)
+    next_frame = start
+    try:
+        while True:
+            try:
+                batch = prefetcher.poll()
+            except JobTimeoutError:  # starved for a whole deadline, or hung: try it in line
+                break
+            if batch is not None:
+                if len(batch):
+                    next_frame = int(batch.indices[-1]) + 1
+                yield batch
+            elif prefetcher.exhausted:
+                return
+            else:
+                prefetcher.wait(patience_s)
+                if not prefetcher.ready:
+                    break
+    finally:
+        prefetcher.stop()
+    yield from open_from(next_frame)

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from vdp.errors import EncodeError
+from vdp.idle import set_idle_priority
 from vdp.io.writers._atomic import AtomicOutput, as_array
 from vdp.io.writers.png_encode import LEVELS, encode_png
 
@@ -123,14 +124,6 @@ def encode_in_idle_time() -> Iterator[None]:
         _IDLE.active = before
 
 
-def _set_idle_priority() -> None:
-    if hasattr(os, "SCHED_IDLE"):
-        try:
-            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))  # this thread only
-        except OSError:
-            pass  # not permitted here: encode at normal priority
-
-
 def _pool(idle: bool) -> ThreadPoolExecutor:
     """The process's PNG encoding threads (one per core), shared by every writer; a separate
     set for idle-priority encoding (a thread cannot portably return from ``SCHED_IDLE``)."""
@@ -138,7 +131,7 @@ def _pool(idle: bool) -> ThreadPoolExecutor:
         if idle not in _POOLS:
             _POOLS[idle] = ThreadPoolExecutor(len(os.sched_getaffinity(0)),
                                               thread_name_prefix="vdp-png-idle" if idle else "vdp-png",
-                                              initializer=_set_idle_priority if idle else None)
+                                              initializer=set_idle_priority if idle else None)
         return _POOLS[idle]
 
 
