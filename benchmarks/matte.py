@@ -20,7 +20,8 @@ kernel set-up, first-touch page faults). The two paths alternate ``--repeats`` t
 run of each is compared, and so is each back-to-back pair (their median is the figure least
 exposed to these VMs' minute-to-minute noise). End-to-end fps is given per process (interpreter
 start, imports, model set-up included) and per job (``report.json`` wall_seconds: probe, model
-set-up, decode, matte, writing and publishing the outputs).
+set-up, decode, matte, writing and publishing the outputs; not loading the libraries, which a
+process does once for all its jobs).
 """
 from __future__ import annotations
 

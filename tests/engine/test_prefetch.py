@@ -164,3 +164,17 @@ def test_leaving_early_stops_the_idle_thread():
     it.close()
     idle.join(timeout=5)
     assert not idle.is_alive()
+
+
+def test_idle_decoding_starts_at_once_and_stops_when_dropped_unstarted():
+    log: list = []
+    before = set(threading.enumerate())
+    it = decode_in_idle_time(decoder(30, log), 0, depth=1)
+    (idle,) = [t for t in threading.enumerate() if t.name == "vdp-decode-idle" and t not in before]
+    deadline = time.monotonic() + 10
+    while not log and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert [first for first, _ in log] == [0]  # opened without a next()
+    del it  # never iterated: e.g. the models failed to load
+    idle.join(timeout=5)
+    assert not idle.is_alive()

@@ -50,7 +50,8 @@ _STALE_TEMP = re.compile(r"^\..+\.tmp")
 
 @dataclass
 class JobReport:
-    """What `report.json` holds."""
+    """What `report.json` holds (``wall_seconds``: from the job's start to its end, after the
+    process has loaded vdp's libraries)."""
 
     status: str = "running"
     input: dict[str, Any] = field(default_factory=dict)
@@ -136,6 +137,7 @@ def run_job(spec: JobSpec, out_dir: str | Path, *, local: bool = False,
         shutil.rmtree(work, ignore_errors=True)
     _remove_stale_temps(out)
     _write_json(out / "spec.json", json.loads(spec_json))
+    import vdp.io  # noqa: F401  TorchCodec loads torch._dynamo (~2 s), once per process: not the job's time
     t0 = time.monotonic()
     report = JobReport(runner="local" if local else "ray", device=resolve_device(spec) if local else "",
                        environment=_environment(), resumed=resume)

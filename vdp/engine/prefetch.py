@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import weakref
 from typing import Callable, Iterator
 
 from vdp.errors import JobTimeoutError
@@ -146,12 +147,20 @@ def decode_in_idle_time(open_from: Callable[[int], Iterator[FrameBatch]], start:
         patience_s: Longest wait for the idle thread's next batch.
 
     Returns:
-        An iterator of the batches, each frame once, in order.
+        An iterator of the batches, each frame once, in order. Decoding starts at once (e.g.
+        while the models load), not at the first ``next()``.
 
     Raises:
         Exception: Whatever the source raised (e.g. `DecodeError`).
     """
     prefetcher = Prefetcher(lambda: open_from(start), depth=depth, name="vdp-decode-idle", idle=True)
+    batches = _take_over_when_stalled(prefetcher, open_from, start, patience_s)
+    weakref.finalize(batches, prefetcher.stop)  # also when dropped unstarted (e.g. setup failed)
+    return batches
+
+
+def _take_over_when_stalled(prefetcher: Prefetcher, open_from: Callable[[int], Iterator[FrameBatch]],
+                            start: int, patience_s: float) -> Iterator[FrameBatch]:
     next_frame = start
     try:
         while True:
