@@ -17,8 +17,8 @@ composition); add ``alpha_mp4`` etc. to see what more outputs cost. The bare mod
 twice: warm (in this process, after a warm-up call, as above) and cold (a fresh process timing
 its first pass over the frames, which pays the same one-time costs a job does: first-call
 kernel set-up, first-touch page faults). The two paths alternate ``--repeats`` times; the best
-run of each is compared, and so is each back-to-back pair (their median is the figure least
-exposed to these VMs' minute-to-minute noise). End-to-end fps is given per process (interpreter
+run of each is compared (the least noisy estimate of each path's cost), and so is each
+back-to-back pair (their spread shows how far these VMs' minute-to-minute noise moves a ratio). End-to-end fps is given per process (interpreter
 start, imports, model set-up included) and per job (``report.json`` wall_seconds: probe, model
 set-up, decode, matte, writing and publishing the outputs; not loading the libraries, which a
 process does once for all its jobs).
