@@ -150,17 +150,18 @@ class RayRunner:
                 raise JobTimeoutError(f"a batch took longer than {self.batch_timeout_s:.0f} s "
                                       f"to pass through {[p.name for p in self.plans]}")
         out = self._get(item.result, "processing")
+        self._harvest(tracker, [item], block=True)  # its calls are all done; a meta may lag the result
         if out is not None and len(out):
             sink(out)
 
-    def _harvest(self, tracker: ProgressTracker | None, items: list[_InFlight]) -> None:
-        """Count frames of every stage call that has finished, without blocking."""
+    def _harvest(self, tracker: ProgressTracker | None, items: list[_InFlight], block: bool = False) -> None:
+        """Count frames of every stage call that has finished, without blocking (with `block`:
+        of every call of `items`, waiting for their progress records)."""
         for item in items:
             refs = [m for _, m in item.metas]
             if not refs:
                 continue
-            done, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
-            done_set = set(done)
+            done_set = set(refs) if block else set(ray.wait(refs, num_returns=len(refs), timeout=0)[0])
             keep = []
             for name, ref in item.metas:
                 if ref in done_set:
