@@ -18,10 +18,11 @@ twice: warm (in this process, after a warm-up call, as above) and cold (a fresh 
 its first pass over the frames, which pays the same one-time costs a job does: first-call
 kernel set-up, first-touch page faults). The two paths alternate ``--repeats`` times; the best
 run of each is compared (the least noisy estimate of each path's cost), and so is each
-back-to-back pair (their spread shows how far these VMs' minute-to-minute noise moves a ratio). End-to-end fps is given per process (interpreter
-start, imports, model set-up included) and per job (``report.json`` wall_seconds: probe, model
-set-up, decode, matte, writing and publishing the outputs; not loading the libraries, which a
-process does once for all its jobs).
+back-to-back pair (their spread shows how far these VMs' minute-to-minute noise moves a
+ratio). End-to-end fps is given per process (interpreter start, imports, model set-up
+included) and per job (``report.json`` wall_seconds: probe, model set-up, decode, matte,
+writing and publishing the outputs; not loading the libraries, which a process does once for
+all its jobs).
 """
 from __future__ import annotations
 
