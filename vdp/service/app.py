@@ -28,6 +28,7 @@ from vdp.service.routers import health, jobs, outputs, presets, uploads
 from vdp.service.security import Authenticated
 from vdp.service.settings import Settings, get_settings
 from vdp.service.store import JobStore
+from vdp.service.web import install_web
 
 log = logging.getLogger("vdp.service")
 
@@ -85,6 +86,7 @@ def create_app(settings: Settings | None = None, *, runner: JobRunner = run_with
     for module in (jobs, outputs, uploads, presets):
         app.include_router(module.router, dependencies=[Authenticated, StrictQuery])
     app.include_router(health.router, dependencies=[StrictQuery])
+    install_web(app)
     app.add_middleware(MetricsMiddleware, metrics=lambda: app.state.metrics)
     _install_error_handlers(app)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
