@@ -10,11 +10,12 @@ SAMPLE := tests/resources/media/sam2__05_default_juggle.mp4
 
 setup: $(VENV)/.installed
 
-# FFmpeg shared libraries come from the system (TorchCodec links against them).
+# FFmpeg shared libraries come from the system (TorchCodec links against them); so does the
+# chromium the web page's browser tests drive (Playwright cannot download its own browser here).
 # torch is installed first and pinned, so no resolver step can pull a different (CUDA) build.
 $(VENV)/.installed: pyproject.toml
-	@command -v ffmpeg >/dev/null || { $(SUDO) apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq ffmpeg; }
+	@command -v ffmpeg >/dev/null && command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq ffmpeg chromium; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q "torch==2.13.0"

@@ -55,7 +55,13 @@ async function showOutputs(status) {
   const grid = document.getElementById("job-outputs");
   grid.replaceChildren();
   const kinds = Object.fromEntries((status.spec.outputs || []).map((o) => [o.name || defaultName(o.kind), o.kind]));
-  for (const out of outputs) grid.append(await outputCard(out, kinds[out.name]));
+  const files = el("ul", {class: "files"});
+  for (const out of outputs) {
+    const shown = await outputCard(out, kinds[out.name]);
+    if (shown) grid.append(shown);
+    else files.append(el("li", {}, download(out)));
+  }
+  if (files.children.length) grid.append(el("article", {class: "output"}, el("h3", {text: "Other files"}), files));
   document.getElementById("outputs-section").hidden = false;
   if (outputs.some((o) => o.name === "report.json")) {
     const report = await api(url("report.json"));
@@ -69,6 +75,7 @@ function defaultName(kind) {
     composite_mp4: "composite.mp4"}[kind] || kind;
 }
 
+/** A card that shows `out` in place, or null for files a browser cannot show. */
 async function outputCard(out, kind) {
   const title = out.name + (kind === "depth_preview_mp4" ? " (RGB | depth)" : "");
   const card = el("article", {class: "output", "data-name": out.name}, el("h3", {text: title}));
@@ -81,12 +88,19 @@ async function outputCard(out, kind) {
     card.append(transparent ? el("div", {class: "checker"}, video) : video);
   } else if (out.type === "directory") {
     const frames = await api(`/web/api/jobs/${jobId}/frames/${encodeURIComponent(out.name)}`).catch(() => ({frames: []}));
-    if (frames.frames.length) card.append(frameViewer(out.name, frames.frames, transparent));
+    if (!frames.frames.length) return null;
+    card.append(frameViewer(out.name, frames.frames, transparent));
+  } else {
+    return null;
   }
-  const size = `${fmtBytes(out.size_bytes)}${out.type === "directory" ? ", as ZIP" : ""}`;
-  card.append(el("p", {}, el("a", {href: url(out.name), download: out.type === "directory" ? `${out.name}.zip` : out.name,
-                                    text: `Download (${size})`})));
+  card.append(el("p", {}, download(out)));
   return card;
+}
+
+function download(out) {
+  const size = `${fmtBytes(out.size_bytes)}${out.type === "directory" ? ", as ZIP" : ""}`;
+  return el("a", {href: url(out.name), download: out.type === "directory" ? `${out.name}.zip` : out.name,
+                  text: `Download ${out.name} (${size})`});
 }
 
 function frameViewer(folder, names, transparent) {

@@ -7,10 +7,10 @@ const streams = new Map();  // job id -> closer
 let config = null;
 
 export async function showList() {
-  document.getElementById("list-view").hidden = false;
   config = await api("/web/api/config");
   setUpForm();
   await refresh();
+  document.getElementById("list-view").hidden = false;
   setInterval(() => refresh().catch((e) => showFlash(e.message)), 3000);
 }
 
@@ -100,13 +100,13 @@ function setUpForm() {
     ? `Allowed folders: ${roots.join(", ")}` : "This gateway allows no server paths: upload a file.";
   document.getElementById("file").insertAdjacentElement("afterend",
     el("p", {class: "hint", text: `Up to ${fmtBytes(config.max_upload_bytes)}.`}));
-  for (const radio of form.querySelectorAll("input[name=source]")) {
-    radio.addEventListener("change", () => {
-      const path = form.source.value === "path";
-      document.getElementById("path-field").hidden = !path;
-      document.getElementById("upload-field").hidden = path;
-    });
-  }
+  const onSource = () => {
+    const path = form.source.value === "path";
+    document.getElementById("path-field").hidden = !path;
+    document.getElementById("upload-field").hidden = path;
+  };
+  for (const radio of form.querySelectorAll("input[name=source]")) radio.addEventListener("change", onSource);
+  onSource();
   form.addEventListener("submit", (e) => { e.preventDefault(); submit(form); });
 }
 

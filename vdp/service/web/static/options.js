@@ -49,11 +49,11 @@ export function buildOptions(container, schema, spec) {
   for (const [where, def, field, label] of COMMON) {
     if (!["job", "resources", "outputs"].includes(where) && !stages.includes(where)) continue;
     if (where === "outputs" && !(spec.outputs || []).length) continue;
-    fields.append(...control(schema, where, def, field, label, presetValue(spec, where, field)));
+    fields.append(...control(schema, where, def, field, label, presetValue(spec, where, field)).filter(Boolean));
   }
   if (stages.includes("depth") || stages.includes("matte")) {
     const [def, field, label] = SYNTHETIC;
-    fields.append(...control(schema, "synthetic", def, field, label, false));
+    fields.append(...control(schema, "synthetic", def, field, label, false).filter(Boolean));
   }
   container.append(fields);
 }
@@ -81,7 +81,7 @@ function control(schema, where, def, field, label, current) {
     input = el("input", {type: "number", ...data, "data-kind": integer ? "integer" : "number",
       step: integer ? "1" : "any", inputmode: integer ? "numeric" : "decimal",
       min: p.minimum ?? p.exclusiveMinimum, max: p.maximum ?? p.exclusiveMaximum,
-      placeholder: value === null || value === undefined ? (p.nullable ? "automatic" : "") : String(value)});
+      placeholder: value === null || value === undefined ? (field === "max_frames" ? "all" : p.nullable ? "automatic" : "") : String(value)});
     input.dataset.range = JSON.stringify({min: p.minimum, max: p.maximum, xmin: p.exclusiveMinimum, xmax: p.exclusiveMaximum});
     if (field === "max_frames" && value !== null && value !== undefined) input.value = String(value);
   }
