@@ -17,8 +17,6 @@ import pytest
 from tests.conftest import MEDIA
 from tests.service.gateway import LONG, REPO, Gateway
 
-playwright_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the test extra)")
-
 CHROMIUM = os.environ.get("VDP_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 SCREENSHOTS = Path(os.environ.get("VDP_WEB_SCREENSHOTS", REPO / "test-artifacts" / "web-screenshots"))
 SAMPLE = MEDIA / "sam2__05_default_juggle.mp4"
@@ -46,6 +44,7 @@ def web_gateway(tmp_path_factory) -> Gateway:
 
 @pytest.fixture(scope="session")
 def browser():
+    playwright_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the test extra)")
     if not Path(CHROMIUM).is_file():
         pytest.skip(f"no chromium at {CHROMIUM} (make setup installs it; or set VDP_CHROMIUM)")
     args = ["--no-sandbox"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []
