@@ -91,7 +91,7 @@ def test_upload_submit_follow_progress_and_play_an_output(web_gateway, context, 
     page.wait_for_function("(() => { const v = document.querySelector('[data-name=\"depth_preview.mp4\"] video');"
                            " return v && v.readyState >= 2 && v.videoWidth > 0; })()", timeout=60_000)
     page.wait_for_function("(() => { const i = document.querySelector('.frames img'); return i && i.complete && i.naturalWidth > 0; })()")
-    page.get_by_label("Frame").fill("7")
+    page.get_by_label("Frame (depth_png16)").fill("7")
     assert "frame 8 / 8" in page.locator(".frames").inner_text()
     assert page.locator("svg.chart rect[data-stage=depth]").count() == 1
     assert page.get_by_role("link", name=re.compile(r"^Download")).count() >= 4

@@ -116,7 +116,7 @@ function frameViewer(folder, names, transparent) {
     caption.textContent = `frame ${i + 1} / ${names.length}`;
   });
   return el("div", {class: "frames"}, transparent ? el("div", {class: "checker"}, img) : img,
-            el("label", {for: id, text: "Frame"}), slider, caption);
+            el("label", {for: id, text: `Frame (${folder})`}), slider, caption);
 }
 
 function showReport(report) {

@@ -8,6 +8,7 @@ let config = null;
 
 export async function showList() {
   config = await api("/web/api/config");
+  document.getElementById("logout").hidden = !config.auth;  // nothing to sign out of
   setUpForm();
   await refresh();
   document.getElementById("list-view").hidden = false;
