@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 
 import pytest
+import torch
 
 from tests.service.gateway import LONG, TOKEN
 from tests.web.conftest import SAMPLE
@@ -13,7 +14,9 @@ pytestmark = pytest.mark.slow
 #: Records every progress value the job list shows, as "stage:frames_done".
 _WATCH_PROGRESS = """() => {
   window.__progress = [];
-  const seen = (node) => { if (node.dataset && node.dataset.stage) window.__progress.push(node.dataset.stage + ':' + node.dataset.done); };
+  const seen = (node) => {
+    if (node.dataset && node.dataset.stage) window.__progress.push(node.dataset.stage + ':' + node.dataset.done);
+  };
   new MutationObserver((records) => {
     for (const r of records) for (const n of r.addedNodes) if (n.querySelectorAll) {
       if (n.matches('progress')) seen(n);
@@ -90,7 +93,8 @@ def test_upload_submit_follow_progress_and_play_an_output(web_gateway, context, 
     # The RGB|depth preview (H.264 MP4) decodes a frame in the page's video element.
     page.wait_for_function("(() => { const v = document.querySelector('[data-name=\"depth_preview.mp4\"] video');"
                            " return v && v.readyState >= 2 && v.videoWidth > 0; })()", timeout=60_000)
-    page.wait_for_function("(() => { const i = document.querySelector('.frames img'); return i && i.complete && i.naturalWidth > 0; })()")
+    page.wait_for_function("(() => { const i = document.querySelector('.frames img');"
+                           " return i && i.complete && i.naturalWidth > 0; })()")
     page.get_by_label("Frame (depth_png16)").fill("7")
     assert "frame 8 / 8" in page.locator(".frames").inner_text()
     assert page.locator("svg.chart rect[data-stage=depth]").count() == 1
@@ -114,6 +118,24 @@ def test_cancel_and_delete_a_job_from_the_list(web_gateway, context):
     job_id = job.get_attribute("data-id")
     job.get_by_role("button", name=re.compile("^Delete job")).click()
     page.locator(f"#job-{job_id}").wait_for(state="detached")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU to fail the job")
+def test_a_failed_job_says_why_in_words(web_gateway, context):
+    page = context.new_page()
+    sign_in(page, web_gateway.url)
+    page.get_by_label("Path on the server").check()
+    page.get_by_label("Path under an input root").fill(LONG)
+    fill_job(page, "depth", **{"Max frames": "2", "Depth input size": "56", "Device": "cuda"})
+    page.get_by_role("button", name="Submit job").click()
+    failed = card(page, "failed")
+    failed.wait_for(timeout=120_000)
+    failed.get_by_role("link").click()
+    problem = page.locator("#job-error")
+    problem.filter(has_text="This job failed.").wait_for()
+    assert "no GPU" in problem.inner_text()
+    page.get_by_role("button", name="Delete").click()  # no confirm handler: the dialog is dismissed
+    assert page.get_by_role("button", name="Delete").is_enabled()
 
 
 def test_bad_option_is_named_before_anything_is_sent(web_gateway, context):
