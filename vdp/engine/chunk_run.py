@@ -152,7 +152,7 @@ class ChunkRun:
             raise JobTimeoutError(f"chunk {self.chunk.index}: a batch took longer than "
                                   f"{self.ctx.batch_timeout_s:.0f} s") from None
         except Exception as exc:  # noqa: BLE001 - classified
-            raise ChunkLost(classify(exc, self)) from None
+            raise ChunkLost(classify(exc, self.chunk.index, self.opens)) from None
         count_metas(self.chain, item.metas, self.ctx.batch_timeout_s)  # the ones `harvest` has not seen finish yet
         item.metas = []
         if out is None or len(out) == 0:

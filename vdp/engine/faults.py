@@ -9,35 +9,36 @@ stages are deterministic, so a re-run changes nothing in the output.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import ray
 from ray.exceptions import RayActorError, RayTaskError
 
 from vdp.engine.actor import StreamLostError
+from vdp.engine.chunks import Chunk
 from vdp.engine.ledger import Ledger
 from vdp.engine.ray_errors import actor_died, cause_of, to_vdp_error
 from vdp.errors import StageError, VdpError
 
-if TYPE_CHECKING:
-    from vdp.engine.chunk_run import ChunkRun
 
-
-def classify(exc: BaseException, run: "ChunkRun") -> str:
-    """The reason to re-run `run`'s chunk; raises the error that fails the job instead when
-    `exc` is not a lost actor."""
+def classify(exc: BaseException, chunk: int, opens: list[Any]) -> str:
+    """The reason to re-run chunk `chunk` after `exc`; raises the error that fails the job
+    instead when `exc` is not a lost actor (`opens`: the refs of the run's ``open`` calls,
+    whose error explains a stream that was never opened)."""
     cause = cause_of(exc)
     if isinstance(cause, StreamLostError):
-        raise_open_error(run)
+        raise_open_error(opens)
         return f"a model actor restarted ({cause})"
     if actor_died(exc):
         return f"a model actor died ({type(cause).__name__})"
-    raise to_vdp_error(exc, f"chunk {run.chunk.index}")
+    raise to_vdp_error(exc, f"chunk {chunk}")
 
 
-def raise_open_error(run: "ChunkRun") -> None:
+def raise_open_error(opens: list[Any]) -> None:
     """A stream that was never opened: surface the stage's own `init_state` error."""
-    ready, _ = ray.wait(run.opens, num_returns=len(run.opens), timeout=0)
+    if not opens:
+        return
+    ready, _ = ray.wait(opens, num_returns=len(opens), timeout=0)
     for ref in ready:
         try:
             ray.get(ref)
@@ -62,18 +63,17 @@ class RetryPolicy:
         #: Chunk runs lost to actor faults: chunk, attempt, reason.
         self.retries: list[dict[str, Any]] = []
 
-    def lost(self, run: "ChunkRun", reason: str) -> None:
-        """Record the lost run.
+    def lost(self, chunk: Chunk, attempt: int, reason: str) -> None:
+        """Record that run `attempt` of `chunk` was lost; the caller runs it again.
 
         Raises:
             StageError: The chunk has now failed `max_attempts` times.
         """
-        self.retries.append({"chunk": run.chunk.index, "attempt": run.attempt, "reason": reason})
-        if run.attempt >= self.max_attempts:
-            c = run.chunk
-            raise StageError(f"chunk {c.index} (frames {c.run_start}-{c.stop - 1}) failed "
-                             f"{run.attempt} times, last: {reason}")
-        self.ledger.append("retry", chunk=run.chunk.index, attempt=run.attempt, reason=reason)
+        self.retries.append({"chunk": chunk.index, "attempt": attempt, "reason": reason})
+        if attempt >= self.max_attempts:
+            raise StageError(f"chunk {chunk.index} (frames {chunk.run_start}-{chunk.stop - 1}) failed "
+                             f"{attempt} times, last: {reason}")
+        self.ledger.append("retry", chunk=chunk.index, attempt=attempt, reason=reason)
 
 
 class DroppedRefs:

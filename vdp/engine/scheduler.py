@@ -125,7 +125,7 @@ class ChunkScheduler:
                     dropped.add(run.drop())
                     self.pool.release(run.replicas, finished=False)
                     assembler.abandon(run.results)
-                    self.faults.lost(run, lost)
+                    self.faults.lost(run.chunk, run.attempt, lost)
                     queue.appendleft(run.chunk)
                 for run in [r for r in active if r.done]:
                     active.remove(run)
