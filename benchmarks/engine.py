@@ -1,11 +1,11 @@
-"""Engine overhead and memory: RayRunner vs LocalRunner, and peak RSS for a clip vs the clip x10.
+"""Engine overhead and memory: a chunk run on Ray vs LocalRunner, and peak RSS for a clip vs the clip x10.
 
 Run: ``python benchmarks/engine.py [--frames N] [--input-size N] [--threads N]``
 
 Throughput
     The same stage (Video Depth Anything vits, synthetic weights, ``--input-size``) on the same
-    pre-decoded frames, in this process (`LocalRunner`) and in one Ray actor (`RayRunner`, model
-    loaded before timing). Ratio = Ray fps / local fps: the cost of the object store and the
+    pre-decoded frames, in this process (`LocalRunner`) and as one chunk on one Ray actor (the
+    `ChunkScheduler` jobs use, model loaded before timing). Ratio = Ray fps / local fps: the cost of the object store and the
     actor calls.
 Memory
     A whole job (`run_job` on Ray: decode, depth, ``--outputs``) on a
@@ -41,12 +41,12 @@ def depth_plan(input_size: int):
 
 
 def throughput(frames: int, input_size: int, threads: int) -> dict[str, float]:
-    """Frames per second of LocalRunner and RayRunner over the same decoded frames."""
+    """Frames per second of LocalRunner and of one chunk on the ChunkScheduler over the same
+    decoded frames."""
     import ray
     import torch
 
     from vdp.engine.local import LocalRunner
-    from vdp.engine.ray_runner import RayRunner
     from vdp.io import iter_batches, probe
 
     torch.set_num_threads(threads)
@@ -61,15 +61,37 @@ def throughput(frames: int, input_size: int, threads: int) -> dict[str, float]:
     ray.init(address="local", num_cpus=threads + 1, include_dashboard=False, logging_level="ERROR",
              namespace="vdp")
     try:
-        remote = RayRunner([plan], threads=threads, max_in_flight=4)
-        remote.setup()
-        t0 = time.perf_counter()
-        remote.run(iter(batches), info, lambda b: None)
-        ray_s = time.perf_counter() - t0
+        ray_s = _one_chunk_on_ray(plan, batches, info, threads)
     finally:
         ray.shutdown()
     return {"frames": frames, "local_fps": frames / local_s, "ray_fps": frames / ray_s,
             "ratio": local_s / ray_s}
+
+
+def _one_chunk_on_ray(plan, batches: list, info, threads: int) -> float:
+    """Seconds the ChunkScheduler takes to run `batches` as one chunk (actor loaded first)."""
+    from vdp.engine.assembly import Assembler, FrameReader
+    from vdp.engine.chunks import plan_chunks
+    from vdp.engine.ledger import ChunkStore, Ledger
+    from vdp.engine.merge import ChunkMerger
+    from vdp.engine.placement import acquire_replicas
+    from vdp.engine.scheduler import ChunkScheduler
+    from vdp.spec import ChunkingSpec, ResourcesSpec
+
+    replicas, _, _ = acquire_replicas([plan], ResourcesSpec(device="cpu"), max_replicas=1,
+                                      threads=threads, timeout_s=600)
+    frames = sum(len(b) for b in batches)
+    chunks = plan_chunks(frames, ChunkingSpec())
+    with tempfile.TemporaryDirectory() as tmp:
+        ledger = Ledger(Path(tmp) / "ledger.jsonl")
+        merger = ChunkMerger(chunks, {}, lambda b: None)
+        assembler = Assembler(chunks, merger, ChunkStore(Path(tmp) / "chunks"), ledger,
+                              FrameReader(str(CLIP)), persist=False)
+        scheduler = ChunkScheduler([plan], replicas, ledger=ledger, max_in_flight=4)
+        t0 = time.perf_counter()
+        scheduler.run(chunks, {}, assembler, lambda c: iter(batches), info)
+        merger.finish()
+        return time.perf_counter() - t0
 
 
 def peak_rss_of_job(clip: str, input_size: int, threads: int, outputs: list[str]) -> dict:

@@ -6,8 +6,8 @@ that stages add on the way, e.g. ``depth`` [T,H,W] float32 or ``alpha`` [T,H,W] 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Literal
 
 import torch
 
@@ -125,3 +125,56 @@ class FrameBatch:
                           torch.cat([b.pts_seconds for b in batches]),
                           {n: torch.cat([b.layers[n] for b in batches]) for n in names},
                           starts_segment=batches[0].starts_segment)
+
+
+JobStatus = Literal["running", "succeeded", "failed", "cancelled"]
+
+
+@dataclass
+class JobReport:
+    """What a job's ``report.json`` holds (keys in this order).
+
+    Attributes:
+        status: ``running`` while the job runs, then ``succeeded``, ``failed`` or ``cancelled``.
+        input: The source's `VideoInfo` as a mapping.
+        runner: ``local`` (in process) or ``ray``.
+        device: Where the models ran (Ray: the replicas' devices, comma-separated).
+        frames: Frames written.
+        wall_seconds: From the job's start to its end, after the process has loaded vdp's
+            libraries.
+        stages: Per stage (``decode``, each model stage, ``write``): frames, busy seconds, fps.
+        outputs: Output files and folders, relative to the output directory.
+        fallbacks: Windows re-run in fp32 after non-finite values (one record each).
+        warnings: Distinct warnings of the stages, the merge and the engine.
+        error: ``Type: message`` of the failure, else None.
+        environment: Versions, host and pid of the driver.
+        resumed: Whether the job continued an earlier run's ledger.
+        chunks: The chunk plan, reused chunks, seams, runs and retries.
+        placement: GPUs, replicas and the object-store budget (Ray runs).
+    """
+
+    status: JobStatus = "running"
+    input: dict[str, Any] = field(default_factory=dict)
+    runner: str = ""
+    device: str = ""
+    frames: int = 0
+    wall_seconds: float = 0.0
+    stages: dict[str, dict[str, Any]] = field(default_factory=dict)
+    outputs: list[str] = field(default_factory=list)
+    fallbacks: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    error: str | None = None
+    environment: dict[str, str] = field(default_factory=dict)
+    resumed: bool = False
+    chunks: dict[str, Any] = field(default_factory=dict)
+    placement: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``report.json`` mapping."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "JobReport":
+        """A report read back from ``report.json`` (unknown keys are ignored)."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})

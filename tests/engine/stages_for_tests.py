@@ -171,3 +171,20 @@ class ReplicaSpeedStage(Stage):
         if self.slow:
             time.sleep(self.seconds)
         return batch.with_layers(depth=batch.frames.float().mean(dim=1) / 255.0), state
+
+
+class CountingStage(Stage):
+    """Passes frames through; at each flush reports how many frames its stream saw (a warning),
+    so tests can check which segments the chain flushed and that every report arrives."""
+
+    name = "counting"
+
+    def init_state(self, info: VideoInfo) -> Any:
+        return 0
+
+    def process(self, batch: FrameBatch, state: int) -> tuple[FrameBatch, int]:
+        return batch, state + len(batch)
+
+    def flush(self, state: int) -> FrameBatch | None:
+        self.report.warnings.append(f"flushed after {state} frames")
+        return None

@@ -92,3 +92,39 @@ def test_streams_of_dead_drivers_are_pruned(ray_local, fresh_actors):
     assert info["streams"] == [f"{me}:a:c0"]
     assert info["torch_threads"] == 1  # as asked, not Ray's OMP_NUM_THREADS default
     assert info["thp_alloc"] == "1"  # huge-page allocation reaches the workers
+
+
+def test_retry_policy_reruns_until_max_attempts(tmp_path):
+    from vdp.engine.chunks import Chunk
+    from vdp.engine.faults import RetryPolicy
+    from vdp.engine.ledger import Ledger
+    from vdp.errors import StageError
+
+    ledger = Ledger(tmp_path / "ledger.jsonl")
+    policy = RetryPolicy(ledger, max_attempts=2)
+    chunk = Chunk(1, 16, 32, 8)
+    policy.lost(chunk, 1, "a model actor died (ActorDiedError)")
+    assert [e["event"] for e in ledger.events()] == ["retry"]
+    with pytest.raises(StageError, match=r"chunk 1 \(frames 8-31\) failed 2 times"):
+        policy.lost(chunk, 2, "again")
+    assert [r["attempt"] for r in policy.retries] == [1, 2]
+
+
+def test_classify_tells_a_dead_actor_from_a_stage_error(ray_local):
+    from vdp.engine.actor import StageActor
+    from vdp.engine.faults import classify
+    from vdp.errors import StageError
+    from tests.engine.stages_for_tests import FailingStage
+    from tests.engine.test_runners import INFO, synthetic_batches
+
+    failing = StageActor.options(num_cpus=0).remote(StagePlan("failing", "cls", partial(FailingStage, 0)), 1)
+    opens = [failing.open.remote("s", INFO)]
+    ref, _ = failing.process.remote("s", next(synthetic_batches()))
+    with pytest.raises(ray.exceptions.RayTaskError) as err:
+        ray.get(ref)
+    with pytest.raises(StageError, match="failing"):
+        classify(err.value, 0, opens)
+    ray.kill(failing, no_restart=True)
+    with pytest.raises(ray.exceptions.RayActorError) as died:
+        ray.get(failing.info.remote())
+    assert classify(died.value, 0, []).startswith("a model actor died")

@@ -1,4 +1,5 @@
-"""LocalRunner and RayRunner drive the same stage chain to the same result, in bounded memory."""
+"""LocalRunner and a chunk run on Ray (the path jobs use) drive the same stage chain to the same
+result, in bounded memory."""
 from __future__ import annotations
 
 from functools import partial
@@ -9,7 +10,6 @@ import torch
 from vdp.engine.local import LocalRunner
 from vdp.engine.plan import StagePlan
 from vdp.engine.progress import ProgressTracker
-from vdp.engine.ray_runner import RayRunner
 from vdp.errors import StageError
 from vdp.types import FrameBatch, VideoInfo
 from tests.engine.stages_for_tests import FailingStage, GrayEmaStage, SlowStage, WindowStage
@@ -66,10 +66,35 @@ def test_local_runner_names_failing_stage_and_frames():
         collect(runner, synthetic_batches())
 
 
-def test_ray_runner_equals_local_runner(ray_local):
+def on_ray(tmp_path, plan_list, source, *, max_in_flight: int = 3, tracker=None, sink=None,
+           prefetch: int = 2, frames: int = 37):
+    """Run `source` as one chunk on the ChunkScheduler (one replica per stage), as jobs do."""
+    from vdp.engine.assembly import Assembler, FrameReader
+    from vdp.engine.chunks import plan_chunks
+    from vdp.engine.ledger import ChunkStore, Ledger
+    from vdp.engine.merge import ChunkMerger
+    from vdp.engine.placement import acquire_replicas
+    from vdp.engine.scheduler import ChunkScheduler
+    from vdp.spec import ChunkingSpec, ResourcesSpec
+
+    reps, _, _ = acquire_replicas(plan_list, ResourcesSpec(), max_replicas=1, threads=1, timeout_s=120)
+    out: list[FrameBatch] = []
+    chunks = plan_chunks(frames, ChunkingSpec())
+    ledger = Ledger(tmp_path / "ledger.jsonl")
+    merger = ChunkMerger(chunks, {}, sink or out.append)
+    assembler = Assembler(chunks, merger, ChunkStore(tmp_path / "chunks"), ledger,
+                          FrameReader("unused.mp4"), persist=False)
+    scheduler = ChunkScheduler(plan_list, reps, ledger=ledger, max_in_flight=max_in_flight,
+                               prefetch=prefetch)
+    reports = scheduler.run(chunks, {}, assembler, lambda c: source, INFO, tracker)
+    merger.finish()
+    return (FrameBatch.concat(out) if out else None), scheduler, reports
+
+
+def test_ray_chunk_run_equals_local_runner(tmp_path, ray_local):
     local = collect(LocalRunner(plans()), synthetic_batches())
     tracker = ProgressTracker(["decode", "ema", "window"], frames_total=37)
-    remote = collect(RayRunner(plans(), max_in_flight=3), synthetic_batches(), tracker)
+    remote, _, _ = on_ray(tmp_path, plans(), synthetic_batches(), tracker=tracker)
     assert remote.indices.tolist() == local.indices.tolist()
     assert torch.equal(remote.frames, local.frames)
     for name in local.layers:
@@ -77,10 +102,9 @@ def test_ray_runner_equals_local_runner(ray_local):
     assert {p.stage: p.frames_done for p in tracker.snapshot()} == {"decode": 37, "ema": 37, "window": 37}
 
 
-def test_ray_runner_bounds_batches_in_flight(ray_local):
+def test_ray_chunk_run_bounds_batches_in_flight(tmp_path, ray_local):
     log: list = []
-    limit = 2
-    runner = RayRunner([StagePlan("slow", "bound", partial(SlowStage, 0.05))], max_in_flight=limit)
+    limit, prefetch = 2, 1
     written = 0
 
     def sink(b: FrameBatch) -> None:
@@ -88,16 +112,20 @@ def test_ray_runner_bounds_batches_in_flight(ray_local):
         log.append(("write", written))
         written += 1
 
-    runner.run(synthetic_batches(n=40, batch=2, log=log), INFO, sink)
-    assert runner.peak_in_flight == limit
-    for k in range(written - limit):
-        assert log.index(("read", k + limit)) > log.index(("write", k)), f"batch {k + limit} read before {k} written"
+    _, scheduler, _ = on_ray(tmp_path, [StagePlan("slow", "bound", partial(SlowStage, 0.05))],
+                             synthetic_batches(n=40, batch=2, log=log), max_in_flight=limit,
+                             sink=sink, prefetch=prefetch, frames=40)
+    assert scheduler.peak_in_flight == limit
+    # besides the batches in flight, only the prefetch queue and the one batch the decode
+    # thread holds (waiting for room in it) may have been read ahead of what was written
+    ahead = limit + prefetch + 1
+    for k in range(written - ahead):
+        assert log.index(("read", k + ahead)) > log.index(("write", k)), f"batch {k + ahead} read before {k} written"
 
 
-def test_ray_runner_reports_stage_failure(ray_local):
-    runner = RayRunner([StagePlan("failing", "ray", partial(FailingStage, 10))])
+def test_ray_chunk_run_reports_stage_failure(tmp_path, ray_local):
     with pytest.raises(StageError, match="failing"):
-        collect(runner, synthetic_batches())
+        on_ray(tmp_path, [StagePlan("failing", "ray", partial(FailingStage, 10))], synthetic_batches())
 
 
 def segmented(batches, cut_at: int):
@@ -128,9 +156,9 @@ def test_segment_start_restarts_stage_state():
     assert not torch.equal(plain.layers["depth"][18:], whole.layers["depth"][18:])
 
 
-def test_ray_runner_segments_equal_local(ray_local):
+def test_ray_chunk_run_segments_equal_local(tmp_path, ray_local):
     local = collect(LocalRunner(plans()), segmented(synthetic_batches(), 18))
-    remote = collect(RayRunner(plans(), max_in_flight=2), segmented(synthetic_batches(), 18))
+    remote, _, _ = on_ray(tmp_path, plans(), segmented(synthetic_batches(), 18), max_in_flight=2)
     assert remote.indices.tolist() == list(range(37))
     for name in local.layers:
         assert torch.equal(remote.layers[name], local.layers[name]), name

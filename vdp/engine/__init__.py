@@ -3,7 +3,8 @@
 `vdp.engine.job.run_job` is the entry point; the modules beside this one are its parts:
 ``chunks`` (frame ranges), ``placement`` (replicas and actors), ``scheduler`` (chunks on
 replicas, faults), ``assembly`` + ``merge`` (in-order seamless merge, spilling), ``ledger``
-(resume), ``local`` and ``ray_runner`` (single-stream runners).
+(resume), ``chain`` (the stage-chain protocol) with its transports ``local`` (in-process) and
+``chunk_run`` (Ray).
 """
 from vdp.engine.chunks import Chunk, plan_chunks
 from vdp.engine.local import LocalRunner

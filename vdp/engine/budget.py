@@ -33,3 +33,31 @@ class ObjectStoreBudget:
 def batch_nbytes(batch: FrameBatch) -> int:
     """Bytes of a batch's frames and layers (what it costs in the object store)."""
     return int(batch.frames.nbytes + sum(v.nbytes for v in batch.layers.values()))
+
+
+class CostModel:
+    """Estimated object-store bytes of a batch in flight through a chain of `stages` stages:
+    its input frames (when put) plus each stage's output, at the largest output/input ratio
+    seen so far (2 until a result says more).
+    """
+
+    def __init__(self, stages: int, ratio: float = 2.0) -> None:
+        self.stages = stages
+        self.ratio = ratio
+
+    def batch(self, in_bytes: int, stages: int | None = None, with_input: bool = True) -> int:
+        """Cost of a batch of `in_bytes` going through the last `stages` stages (default: all)."""
+        n = self.stages if stages is None else stages
+        return int(in_bytes * ((1 if with_input else 0) + n * self.ratio))
+
+    def flush_from(self, stage: int, in_bytes: int) -> int:
+        """Cost of what stage `stage` flushes (sized like the last input), through the rest."""
+        return self.batch(in_bytes, self.stages - stage, with_input=False)
+
+    def flush(self, in_bytes: int) -> int:
+        """Cost of flushing every stage."""
+        return sum(self.flush_from(i, in_bytes) for i in range(self.stages))
+
+    def observe(self, out: FrameBatch, in_bytes: int) -> None:
+        """Grow the ratio to what a finished batch shows."""
+        self.ratio = max(self.ratio, batch_nbytes(out) / max(1, in_bytes))

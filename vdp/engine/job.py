@@ -28,69 +28,24 @@ import shutil
 import threading
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 
 from vdp.engine.chunks import Chunk, plan_chunks
+from vdp.engine.job_run import JobRun, cpu_bound
 from vdp.engine.ledger import WORKDIR, ChunkStore, Ledger, completed_chunks, spec_digest
 from vdp.engine.plan import StagePlan
 from vdp.engine.progress import ProgressCallback, ProgressTracker
-from vdp.engine.prefetch import Prefetcher, decode_in_idle_time
 from vdp.engine.writeback import BackgroundWriter
 from vdp.errors import JobCancelledError, SpecError, VdpError
-from vdp.idle import IDLE_PRIORITY_AVAILABLE
 from vdp.spec import JobSpec
-from vdp.types import FrameBatch, VideoInfo
+from vdp.types import FrameBatch, JobReport
+
+__all__ = ["JobReport", "cpu_bound", "resolve_device", "run_job"]
 
 _STALE_TEMP = re.compile(r"^\..+\.tmp")
-
-
-@dataclass
-class JobReport:
-    """What `report.json` holds (``wall_seconds``: from the job's start to its end, after the
-    process has loaded vdp's libraries)."""
-
-    status: str = "running"
-    input: dict[str, Any] = field(default_factory=dict)
-    runner: str = ""
-    device: str = ""
-    frames: int = 0
-    wall_seconds: float = 0.0
-    stages: dict[str, Any] = field(default_factory=dict)
-    outputs: list[str] = field(default_factory=list)
-    fallbacks: list[dict[str, Any]] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    error: str | None = None
-    environment: dict[str, str] = field(default_factory=dict)
-    resumed: bool = False
-    chunks: dict[str, Any] = field(default_factory=dict)
-    placement: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "JobReport":
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
-
-
-def cpu_bound(local: bool, device: str) -> bool:
-    """Whether the models compute on this process's CPU cores.
-
-    Then decoding and writing do not run in normal threads beside the models: the models
-    already use every core, and such a thread only preempts one of their threads while the
-    others wait for it (measured on 2 cores: slower than taking turns). Decoding runs ahead on
-    an idle-priority thread (`decode_in_idle_time`) and PNG frames encode on idle-priority
-    threads (`vdp.io.encode_in_idle_time`): both only take the cores when the models leave them
-    idle. The other writers run between model calls, spread over the cores; so does decoding
-    where the OS has no idle priority. With a GPU or Ray actors, decode and writing overlap the
-    models in background threads.
-    """
-    return local and device == "cpu"
 
 
 def resolve_device(spec: JobSpec) -> str:
@@ -200,13 +155,13 @@ def _run(spec: JobSpec, spec_json: str, out: Path, work: Path, report: JobReport
             w.write(batch)
         tracker.add("write", len(batch), time.perf_counter() - w0)
 
+    run = JobRun(spec, report, local, plans, info, chunks, todo, attempts, reused, records, store,
+                 ledger, tracker, cancel)
     on_cpu = cpu_bound(local, report.device)
     background = None if on_cpu else BackgroundWriter(write_batch, timeout_s=spec.resources.batch_timeout_s)
     try:
         with encode_in_idle_time() if on_cpu else nullcontext():
-            stage_reports, merger, reader, persist = _process(
-                spec, plans, chunks, todo, attempts, reused, records, info, store, ledger, tracker,
-                cancel, report, local, write_batch if background is None else background.submit)
+            done = run.process(write_batch if background is None else background.submit)
         if background is not None:
             background.close()
     except BaseException:
@@ -218,125 +173,16 @@ def _run(spec: JobSpec, spec_json: str, out: Path, work: Path, report: JobReport
     ledger.append("finished")
     shutil.rmtree(store.root, ignore_errors=True)
     tracker.finish()
-    for r in stage_reports.values():
+    for r in done.stage_reports.values():
         report.fallbacks.extend(r.fallbacks)
         report.warnings.extend(r.warnings)
-    report.warnings.extend(merger.warnings)
+    report.warnings.extend(done.merger.warnings)
     report.warnings = list(dict.fromkeys(report.warnings))  # one per replica would repeat
     report.frames = tracker.progress["write"].frames_done
     report.stages = {p.stage: p.to_dict() for p in tracker.snapshot()}
     report.chunks.update({"plan": [c.to_dict() for c in chunks], "reused": reused,
-                          "seams": [s.to_dict() for s in merger.seams],
-                          "persisted": persist, "replay_reopens": reader.reopens})
-
-
-def _process(spec: JobSpec, plans: list[StagePlan], chunks: list, todo: list, attempts: dict,
-             reused: list, records: dict, info: VideoInfo, store: Any, ledger: Ledger,
-             tracker: ProgressTracker, cancel: threading.Event | None, report: JobReport,
-             local: bool, sink: Any) -> tuple[dict, Any, Any, bool]:
-    """Run the chunks that still need running (locally or on Ray) and merge them into `sink`."""
-    from vdp.engine.assembly import Assembler, FrameReader
-    from vdp.engine.merge import ChunkMerger, merge_policies
-
-    depth = spec.stages.depth
-    kind = None if depth is None else ("metric" if depth.model.startswith("metric") else "relative")
-    merger = ChunkMerger(chunks, merge_policies(kind), sink)
-    reader = FrameReader(spec.input, batch_frames=spec.resources.batch_frames,
-                         timeout_s=spec.resources.batch_timeout_s)
-    persist = spec.chunking.resumable and len(chunks) > 1
-    assembler = Assembler(chunks, merger, store, ledger, reader, persist=persist)
-    for k in reused:
-        assembler.reuse(chunks[k], records[k].kept)
-
-    def open_source(chunk: Chunk) -> Iterator[FrameBatch]:
-        return _chunk_source(spec, chunk, cancel)
-
-    stage_reports: dict = {}
-    if todo and local:
-        from vdp.engine.local import LocalRunner, run_chunks_locally
-
-        if spec.resources.threads:
-            torch.set_num_threads(spec.resources.threads)
-        if cpu_bound(local, report.device):
-            def source(chunk: Chunk) -> Iterator[FrameBatch]:
-                """Decoded in the models' idle time, else between model calls (see `cpu_bound`)."""
-                return _chunk_source(spec, chunk, cancel, threads=torch.get_num_threads(),
-                                     idle=IDLE_PRIORITY_AVAILABLE)
-        else:
-            def source(chunk: Chunk) -> Iterator[FrameBatch]:
-                """Decoded a batch or two ahead in a thread, overlapping the models."""
-                prefetcher = Prefetcher(lambda: open_source(chunk), depth=2)
-                batches = prefetcher.batches(spec.resources.batch_timeout_s)
-                return _cancellable(batches, cancel)
-
-        runner = LocalRunner(plans, device=report.device)
-        stage_reports = run_chunks_locally(runner, todo, attempts, assembler, source, info,
-                                           ledger, tracker)
-    elif todo:
-        stage_reports = _run_on_ray(spec, plans, todo, attempts, assembler, open_source, info,
-                                    ledger, tracker, cancel, report)
-    assembler.pump()
-    merger.finish()
-    return stage_reports, merger, reader, persist
-
-
-def _run_on_ray(spec: JobSpec, plans: list[StagePlan], todo: list[Chunk], attempts: dict[int, int],
-                assembler: Any, open_source: Any, info: VideoInfo, ledger: Ledger,
-                tracker: ProgressTracker, cancel: threading.Event | None,
-                report: JobReport) -> dict:
-    from vdp.engine.cluster import ensure_ray
-    from vdp.engine.placement import ClusterView, acquire_replicas
-    from vdp.engine.scheduler import ChunkScheduler
-
-    ensure_ray()
-    res = spec.resources
-    replicas, placements, gpu = acquire_replicas(plans, res, max_replicas=len(todo),
-                                                 threads=res.threads, timeout_s=res.batch_timeout_s)
-    devices = sorted({r.info.get("device", "?") for rs in replicas.values() for r in rs})
-    report.device = ",".join(devices)
-    budget = (res.object_store_budget_mb * 2**20 if res.object_store_budget_mb
-              else max(256 * 2**20, 0.25 * ClusterView.current().object_store_bytes))
-    scheduler = ChunkScheduler(plans, replicas, ledger=ledger, max_in_flight=res.max_in_flight,
-                               batch_timeout_s=res.batch_timeout_s, budget_bytes=int(budget),
-                               max_attempts=res.max_attempts)
-    report.placement = {"gpus": gpu, "stages": {p.plan.name: p.to_dict() for p in placements}}
-    try:
-        return scheduler.run(todo, attempts, assembler, open_source, info, tracker, cancel)
-    finally:
-        report.placement["replicas"] = {n: [r.to_dict() for r in rs] for n, rs in replicas.items()}
-        report.placement["object_store"] = {"budget_bytes": int(budget),
-                                            "peak_estimated_bytes": scheduler.budget.peak,
-                                            "peak_batches_in_flight": scheduler.peak_in_flight}
-        report.chunks.update({"runs": scheduler.chunk_log, "retries": scheduler.retries})
-
-
-def _chunk_source(spec: JobSpec, chunk: Chunk, cancel: threading.Event | None,
-                  threads: int = 1, idle: bool = False) -> Iterator[FrameBatch]:
-    """The chunk's decoded batches (split at scene cuts when the spec asks), with `threads`
-    FFmpeg threads; with `idle`, decoded ahead at idle priority (`decode_in_idle_time`)."""
-    from vdp.io import iter_batches
-
-    def decode_from(first: int) -> Iterator[FrameBatch]:
-        if first >= chunk.stop:
-            return iter(())
-        return iter_batches(spec.input, batch_frames=spec.resources.batch_frames, start_frame=first,
-                            stop_frame=chunk.stop, timeout_s=spec.resources.batch_timeout_s,
-                            num_threads=threads)
-
-    source = decode_in_idle_time(decode_from, chunk.run_start) if idle else decode_from(chunk.run_start)
-    if spec.scene_cuts:
-        from vdp.analysis.scenecut import SceneCutDetector
-        from vdp.engine.segments import split_at_cuts
-
-        source = split_at_cuts(source, SceneCutDetector().update)
-    return _cancellable(source, cancel)
-
-
-def _cancellable(source: Iterator[FrameBatch], cancel: threading.Event | None) -> Iterator[FrameBatch]:
-    for batch in source:
-        if cancel is not None and cancel.is_set():
-            raise JobCancelledError("job cancelled")
-        yield batch
+                          "seams": [s.to_dict() for s in done.merger.seams],
+                          "persisted": done.persist, "replay_reopens": done.reader.reopens})
 
 
 def _check_resumable(out: Path, spec_json: str) -> JobReport | None:

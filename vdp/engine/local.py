@@ -1,18 +1,54 @@
-"""LocalRunner: drives a chain of stages in this process (tests, debugging, `--local`)."""
+"""LocalRunner: drives a chain of stages in this process (tests, debugging, `--local`).
+
+The chain's rules (segments, flush order, reports, progress) are `vdp.engine.chain`'s; this
+module is its in-process transport: each call is a plain method call on a set-up stage.
+"""
 from __future__ import annotations
 
-import time
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 import torch
 
+from vdp.engine.chain import Chain, ChainReports, run_stream
 from vdp.engine.plan import StagePlan
 from vdp.engine.progress import ProgressTracker
-from vdp.engine.step import flush_step, process_step
+from vdp.engine.step import flush_step, process_step, step_meta
 from vdp.stages.base import Stage, StageReport
 from vdp.types import FrameBatch, VideoInfo
 
 Sink = Callable[[FrameBatch], None]
+
+
+class _InProcess:
+    """`ChainTransport` over stages in this process; finished batches go to `sink`."""
+
+    def __init__(self, runner: "LocalRunner", info: VideoInfo, sink: Sink, reports: ChainReports) -> None:
+        self.runner, self.info, self.sink, self.reports = runner, info, sink, reports
+        self.states: list[Any] = []
+        self.chain: Chain | None = None
+
+    def open(self) -> None:
+        self.states = [s.init_state(self.info) for s in self.runner.stages]
+
+    def process(self, batch: FrameBatch | None, first: int = 0) -> None:
+        names, stages = self.runner.names, self.runner.stages
+        for i in range(first, len(stages)):
+            if batch is None or len(batch) == 0:
+                return
+            batch, self.states[i], secs = process_step(stages[i], names[i], batch, self.states[i])
+            self.chain.count(names[i], step_meta(batch, secs))
+        if batch is not None and len(batch):
+            self.sink(batch)
+
+    def flush(self, stage: int) -> None:
+        out, secs = flush_step(self.runner.stages[stage], self.runner.names[stage], self.states[stage])
+        self.chain.count(self.runner.names[stage], step_meta(out, secs))
+        self.process(out, stage + 1)
+
+    def close(self) -> None:
+        for name, stage in zip(self.runner.names, self.runner.stages):
+            self.reports.add(name, stage.take_report())
+        self.states = []
 
 
 class LocalRunner:
@@ -51,41 +87,11 @@ class LocalRunner:
             Each stage's report (fallbacks, warnings), keyed by stage name.
         """
         self.setup()
-        states = [s.init_state(info) for s in self.stages]
-
-        def push(batch: FrameBatch | None, first: int) -> None:
-            for i in range(first, len(self.stages)):
-                if batch is None or len(batch) == 0:
-                    return
-                batch, states[i], secs = process_step(self.stages[i], self.names[i], batch, states[i])
-                if tracker:
-                    tracker.add(self.names[i], len(batch), secs)
-            if batch is not None and len(batch):
-                sink(batch)
-
-        def flush_all() -> None:
-            for i, stage in enumerate(self.stages):
-                out, secs = flush_step(stage, self.names[i], states[i])
-                if tracker and out is not None:
-                    tracker.add(self.names[i], len(out), secs)
-                push(out, i + 1)
-
-        started = False
-        batches = iter(source)
-        while True:
-            t0 = time.perf_counter()
-            batch = next(batches, None)
-            if batch is None:
-                break
-            if batch.starts_segment and started:
-                flush_all()
-                states = [s.init_state(info) for s in self.stages]
-            started = True
-            if tracker:  # decode's busy time: how long the stages waited for frames
-                tracker.add("decode", len(batch), time.perf_counter() - t0)
-            push(batch, 0)
-        flush_all()
-        return {n: s.take_report() for n, s in zip(self.names, self.stages)}
+        reports = ChainReports(self.names)
+        transport = _InProcess(self, info, sink, reports)
+        transport.chain = Chain(self.names, transport, tracker)
+        run_stream(transport.chain, source)
+        return reports.reports
 
 
 def run_chunks_locally(runner: LocalRunner, todo: list, attempts: dict[int, int], assembler,
@@ -108,14 +114,12 @@ def run_chunks_locally(runner: LocalRunner, todo: list, attempts: dict[int, int]
     Returns:
         Each stage's report.
     """
-    reports = {n: StageReport() for n in runner.names}
+    reports = ChainReports(runner.names)
     for chunk in todo:
         attempt = attempts.get(chunk.index, 0) + 1
         attempts[chunk.index] = attempt
         ledger.append("start", chunk=chunk.index, attempt=attempt, actors={n: "local" for n in runner.names})
         results = assembler.begin(chunk, attempt)
-        got = runner.run(open_source(chunk), info, lambda b, r=results: assembler.add(r, b), tracker)
-        for name, rep in got.items():
-            reports[name].merge(rep)
+        reports.merge(runner.run(open_source(chunk), info, lambda b, r=results: assembler.add(r, b), tracker))
         assembler.complete(results)
-    return reports
+    return reports.reports

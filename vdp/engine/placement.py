@@ -37,7 +37,8 @@ from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
 from vdp.engine.actor import StageActor
 from vdp.engine.cluster import NAMESPACE
 from vdp.engine.plan import StagePlan
-from vdp.errors import JobTimeoutError, ResourceError, StageError, VdpError
+from vdp.engine.ray_errors import to_vdp_error
+from vdp.errors import JobTimeoutError, ResourceError
 from vdp.spec import ResourcesSpec
 
 PROBE_TIMEOUT_S = 2.0  # an actor that does not answer `info` this fast is busy
@@ -387,14 +388,5 @@ def _wait_loaded(replicas: list[Replica], timeout_s: float) -> list[dict]:
 def _get_info(ref: Any, name: str) -> dict:
     try:
         return ray.get(ref)
-    except RayTaskError as exc:
-        cause = exc.cause if isinstance(exc.cause, Exception) else None
-        if isinstance(cause, VdpError):
-            raise cause from None
-        raise StageError(f"actor {name} failed: {cause or exc}") from None
-    except RayActorError as exc:
-        cause = getattr(exc, "cause", None) or exc
-        inner = getattr(cause, "cause", None)
-        if isinstance(inner, VdpError):
-            raise inner from None
-        raise StageError(f"actor {name} could not start its model: {cause}") from None
+    except (RayTaskError, RayActorError) as exc:
+        raise to_vdp_error(exc, f"loading the model of actor {name}") from None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 import weakref
 from typing import Callable, Iterator
 
@@ -38,6 +39,8 @@ class Prefetcher:
         self._thread.start()
         self._next: object = None  # an item taken by `wait`, handed out by the next `poll`
         self.exhausted = False
+        #: Seconds the thread spent decoding the batch `poll` handed out last.
+        self.last_seconds = 0.0
 
     def poll(self) -> FrameBatch | None:
         """The next batch if one is ready, else None; `exhausted` turns True at the end.
@@ -59,7 +62,8 @@ class Prefetcher:
         if isinstance(item, BaseException):
             self.exhausted = True
             raise item
-        return item
+        batch, self.last_seconds = item
+        return batch
 
     @property
     def ready(self) -> bool:
@@ -111,8 +115,13 @@ class Prefetcher:
         if self._idle:
             set_idle_priority()
         try:
-            for batch in make_iter():
-                if not self._put(batch):
+            batches = iter(make_iter())
+            while True:
+                t0 = time.perf_counter()
+                batch = next(batches, _END)
+                if batch is _END:
+                    break
+                if not self._put((batch, time.perf_counter() - t0)):
                     return
             self._put(_END)
         except BaseException as exc:  # handed to the consumer

@@ -15,8 +15,8 @@ class StageProgress:
         stage: Stage name (``decode``, ``depth``, ``write`` ...).
         frames_done: Frames this stage has emitted.
         frames_total: Frames expected (None when unknown).
-        busy_seconds: Time spent inside the stage's own calls (``decode`` in a local run: the
-            time the stages waited for decoded frames).
+        busy_seconds: Time spent inside the stage's own calls (``decode``: in a local run the
+            time the stages waited for decoded frames, on Ray the decode threads' time).
         elapsed_seconds: Wall time since the job started.
     """
 

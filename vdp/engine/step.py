@@ -41,3 +41,8 @@ def flush_step(stage: Stage, name: str, state: Any) -> tuple[FrameBatch | None, 
         raise StageError(f"stage {name!r} failed while flushing: {type(exc).__name__}: {exc}",
                          stage=name) from exc
     return out, time.perf_counter() - t0
+
+
+def step_meta(out: FrameBatch | None, seconds: float) -> dict:
+    """The progress record of one stage call: frames it emitted and its own busy seconds."""
+    return {"frames": 0 if out is None else len(out), "seconds": seconds}

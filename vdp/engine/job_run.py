@@ -1,0 +1,183 @@
+"""JobRun: one run of a job once it is planned: its chunks, ledger, progress, and where they run.
+
+`vdp.engine.job.run_job` plans the run (probe, chunk plan, resume records) and builds a
+`JobRun`; `JobRun.process` runs the chunks that still need running, in this process or on Ray,
+and merges their results in frame order into the writers' sink.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
+
+import torch
+
+from vdp.engine.chunks import Chunk
+from vdp.engine.ledger import ChunkStore, Ledger
+from vdp.engine.plan import StagePlan
+from vdp.engine.prefetch import Prefetcher, decode_in_idle_time
+from vdp.engine.progress import ProgressTracker
+from vdp.errors import JobCancelledError
+from vdp.idle import IDLE_PRIORITY_AVAILABLE
+from vdp.spec import JobSpec
+from vdp.stages.base import StageReport
+from vdp.types import FrameBatch, JobReport, VideoInfo
+
+
+def cpu_bound(local: bool, device: str) -> bool:
+    """Whether the models compute on this process's CPU cores.
+
+    Then decoding and writing do not run in normal threads beside the models: the models
+    already use every core, and such a thread only preempts one of their threads while the
+    others wait for it (measured on 2 cores: slower than taking turns). Decoding runs ahead on
+    an idle-priority thread (`decode_in_idle_time`) and PNG frames encode on idle-priority
+    threads (`vdp.io.encode_in_idle_time`): both only take the cores when the models leave them
+    idle. The other writers run between model calls, spread over the cores; so does decoding
+    where the OS has no idle priority. With a GPU or Ray actors, decode and writing overlap the
+    models in background threads.
+    """
+    return local and device == "cpu"
+
+
+@dataclass
+class Processed:
+    """What `JobRun.process` leaves for the report."""
+
+    stage_reports: dict[str, StageReport]
+    merger: Any  # vdp.engine.merge.ChunkMerger
+    reader: Any  # vdp.engine.assembly.FrameReader
+    persist: bool
+
+
+@dataclass
+class JobRun:
+    """A planned run of one job (see the module docstring).
+
+    Attributes:
+        spec: The job.
+        report: The report being filled in (``device`` and ``placement`` are set here).
+        local: Run the stages in this process instead of on Ray actors.
+        plans: Stage recipes, in pipeline order.
+        info: The source's metadata.
+        chunks: Every chunk of the plan.
+        todo: The chunks that still need running.
+        attempts: Runs each chunk had so far (updated in place).
+        reused: Chunks replayed from the store (resume).
+        records: The ledger's records of earlier runs' chunks (resume).
+        store: Where finished chunks' results wait for the merge.
+        ledger: The run's ledger.
+        tracker: Per-stage progress.
+        cancel: When set, the run stops and raises `JobCancelledError`.
+    """
+
+    spec: JobSpec
+    report: JobReport
+    local: bool
+    plans: list[StagePlan]
+    info: VideoInfo
+    chunks: list[Chunk]
+    todo: list[Chunk]
+    attempts: dict[int, int]
+    reused: list[int]
+    records: dict[int, Any]
+    store: ChunkStore
+    ledger: Ledger
+    tracker: ProgressTracker
+    cancel: threading.Event | None = None
+
+    def process(self, sink: Callable[[FrameBatch], None]) -> Processed:
+        """Run the chunks that still need running and merge them, in frame order, into `sink`."""
+        from vdp.engine.assembly import Assembler, FrameReader
+        from vdp.engine.merge import ChunkMerger, merge_policies
+
+        spec = self.spec
+        depth = spec.stages.depth
+        kind = None if depth is None else ("metric" if depth.model.startswith("metric") else "relative")
+        merger = ChunkMerger(self.chunks, merge_policies(kind), sink)
+        reader = FrameReader(spec.input, batch_frames=spec.resources.batch_frames,
+                             timeout_s=spec.resources.batch_timeout_s)
+        persist = spec.chunking.resumable and len(self.chunks) > 1
+        assembler = Assembler(self.chunks, merger, self.store, self.ledger, reader, persist=persist)
+        for k in self.reused:
+            assembler.reuse(self.chunks[k], self.records[k].kept)
+        stage_reports: dict[str, StageReport] = {}
+        if self.todo:
+            stage_reports = (self._run_locally(assembler) if self.local else self._run_on_ray(assembler))
+        assembler.pump()
+        merger.finish()
+        return Processed(stage_reports, merger, reader, persist)
+
+    def chunk_source(self, chunk: Chunk, threads: int = 1, idle: bool = False) -> Iterator[FrameBatch]:
+        """The chunk's decoded batches (split at scene cuts when the spec asks), with `threads`
+        FFmpeg threads; with `idle`, decoded ahead at idle priority (`decode_in_idle_time`)."""
+        from vdp.io import iter_batches
+
+        res = self.spec.resources
+
+        def decode_from(first: int) -> Iterator[FrameBatch]:
+            if first >= chunk.stop:
+                return iter(())
+            return iter_batches(self.spec.input, batch_frames=res.batch_frames, start_frame=first,
+                                stop_frame=chunk.stop, timeout_s=res.batch_timeout_s, num_threads=threads)
+
+        source = decode_in_idle_time(decode_from, chunk.run_start) if idle else decode_from(chunk.run_start)
+        if self.spec.scene_cuts:
+            from vdp.analysis.scenecut import SceneCutDetector
+            from vdp.engine.segments import split_at_cuts
+
+            source = split_at_cuts(source, SceneCutDetector().update)
+        return cancellable(source, self.cancel)
+
+    def _run_locally(self, assembler: Any) -> dict[str, StageReport]:
+        from vdp.engine.local import LocalRunner, run_chunks_locally
+
+        res = self.spec.resources
+        if res.threads:
+            torch.set_num_threads(res.threads)
+        if cpu_bound(self.local, self.report.device):
+            def source(chunk: Chunk) -> Iterator[FrameBatch]:
+                """Decoded in the models' idle time, else between model calls (see `cpu_bound`)."""
+                return self.chunk_source(chunk, threads=torch.get_num_threads(), idle=IDLE_PRIORITY_AVAILABLE)
+        else:
+            def source(chunk: Chunk) -> Iterator[FrameBatch]:
+                """Decoded a batch or two ahead in a thread, overlapping the models."""
+                prefetcher = Prefetcher(lambda: self.chunk_source(chunk), depth=2)
+                return cancellable(prefetcher.batches(res.batch_timeout_s), self.cancel)
+
+        runner = LocalRunner(self.plans, device=self.report.device)
+        return run_chunks_locally(runner, self.todo, self.attempts, assembler, source, self.info,
+                                  self.ledger, self.tracker)
+
+    def _run_on_ray(self, assembler: Any) -> dict[str, StageReport]:
+        from vdp.engine.cluster import ensure_ray
+        from vdp.engine.placement import ClusterView, acquire_replicas
+        from vdp.engine.scheduler import ChunkScheduler
+
+        ensure_ray()
+        res, report = self.spec.resources, self.report
+        replicas, placements, gpu = acquire_replicas(self.plans, res, max_replicas=len(self.todo),
+                                                     threads=res.threads, timeout_s=res.batch_timeout_s)
+        report.device = ",".join(sorted({r.info.get("device", "?") for rs in replicas.values() for r in rs}))
+        budget = int(res.object_store_budget_mb * 2**20 if res.object_store_budget_mb
+                     else max(256 * 2**20, 0.25 * ClusterView.current().object_store_bytes))
+        scheduler = ChunkScheduler(self.plans, replicas, ledger=self.ledger, max_in_flight=res.max_in_flight,
+                                   batch_timeout_s=res.batch_timeout_s, budget_bytes=budget,
+                                   max_attempts=res.max_attempts)
+        report.placement = {"gpus": gpu, "stages": {p.plan.name: p.to_dict() for p in placements}}
+        try:
+            return scheduler.run(self.todo, self.attempts, assembler, self.chunk_source, self.info,
+                                 self.tracker, self.cancel)
+        finally:
+            report.placement["replicas"] = {n: [r.to_dict() for r in rs] for n, rs in replicas.items()}
+            report.placement["object_store"] = {"budget_bytes": budget,
+                                                "peak_estimated_bytes": scheduler.budget.peak,
+                                                "peak_batches_in_flight": scheduler.peak_in_flight}
+            report.chunks.update({"runs": scheduler.chunk_log, "retries": scheduler.retries})
+
+
+def cancellable(source: Iterator[FrameBatch], cancel: threading.Event | None) -> Iterator[FrameBatch]:
+    """`source`, raising `JobCancelledError` before the next batch once `cancel` is set."""
+    for batch in source:
+        if cancel is not None and cancel.is_set():
+            raise JobCancelledError("job cancelled")
+        yield batch
