@@ -36,7 +36,7 @@ import torch
 
 from vdp.engine.chunks import Chunk, plan_chunks
 from vdp.engine.ledger import WORKDIR, ChunkStore, Ledger, completed_chunks, spec_digest
-from vdp.engine.plan import StagePlan
+from vdp.engine.plan import StagePlan, plan_stages
 from vdp.engine.progress import ProgressCallback, ProgressTracker
 from vdp.engine.prefetch import Prefetcher, decode_in_idle_time
 from vdp.engine.writeback import BackgroundWriter
@@ -169,7 +169,6 @@ def _run(spec: JobSpec, spec_json: str, out: Path, work: Path, report: JobReport
     when this raises)."""
     from vdp.io import encode_in_idle_time, probe
     from vdp.outputs import open_outputs
-    from vdp.stages.registry import plan_stages
 
     info = probe(spec.input)
     report.input = info.to_dict()
@@ -236,11 +235,10 @@ def _process(spec: JobSpec, plans: list[StagePlan], chunks: list, todo: list, at
              local: bool, sink: Any) -> tuple[dict, Any, Any, bool]:
     """Run the chunks that still need running (locally or on Ray) and merge them into `sink`."""
     from vdp.engine.assembly import Assembler, FrameReader
-    from vdp.engine.merge import ChunkMerger, merge_policies
+    from vdp.catalog import merge_policies
+    from vdp.engine.merge import ChunkMerger
 
-    depth = spec.stages.depth
-    kind = None if depth is None else ("metric" if depth.model.startswith("metric") else "relative")
-    merger = ChunkMerger(chunks, merge_policies(kind), sink)
+    merger = ChunkMerger(chunks, merge_policies(spec), sink)
     reader = FrameReader(spec.input, batch_frames=spec.resources.batch_frames,
                          timeout_s=spec.resources.batch_timeout_s)
     persist = spec.chunking.resumable and len(chunks) > 1
