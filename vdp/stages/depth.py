@@ -8,8 +8,8 @@ per-frame streaming procedure and emits every frame at once.
 
 Precision: ``auto`` is fp16 autocast on CUDA and fp32 elsewhere. Every window (stream: every
 frame) whose output is not finite under autocast is re-run in fp32 and recorded in
-``self.report.fallbacks`` as ``{"stage", "window", "first_frame", "last_frame", "reason"}``
-(source frame indices; in stream mode ``window`` is the frame index).
+``self.report.fallbacks`` as a `vdp.stages.base.Fallback` (source frame indices; ``window``
+is the window's index, in stream mode the frame index).
 """
 from __future__ import annotations
 
