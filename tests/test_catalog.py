@@ -97,6 +97,8 @@ def test_extension_stage_is_validated_with_its_options(extension):
     assert spec.stages.enabled() == ["brightness"]
     assert isinstance(spec.stages.options("brightness"), ext.BrightnessSpec)
     assert JobSpec.parse(json.loads(spec.to_json())) == spec
+    stages_schema = JobSpec.model_json_schema()["$defs"]["StagesSpec"]
+    assert "brightness" in stages_schema["properties"] and not stages_schema["additionalProperties"]
     with pytest.raises(SpecError, match=r"stages.brightness.gain|greater than 0"):
         JobSpec.parse({"input": "x", "stages": {"brightness": {"gain": -1}}})
     with pytest.raises(SpecError, match="output brightness_csv needs layer 'brightness', which no stage "

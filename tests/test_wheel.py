@@ -2,6 +2,7 @@
 run from a folder outside the repository, `vdp presets` lists every preset and one runs."""
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -38,8 +39,8 @@ def test_installed_wheel_lists_and_runs_presets(tmp_path):
     _run(bin_dir / "pip", "install", "-q", "--no-deps", *sorted((tmp_path / "whl").glob("vdp-*.whl")),
          cwd=tmp_path)
     # the dependencies come from this interpreter's site-packages; vdp only from the wheel
-    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "PYTHONPATH": sysconfig.get_paths()["purelib"],
-           "HOME": str(tmp_path)}
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+           "PYTHONPATH": sysconfig.get_paths()["purelib"]}
     where = _run(bin_dir / "python", "-c", "import vdp; print(vdp.__file__)", cwd=tmp_path, env=env)
     assert where.startswith(str(tmp_path / "venv"))
     listed = _run(bin_dir / "vdp", "presets", cwd=tmp_path, env=env)

@@ -75,6 +75,14 @@ class StereoSpec(_Strict):
     lookahead_frames: int = Field(8, ge=0, le=120, description="Frames the disparity range estimate may look ahead.")
 
 
+def _stages_schema(schema: dict[str, Any]) -> None:
+    """Built-in stages are typed fields; other catalog stages are listed with opaque options."""
+    props = schema.setdefault("properties", {})
+    for entry in catalog.stages():
+        props.setdefault(entry.name, {"anyOf": [{"type": "object"}, {"type": "null"}], "default": None})
+    schema["additionalProperties"] = False
+
+
 class StagesSpec(_Strict):
     """Which stages run; a stage that is null (absent) does not run.
 
@@ -82,7 +90,7 @@ class StagesSpec(_Strict):
     of `vdp.catalog` is accepted under its name and validated with its entry's options model.
     """
 
-    model_config = ConfigDict(extra="allow", validate_assignment=True)
+    model_config = ConfigDict(extra="allow", validate_assignment=True, json_schema_extra=_stages_schema)
 
     depth: DepthSpec | None = None
     refine: RefineSpec | None = None
