@@ -21,6 +21,10 @@ class SpecError(VdpError):
     """A job spec or preset is invalid; the message names the field and the allowed values."""
 
 
+class CatalogError(SpecError):
+    """A stage or output kind is not in the catalog, or is registered twice."""
+
+
 class WeightsError(VdpError):
     """A model checkpoint is missing, corrupted or does not match the model."""
 

@@ -1,39 +1,32 @@
 """JobSpec: the one description of a job, shared by the CLI, the REST gateway and the SDK.
 
 A spec says what to read (`input`), which stages run (`stages`), what to write (`outputs`)
-and how (`chunking`, `precision`, `resources`). Named presets in ``configs/*.yaml`` are
-specs without an input; `JobSpec.from_preset` fills it in.
+and how (`chunking`, `precision`, `resources`). Which stages and output kinds exist, and what
+layers each needs and produces, comes from `vdp.catalog`: a spec whose chain cannot work
+(an output reading a layer no stage of the job produces) fails here, before anything runs.
+Named presets (package data ``vdp/presets/*.yaml``) are specs without an input;
+`JobSpec.from_preset` fills it in.
 """
 from __future__ import annotations
 
 import json
+from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from vdp import catalog
 from vdp.errors import SpecError
 
 Precision = Literal["auto", "fp16", "bf16", "fp32"]
 Device = Literal["auto", "cpu", "cuda"]
 DepthModel = Literal["vits", "vitb", "vitl", "metric_vits", "metric_vitb", "metric_vitl"]
-OutputKind = Literal[
-    "depth_npz", "depth_npy", "depth_png16", "depth_color_mp4", "depth_preview_mp4",
-    "alpha_mp4", "foreground_webm", "rgba_png", "composite_mp4",
-    "sbs_full", "sbs_half", "tb_full", "tb_half", "anaglyph",
-]
+PRECISIONS: tuple[str, ...] = get_args(Precision)
+DepthKind = Literal["relative", "metric"]
 
-#: The layer each output kind reads, so a spec asking for an output nobody produces fails early.
-OUTPUT_NEEDS: dict[str, str] = {
-    "depth_npz": "depth", "depth_npy": "depth", "depth_png16": "depth",
-    "depth_color_mp4": "depth", "depth_preview_mp4": "depth",
-    "alpha_mp4": "alpha", "foreground_webm": "alpha", "rgba_png": "alpha",
-    "composite_mp4": "alpha",
-    "sbs_full": "stereo", "sbs_half": "stereo", "tb_full": "stereo", "tb_half": "stereo",
-    "anaglyph": "stereo",
-}
-
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+#: Where the named presets live (package data, so an installed wheel has them).
+PRESETS = resources.files("vdp") / "presets"
 
 
 class _Strict(BaseModel):
@@ -49,6 +42,11 @@ class DepthSpec(_Strict):
     mode: Literal["offline", "stream"] = Field("offline", description="Official windowed procedure, or per-frame streaming with cached temporal states.")
     checkpoint: str | None = Field(None, description="Checkpoint path; default: the model directory's official file.")
     synthetic_weights: bool = Field(False, description="Run with deterministic synthetic weights (tests/demos only: not real depth).")
+
+    @property
+    def kind(self) -> DepthKind:
+        """``metric`` (depth in metres) for the ``metric_*`` models, else ``relative``."""
+        return "metric" if self.model.startswith("metric") else "relative"
 
 
 class RefineSpec(_Strict):
@@ -77,8 +75,22 @@ class StereoSpec(_Strict):
     lookahead_frames: int = Field(8, ge=0, le=120, description="Frames the disparity range estimate may look ahead.")
 
 
+def _stages_schema(schema: dict[str, Any]) -> None:
+    """Built-in stages are typed fields; other catalog stages are listed with opaque options."""
+    props = schema.setdefault("properties", {})
+    for entry in catalog.stages():
+        props.setdefault(entry.name, {"anyOf": [{"type": "object"}, {"type": "null"}], "default": None})
+    schema["additionalProperties"] = False
+
+
 class StagesSpec(_Strict):
-    """Which stages run; a stage that is null (absent) does not run."""
+    """Which stages run; a stage that is null (absent) does not run.
+
+    The built-in stages are fields (so the REST schema shows their options); any other stage
+    of `vdp.catalog` is accepted under its name and validated with its entry's options model.
+    """
+
+    model_config = ConfigDict(extra="allow", validate_assignment=True, json_schema_extra=_stages_schema)
 
     depth: DepthSpec | None = None
     refine: RefineSpec | None = None
@@ -86,21 +98,31 @@ class StagesSpec(_Strict):
     stereo: StereoSpec | None = None
 
     @model_validator(mode="after")
-    def _dependencies(self) -> "StagesSpec":
-        for stage in ("refine", "stereo"):
-            if getattr(self, stage) is not None and self.depth is None:
-                raise ValueError(f"{stage} needs the depth stage: set stages.depth too")
+    def _catalog_stages(self) -> "StagesSpec":
+        extra = self.__pydantic_extra__ or {}
+        known = [e.name for e in catalog.stages()]
+        for name, value in list(extra.items()):
+            if name not in known:
+                raise ValueError(f"unknown stage {name!r}; available: {', '.join(known)}")
+            options = catalog.stage(name).options
+            if value is not None and not isinstance(value, options):
+                extra[name] = options.model_validate(value)
         return self
 
     def enabled(self) -> list[str]:
-        """Stage names in pipeline order."""
-        return [n for n in ("depth", "refine", "matte", "stereo") if getattr(self, n) is not None]
+        """Stage names in pipeline order (the catalog's)."""
+        return [e.name for e in catalog.stages() if getattr(self, e.name, None) is not None]
+
+    def options(self, name: str) -> BaseModel | None:
+        """The options of stage `name`, or None when it does not run."""
+        return getattr(self, name, None)
 
 
 class OutputSpec(_Strict):
     """One output file or folder."""
 
-    kind: OutputKind
+    kind: str = Field(..., json_schema_extra=lambda schema: schema.update(
+        enum=[e.kind for e in catalog.outputs()]), description="An output kind of `vdp.catalog`.")
     name: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$",
                              description="File or folder name inside the output directory; default from the kind.")
     colormap: Literal["turbo", "inferno", "gray"] = "turbo"
@@ -108,6 +130,14 @@ class OutputSpec(_Strict):
     crf: int = Field(18, ge=0, le=51, description="Quality of lossy video outputs (lower is better).")
     preset: Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
                     "veryslow"] = Field("veryfast", description="x264/x265 speed of MP4 outputs: slower presets give smaller files at the same crf (veryfast encodes 720p ~1.6x faster than medium).")
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, kind: str) -> str:
+        kinds = [e.kind for e in catalog.outputs()]
+        if kind not in kinds:
+            raise ValueError(f"unknown output kind {kind!r}; available: {', '.join(kinds)}")
+        return kind
 
 
 class ChunkingSpec(_Strict):
@@ -146,7 +176,7 @@ class ResourcesSpec(_Strict):
 
     @model_validator(mode="after")
     def _per_stage(self) -> "ResourcesSpec":
-        problems, stages = [], ("depth", "refine", "matte", "stereo")
+        problems, stages = [], [e.name for e in catalog.stages()]
         for field_name in ("stage_gpus", "replicas"):
             unknown = sorted(set(getattr(self, field_name)) - set(stages))
             if unknown:
@@ -177,21 +207,20 @@ class JobSpec(_Strict):
     scene_cuts: bool = Field(False, description="Detect shot boundaries and restart temporal state at each cut.")
 
     @model_validator(mode="after")
-    def _outputs_have_producers(self) -> "JobSpec":
-        produced = {"depth"} if self.stages.depth else set()
-        if self.stages.matte:
-            produced.add("alpha")
-        if self.stages.stereo:
-            produced.add("stereo")
-        missing = [o.kind for o in self.outputs if OUTPUT_NEEDS[o.kind] not in produced]
-        if missing:
-            raise ValueError(f"outputs {missing} need a stage that is not enabled "
-                             f"(enabled stages: {self.stages.enabled() or 'none'})")
+    def _chain_works(self) -> "JobSpec":
+        problems = catalog.chain_problems(self.stages.enabled(), [o.kind for o in self.outputs])
         names = [output_name(o) for o in self.outputs]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
-            raise ValueError(f"output names must be unique, repeated: {dupes}")
+            problems.append(f"output names must be unique, repeated: {dupes}")
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
+
+    @property
+    def depth_kind(self) -> DepthKind | None:
+        """What the ``depth`` layer holds (None when the job has no depth stage)."""
+        return None if self.stages.depth is None else self.stages.depth.kind
 
     # -- construction helpers -------------------------------------------------------------
 
@@ -206,13 +235,13 @@ class JobSpec(_Strict):
     @classmethod
     def from_file(cls, path: str | Path, **overrides: Any) -> "JobSpec":
         """Read a spec from JSON or YAML, with top-level overrides (e.g. input=...)."""
-        data = _read_mapping(Path(path))
+        data = read_spec_file(Path(path))
         data.update({k: v for k, v in overrides.items() if v is not None})
         return cls.parse(data)
 
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> "JobSpec":
-        """A named preset from ``configs/`` with top-level overrides (e.g. input=...)."""
+        """A named preset (`list_presets`) with top-level overrides (e.g. input=...)."""
         data = load_preset(name)
         data.update({k: v for k, v in overrides.items() if v is not None})
         return cls.parse(data)
@@ -223,17 +252,39 @@ class JobSpec(_Strict):
 
 def output_name(o: OutputSpec) -> str:
     """File or folder name of an output inside the job's output directory."""
-    if o.name:
-        return o.name
-    return {
-        "depth_npz": "depth.npz", "depth_npy": "depth_npy", "depth_png16": "depth_png16",
-        "depth_color_mp4": "depth_color.mp4", "depth_preview_mp4": "depth_preview.mp4",
-        "alpha_mp4": "alpha.mp4", "foreground_webm": "foreground.webm", "rgba_png": "rgba_png",
-        "composite_mp4": "composite.mp4",
-        "sbs_full": "stereo_LRF_Full_SBS.mp4", "sbs_half": "stereo_LR_Half_SBS.mp4",
-        "tb_full": "stereo_Full_TB.mp4", "tb_half": "stereo_Half_TB.mp4",
-        "anaglyph": "stereo_Anaglyph.mp4",
-    }[o.kind]
+    return o.name or catalog.output(o.kind).file_name
+
+
+def with_synthetic_weights(data: dict[str, Any]) -> dict[str, Any]:
+    """A copy of spec mapping `data` whose stages that load weights use synthetic ones."""
+    stages = dict(data.get("stages") or {})
+    for entry in catalog.stages():
+        if stages.get(entry.name) is not None and "synthetic_weights" in entry.options.model_fields:
+            stages[entry.name] = {**stages[entry.name], "synthetic_weights": True}
+    return {**data, "stages": stages}
+
+
+def check_precision(precision: str) -> str:
+    """`precision` if it is one of `PRECISIONS`.
+
+    Raises:
+        SpecError: Any other value (the message lists the allowed ones).
+    """
+    if precision not in PRECISIONS:
+        raise SpecError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    return precision
+
+
+def check_depth_kind(kind: str) -> str:
+    """`kind` if it is ``relative`` or ``metric``.
+
+    Raises:
+        SpecError: Any other value.
+    """
+    kinds = get_args(DepthKind)
+    if kind not in kinds:
+        raise SpecError(f"depth_kind must be one of {', '.join(kinds)}, got {kind!r}")
+    return kind
 
 
 def format_validation_error(exc: ValidationError) -> str:
@@ -249,35 +300,45 @@ def format_validation_error(exc: ValidationError) -> str:
 
 
 def list_presets() -> dict[str, str]:
-    """Preset name -> one-line description, from ``configs/*.yaml``."""
+    """Preset name -> one-line description, from the package's ``presets/*.yaml``."""
     out = {}
-    for path in sorted(CONFIG_DIR.glob("*.yaml")):
-        data = _read_mapping(path)
-        out[path.stem] = str(data.get("description", ""))
+    for path in sorted(PRESETS.iterdir(), key=lambda p: p.name):
+        if path.name.endswith(".yaml"):
+            out[path.name.removesuffix(".yaml")] = str(_parse_mapping(path.read_text(), path.name).get("description", ""))
     return out
 
 
 def load_preset(name: str) -> dict[str, Any]:
     """The preset's mapping (without its description)."""
-    path = CONFIG_DIR / f"{name}.yaml"
-    if not path.is_file():
+    path = PRESETS / f"{name}.yaml"
+    if "/" in name or not path.is_file():
         raise SpecError(f"unknown preset {name!r}; available: {', '.join(list_presets()) or 'none'}")
-    data = _read_mapping(path)
+    data = _parse_mapping(path.read_text(), path.name)
     data.pop("description", None)
     return data
 
 
-def _read_mapping(path: Path) -> dict[str, Any]:
-    import yaml
+def read_spec_file(path: Path) -> dict[str, Any]:
+    """The mapping in a JSON (``.json``) or YAML (anything else) spec file, not yet validated.
 
+    Raises:
+        SpecError: The file cannot be read, does not parse, or holds no mapping.
+    """
     try:
-        text = path.read_text()
+        text = Path(path).read_text()
     except OSError as exc:
         raise SpecError(f"cannot read spec file {path}: {exc.strerror}") from None
+    return _parse_mapping(text, str(path))
+
+
+def _parse_mapping(text: str, source: str) -> dict[str, Any]:
+    import yaml
+
+    is_json = source.endswith(".json")
     try:
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        data = json.loads(text) if is_json else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise SpecError(f"{path} is not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {exc}") from None
+        raise SpecError(f"{source} is not valid {'JSON' if is_json else 'YAML'}: {exc}") from None
     if not isinstance(data, dict):
-        raise SpecError(f"{path} must hold a mapping of spec fields, got {type(data).__name__}")
+        raise SpecError(f"{source} must hold a mapping of spec fields, got {type(data).__name__}")
     return data

@@ -104,6 +104,19 @@ class FrameBatch:
                           {k: v[s] for k, v in self.layers.items()},
                           starts_segment=self.starts_segment and start == 0)
 
+    def compact(self) -> "FrameBatch":
+        """This batch, or a copy owning its memory when any tensor is a view of a larger one.
+
+        A stage that holds a slice of a batch across calls compacts it, so the slice does
+        not keep the whole batch it was cut from alive.
+        """
+        tensors = [self.frames, self.indices, self.pts_seconds, *self.layers.values()]
+        if all(t.untyped_storage().nbytes() <= t.nbytes for t in tensors):
+            return self
+        return FrameBatch(self.frames.clone(), self.indices.clone(), self.pts_seconds.clone(),
+                          {k: v.clone() for k, v in self.layers.items()},
+                          starts_segment=self.starts_segment)
+
     @staticmethod
     def empty(height: int, width: int) -> "FrameBatch":
         """A batch with no frames (what a windowed stage returns while it buffers)."""

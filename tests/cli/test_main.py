@@ -18,6 +18,21 @@ def test_presets_lists_every_config(capsys):
         assert f"\n{name} " in f"\n{out}"
 
 
+def test_presets_catalog_lists_stages_and_output_kinds(capsys):
+    assert main(["presets", "--catalog"]) == 0
+    out = capsys.readouterr().out
+    assert "  stereo       needs depth; produces stereo" in out
+    assert "  foreground_webm    foreground.webm" in out
+
+
+def test_version(capsys):
+    from vdp import __version__
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out == f"vdp {__version__}\n"
+
+
 def test_probe_json_shows_display_orientation(capsys):
     assert main(["probe", str(MEDIA / "decord__video_90.mov"), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)

@@ -13,8 +13,16 @@ import torch
 from tests.conftest import MEDIA
 from vdp.io import iter_batches, probe
 from vdp.io._ffmpeg import run_ffmpeg
-from vdp.outputs.stereo import STEREO_OUTPUT_TYPES, choose_codec
+from vdp import catalog
+from vdp.outputs.stereo import choose_codec
 from vdp.spec import OutputSpec, StereoSpec, output_name
+
+STEREO_KINDS = [e.kind for e in catalog.outputs() if e.needs == ("stereo",)]
+
+
+def stereo_output(kind: str):
+    """The class that writes output `kind` (from the catalog)."""
+    return catalog.output(kind).output_class()
 from vdp.stages.stereo import StereoStage
 from vdp.types import FrameBatch, VideoInfo
 
@@ -52,7 +60,7 @@ def render(source: Path, kinds: list[str], out_dir: Path, synthetic: bool = Fals
     stage = StereoStage(StereoSpec(divergence=3.0, lookahead_frames=3))
     stage.setup("cpu")
     state = stage.init_state(info)
-    outputs = {k: STEREO_OUTPUT_TYPES[k](OutputSpec(kind=k), out_dir / output_name(OutputSpec(kind=k)),
+    outputs = {k: stereo_output(k)(OutputSpec(kind=k), out_dir / output_name(OutputSpec(kind=k)),
                                          info, num_frames=info.num_frames, synthetic=synthetic)
                for k in kinds}
 
@@ -75,7 +83,7 @@ def test_every_kind_plays_with_audio_and_source_duration(tmp_path, source_clip):
                       "160x90")
     src_info = probe(src)
     assert src_info.has_audio
-    paths = render(src, list(STEREO_OUTPUT_TYPES), tmp_path / "out")
+    paths = render(src, STEREO_KINDS, tmp_path / "out")
     sizes = {"sbs_full": (320, 90), "sbs_half": (160, 90), "tb_full": (160, 180),
              "tb_half": (160, 90), "anaglyph": (160, 90)}
     frame = 1 / src_info.fps
@@ -126,7 +134,7 @@ def test_views_land_in_the_right_places(tmp_path):
     batch = FrameBatch(torch.zeros(2, 3, 32, 64, dtype=torch.uint8), torch.arange(2),
                        torch.arange(2) / 25.0, {"stereo": stereo})
     for kind in ("sbs_full", "tb_full", "anaglyph"):
-        out = STEREO_OUTPUT_TYPES[kind](OutputSpec(kind=kind, crf=0), tmp_path / f"{kind}.mp4", info)
+        out = stereo_output(kind)(OutputSpec(kind=kind, crf=0), tmp_path / f"{kind}.mp4", info)
         out.write(batch)
         frames = next(iter_batches(out.close(), batch_frames=2)).frames.float()
         if kind == "sbs_full":
@@ -142,7 +150,7 @@ def test_abort_leaves_nothing_and_synthetic_depth_is_stamped(tmp_path):
     stereo = torch.full((2, 2, 3, 32, 64), 100, dtype=torch.uint8)
     batch = FrameBatch(torch.zeros(2, 3, 32, 64, dtype=torch.uint8), torch.arange(2),
                        torch.arange(2) / 25.0, {"stereo": stereo})
-    out = STEREO_OUTPUT_TYPES["sbs_half"](OutputSpec(kind="sbs_half"), tmp_path / "a.mp4", info,
+    out = stereo_output("sbs_half")(OutputSpec(kind="sbs_half"), tmp_path / "a.mp4", info,
                                           synthetic=True)
     left, _ = out.views(batch)
     assert not torch.equal(left, stereo[:, 0])  # the banner

@@ -117,7 +117,7 @@ def test_invalid_spec_values(http):
 
 def test_output_without_producing_stage(http):
     spec = depth_spec(BEAR, outputs=[{"kind": "alpha_mp4"}])
-    check(http.post("/v1/jobs", json=spec), 422, "invalid_spec", "need a stage that is not enabled")
+    check(http.post("/v1/jobs", json=spec), 422, "invalid_spec", "output alpha_mp4 needs layer 'alpha', which no stage of this job produces")
 
 
 def test_checkpoint_path_in_spec(http):

@@ -180,7 +180,8 @@ def test_non_finite_window_is_rerun_in_fp32_and_reported() -> None:
     finally:
         hook.remove()
     assert stage.take_report().fallbacks == [{"stage": "depth", "window": 0, "first_frame": 100,
-                                              "last_frame": 109, "reason": "non-finite output in bf16"}]
+                                              "last_frame": 109, "from": "bf16", "to": "fp32",
+                                              "reason": "non-finite output in bf16"}]
     reference = _run(_stage(input_size=28, precision="fp32"), frames, 4)
     assert torch.isfinite(out.layers["depth"]).all()
     assert torch.allclose(out.layers["depth"], reference.layers["depth"], rtol=0, atol=1e-6)

@@ -9,7 +9,8 @@ import torch
 
 from tests.conftest import needs_cuda
 from tests.resources.synthetic_weights import load_manifest, synthetic_state_dict
-from vdp.errors import StageError, WeightsError
+from vdp import catalog
+from vdp.errors import SpecError, StageError, WeightsError
 from vdp.models.rvm import MattingNetwork, auto_downsample_ratio
 from vdp.spec import MatteSpec
 from vdp.stages.matte import SYNTHETIC_WARNING, MatteStage
@@ -77,7 +78,7 @@ def test_layers_shapes_and_range(reference, clip):
     alpha, fgr = reference.layers["alpha"], reference.layers["foreground"]
     assert alpha.dtype == fgr.dtype == torch.uint8
     assert tuple(alpha.shape) == (7, 90, 160) and tuple(fgr.shape) == (7, 3, 90, 160)
-    assert set(MatteStage.produces) == set(reference.layers)
+    assert set(catalog.stage("matte").produces) == set(reference.layers)
 
 
 @pytest.mark.parametrize("batch_size", [1, 2, 5])
@@ -233,7 +234,7 @@ def test_auto_precision_is_fp32_on_cpu():
 
 
 def test_unknown_precision_is_rejected():
-    with pytest.raises(ValueError, match=r"precision must be one of \('auto', 'fp16', 'bf16', 'fp32'\)"):
+    with pytest.raises(SpecError, match="precision must be one of auto, fp16, bf16, fp32, got 'int8'"):
         MatteStage(MatteSpec(synthetic_weights=True), precision="int8")
 
 
@@ -254,7 +255,7 @@ def test_mismatched_checkpoint_names_the_keys(tmp_path):
     torch.save(sd, path)
     with pytest.raises(WeightsError, match=r"missing keys \(1\): project_seg.conv.bias; "
                                            r"unexpected keys \(1\): extra.weight; "
-                                           r"shape mismatches \(1\): project_mat.conv.bias \(5,\)"):
+                                           r"shape mismatches \(1\): project_mat.conv.bias: \[5\] vs expected \[4\]"):
         MatteStage(MatteSpec(checkpoint=str(path))).setup("cpu")
 
 

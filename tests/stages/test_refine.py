@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vdp.errors import StageError, WeightsError
+from vdp.errors import SpecError, StageError, WeightsError
 from vdp.refiner.synthetic import render_clip
 from vdp.refiner.teacher import simulate_teacher
 from vdp.spec import RefineSpec
@@ -111,9 +111,9 @@ def test_short_stream_and_empty_batch(stage, clip):
 
 def test_errors(clip):
     rgb, teacher = clip
-    with pytest.raises(StageError, match="depth_kind must be one of metric, relative"):
+    with pytest.raises(SpecError, match="depth_kind must be one of relative, metric"):
         RefineStage(RefineSpec(), depth_kind="auto")
-    with pytest.raises(StageError, match="precision must be one of"):
+    with pytest.raises(SpecError, match="precision must be one of"):
         RefineStage(RefineSpec(), precision="int8")
     s = RefineStage(RefineSpec())
     batch = FrameBatch(rgb[:2], torch.arange(2), torch.zeros(2, dtype=torch.float64),
@@ -147,5 +147,5 @@ def test_non_finite_reduced_precision_window_is_rerun_in_fp32(clip, monkeypatch)
     out = _run(s, rgb, teacher, 12).layers["depth"]
     assert bool(torch.isfinite(out).all())
     report = s.take_report()
-    assert [f["window_start_frame"] for f in report.fallbacks] == [0, 6, 12, 18, 24]
+    assert [f["first_frame"] for f in report.fallbacks] == [0, 6, 12, 18, 24]
     assert report.fallbacks[0]["to"] == "fp32"

@@ -8,13 +8,14 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from vdp import __version__
 from vdp.errors import SpecError, VdpError
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from vdp.cli.display import ProgressDisplay
     from vdp.engine.job import run_job
-    from vdp.spec import JobSpec
+    from vdp.spec import JobSpec, with_synthetic_weights
 
     if args.resume:
         return _resume(args)
@@ -26,7 +27,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     spec = (JobSpec.from_preset(args.preset, **overrides) if args.preset
             else JobSpec.from_file(args.spec, **overrides))
     if args.synthetic_weights:
-        spec = _with_synthetic_weights(spec)
+        spec = JobSpec.parse(with_synthetic_weights(json.loads(spec.to_json())))
     if args.device:
         spec.resources.device = args.device
     out = Path(args.out or Path("vdp_out") / Path(args.input).stem)
@@ -56,16 +57,6 @@ def _resume(args: argparse.Namespace) -> int:
     report = run_job(spec, out, local=args.local, progress=ProgressDisplay(), resume=True)
     _print_summary(report, out)
     return 0
-
-
-def _with_synthetic_weights(spec):
-    from vdp.spec import JobSpec
-
-    data = json.loads(spec.to_json())
-    for stage in ("depth", "matte"):
-        if data["stages"].get(stage):
-            data["stages"][stage]["synthetic_weights"] = True
-    return JobSpec.parse(data)
 
 
 def _print_summary(report, out: Path) -> None:
@@ -99,11 +90,22 @@ def _cmd_presets(args: argparse.Namespace) -> int:
 
     for name, desc in list_presets().items():
         print(f"{name:<14} {desc}")
+    if args.catalog:
+        from vdp import catalog
+
+        print("\nstages (in pipeline order):")
+        for s in catalog.stages():
+            needs = f"needs {', '.join(s.requires)}; " if s.requires else ""
+            print(f"  {s.name:<12} {needs}produces {', '.join(s.produces)}")
+        print("\noutput kinds:")
+        for o in catalog.outputs():
+            print(f"  {o.kind:<18} {o.file_name:<26} needs {', '.join(o.needs):<12} {o.description}")
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vdp", description="Depth, mattes and VR-ready media from videos.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run a job on a video")
@@ -126,7 +128,10 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--json", action="store_true", help="print JSON")
     probe.set_defaults(func=_cmd_probe)
 
-    presets = sub.add_parser("presets", help="list the named presets")
+    presets = sub.add_parser("presets", help="list the named presets (and, with --catalog, the "
+                                                 "stages and output kinds)")
+    presets.add_argument("--catalog", action="store_true",
+                         help="also list every stage and output kind with the layers they use")
     presets.set_defaults(func=_cmd_presets)
 
     from vdp.cli import models, refiner, service

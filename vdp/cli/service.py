@@ -6,7 +6,6 @@ Gateway address and token come from ``--url`` / ``--token`` or ``VDP_URL`` / ``V
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -104,7 +103,9 @@ def _cmd_submit(args: argparse.Namespace) -> int:
         raise SpecError("give exactly one of --preset NAME or --spec FILE")
     spec = None
     if args.spec:
-        spec = _read_spec_file(Path(args.spec))
+        from vdp.spec import read_spec_file
+
+        spec = read_spec_file(Path(args.spec))
     overrides: dict = {}
     if args.max_frames is not None:
         overrides["max_frames"] = args.max_frames
@@ -120,13 +121,9 @@ def _cmd_submit(args: argparse.Namespace) -> int:
 
 
 def _synthetic_stages(preset: str | None, spec: dict | None) -> dict:
-    from vdp.spec import load_preset
+    from vdp.spec import load_preset, with_synthetic_weights
 
-    stages = dict((load_preset(preset) if preset else spec or {}).get("stages") or {})
-    for name in ("depth", "matte"):
-        if stages.get(name) is not None:
-            stages[name] = {**stages[name], "synthetic_weights": True}
-    return stages
+    return with_synthetic_weights(load_preset(preset) if preset else spec or {})["stages"]
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
@@ -203,19 +200,3 @@ def main_serve(argv: Sequence[str] | None = None) -> int:
     except VdpError as exc:
         print(f"vdp: error: {exc}", file=sys.stderr)
         return 2
-
-
-def _read_spec_file(path: Path) -> dict:
-    """A spec mapping from a JSON or YAML file (validated by the gateway, not here)."""
-    import yaml
-
-    try:
-        text = path.read_text()
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except OSError as exc:
-        raise SpecError(f"cannot read spec file {path}: {exc.strerror}") from None
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise SpecError(f"{path} is not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {exc}") from None
-    if not isinstance(data, dict):
-        raise SpecError(f"{path} must hold a mapping of spec fields, got {type(data).__name__}")
-    return data

@@ -36,7 +36,7 @@ import torch
 from vdp.engine.chunks import Chunk, plan_chunks
 from vdp.engine.job_run import JobRun, cpu_bound
 from vdp.engine.ledger import WORKDIR, ChunkStore, Ledger, completed_chunks, spec_digest
-from vdp.engine.plan import StagePlan
+from vdp.engine.plan import StagePlan, plan_stages
 from vdp.engine.progress import ProgressCallback, ProgressTracker
 from vdp.engine.writeback import BackgroundWriter
 from vdp.errors import JobCancelledError, SpecError, VdpError
@@ -124,7 +124,6 @@ def _run(spec: JobSpec, spec_json: str, out: Path, work: Path, report: JobReport
     when this raises)."""
     from vdp.io import encode_in_idle_time, probe
     from vdp.outputs import open_outputs
-    from vdp.stages.registry import plan_stages
 
     info = probe(spec.input)
     report.input = info.to_dict()

@@ -88,12 +88,11 @@ class JobRun:
     def process(self, sink: Callable[[FrameBatch], None]) -> Processed:
         """Run the chunks that still need running and merge them, in frame order, into `sink`."""
         from vdp.engine.assembly import Assembler, FrameReader
-        from vdp.engine.merge import ChunkMerger, merge_policies
+        from vdp.catalog import merge_policies
+        from vdp.engine.merge import ChunkMerger
 
         spec = self.spec
-        depth = spec.stages.depth
-        kind = None if depth is None else ("metric" if depth.model.startswith("metric") else "relative")
-        merger = ChunkMerger(self.chunks, merge_policies(kind), sink)
+        merger = ChunkMerger(self.chunks, merge_policies(spec), sink)
         reader = FrameReader(spec.input, batch_frames=spec.resources.batch_frames,
                              timeout_s=spec.resources.batch_timeout_s)
         persist = spec.chunking.resumable and len(self.chunks) > 1

@@ -1,25 +1,15 @@
-"""Outputs: what each output kind of a JobSpec writes from the batches a job produces."""
+"""Outputs: what each output kind of a JobSpec writes from the batches a job produces.
+
+Which class writes which kind, and the layers it reads, come from `vdp.catalog`.
+"""
 from __future__ import annotations
 
 from pathlib import Path
 
+from vdp import catalog
 from vdp.outputs.base import Output
-from vdp.outputs.depth import (DepthColorMp4Output, DepthNpyOutput, DepthNpzOutput,
-                               DepthPng16Output, DepthPreviewMp4Output)
-from vdp.outputs.matte import AlphaMp4Output, CompositeMp4Output, ForegroundWebmOutput, RgbaPngOutput
-from vdp.outputs.stereo import (AnaglyphOutput, SbsFullOutput, SbsHalfOutput, TbFullOutput,
-                                TbHalfOutput)
 from vdp.spec import JobSpec, output_name
 from vdp.types import VideoInfo
-
-OUTPUT_TYPES: dict[str, type[Output]] = {
-    "depth_npz": DepthNpzOutput, "depth_npy": DepthNpyOutput, "depth_png16": DepthPng16Output,
-    "depth_color_mp4": DepthColorMp4Output, "depth_preview_mp4": DepthPreviewMp4Output,
-    "alpha_mp4": AlphaMp4Output, "foreground_webm": ForegroundWebmOutput,
-    "rgba_png": RgbaPngOutput, "composite_mp4": CompositeMp4Output,
-    "sbs_full": SbsFullOutput, "sbs_half": SbsHalfOutput, "tb_full": TbFullOutput,
-    "tb_half": TbHalfOutput, "anaglyph": AnaglyphOutput,
-}
 
 
 def open_outputs(spec: JobSpec, out_dir: Path, info: VideoInfo) -> list[Output]:
@@ -28,10 +18,11 @@ def open_outputs(spec: JobSpec, out_dir: Path, info: VideoInfo) -> list[Output]:
     depth = spec.stages.depth
     common = {
         "num_frames": total,
-        "depth_kind": "metric" if depth is not None and depth.model.startswith("metric") else "relative",
+        "depth_kind": spec.depth_kind or "relative",
         "synthetic": bool(depth and depth.synthetic_weights),
     }
-    return [OUTPUT_TYPES[o.kind](o, out_dir / output_name(o), info, **common) for o in spec.outputs]
+    return [catalog.output(o.kind).output_class()(o, out_dir / output_name(o), info, **common)
+            for o in spec.outputs]
 
 
-__all__ = ["OUTPUT_TYPES", "Output", "open_outputs"]
+__all__ = ["Output", "open_outputs"]

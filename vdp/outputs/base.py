@@ -18,10 +18,11 @@ class Output(ABC):
         spec: The output's spec (kind, name, options).
         path: Final path of the file or folder.
         info: The source video's metadata (fps, size, audio).
-    """
 
-    #: The FrameBatch layer this output reads.
-    needs: str = ""
+    `open_outputs` also passes every output the job's ``num_frames``, ``depth_kind`` and
+    ``synthetic`` (weights) as keywords; an output takes the ones it uses. The layers it reads
+    are declared in its `vdp.catalog` entry.
+    """
 
     def __init__(self, spec: OutputSpec, path: Path, info: VideoInfo) -> None:
         self.spec = spec

@@ -18,22 +18,18 @@ from vdp.io import Mp4Writer, NpyWriter, NpzWriter, Png16SequenceWriter
 from vdp.outputs.base import WriterOutput
 from vdp.outputs.colormap import StableRange, apply_colormap, colormap_table
 from vdp.outputs.stamp import stamp, text_mask
-from vdp.spec import OutputSpec
+from vdp.spec import OutputSpec, check_depth_kind
 from vdp.types import FrameBatch, VideoInfo
 
 SYNTHETIC_STAMP = "synthetic weights - not real depth"
 
 
 class _DepthOutput(WriterOutput):
-    needs = "depth"
-
     def __init__(self, spec: OutputSpec, path: Path, info: VideoInfo, *, num_frames: int,
                  depth_kind: str = "relative", synthetic: bool = False) -> None:
         super().__init__(spec, path, info)
-        if depth_kind not in ("relative", "metric"):
-            raise ValueError(f"depth_kind must be 'relative' or 'metric', got {depth_kind!r}")
         self.num_frames = num_frames
-        self.depth_kind = depth_kind
+        self.depth_kind = check_depth_kind(depth_kind)
         self.synthetic = synthetic
 
 

@@ -16,8 +16,6 @@ def _u8(x: torch.Tensor) -> torch.Tensor:
 
 
 class _MatteOutput(WriterOutput):
-    needs = "alpha"
-
     def __init__(self, spec: OutputSpec, path: Path, info: VideoInfo, **_: object) -> None:
         super().__init__(spec, path, info)
 

@@ -57,8 +57,6 @@ def choose_codec(width: int, height: int) -> str:
 class _StereoOutput(WriterOutput):
     """Base of the stereo outputs: packs each frame's two views, encodes with source audio."""
 
-    needs = "stereo"
-
     def __init__(self, spec: OutputSpec, path: Path, info: VideoInfo, *,
                  synthetic: bool = False, **_: object) -> None:
         super().__init__(spec, path, info)
@@ -129,9 +127,3 @@ class AnaglyphOutput(_StereoOutput):
 
     def pack(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
         return anaglyph_dubois(left, right)
-
-
-STEREO_OUTPUT_TYPES: dict[str, type[Output]] = {
-    "sbs_full": SbsFullOutput, "sbs_half": SbsHalfOutput, "tb_full": TbFullOutput,
-    "tb_half": TbHalfOutput, "anaglyph": AnaglyphOutput,
-}

@@ -8,26 +8,26 @@ per-frame streaming procedure and emits every frame at once.
 
 Precision: ``auto`` is fp16 autocast on CUDA and fp32 elsewhere. Every window (stream: every
 frame) whose output is not finite under autocast is re-run in fp32 and recorded in
-``self.report.fallbacks`` as ``{"stage", "window", "first_frame", "last_frame", "reason"}``
-(source frame indices; in stream mode ``window`` is the frame index).
+``self.report.fallbacks`` as a `vdp.stages.base.Fallback` (source frame indices; ``window``
+is the window's index, in stream mode the frame index).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
 
-from vdp.errors import SpecError, StageError
+from vdp.errors import StageError
 from vdp.models.video_depth_anything.inference import (OfflineDepth, OfflineState, StreamDepth,
                                                        StreamState, WindowInfo)
 from vdp.models.video_depth_anything.loading import load_model
 from vdp.models.video_depth_anything.video_depth import StreamCache, VideoDepthAnything
-from vdp.spec import DepthSpec, Precision
-from vdp.stages.base import Stage
+from vdp.spec import DepthSpec, JobSpec, Precision, check_precision
+from vdp.stages.base import Fallback, Stage
+from vdp.stages.toolkit import autocast, autocast_dtype, precision_name, weights_label
 from vdp.types import FrameBatch, VideoInfo
 
-PRECISIONS = ("auto", "fp16", "bf16", "fp32")
 SYNTHETIC_WARNING = "synthetic weights — not real depth"
 
 
@@ -62,16 +62,18 @@ class DepthStage(Stage):
     """
 
     name: ClassVar[str] = "depth"
-    produces: ClassVar[tuple[str, ...]] = ("depth",)
 
     def __init__(self, spec: DepthSpec, *, precision: Precision = "auto") -> None:
         super().__init__()
-        if precision not in PRECISIONS:
-            raise SpecError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         self.spec = spec
-        self.precision = precision
+        self.precision = check_precision(precision)
         self.model: VideoDepthAnything | None = None
         self.amp_dtype: torch.dtype | None = None
+
+    @classmethod
+    def config_key(cls, options: DepthSpec, job: JobSpec) -> tuple:
+        return (options.model, options.input_size, options.mode, job.precision,
+                weights_label(options.checkpoint, options.synthetic_weights))
 
     def setup(self, device: torch.device | str) -> None:
         """Load the weights (official checkpoint, strict, or synthetic) and move to `device`.
@@ -85,8 +87,7 @@ class DepthStage(Stage):
         if self.spec.synthetic_weights:
             self.report.warnings.append(SYNTHETIC_WARNING)
         self.model = model.to(self.device)
-        self.amp_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": None,
-                          "auto": torch.float16 if self.device.type == "cuda" else None}[self.precision]
+        self.amp_dtype = autocast_dtype(self.precision, self.device)
 
     def init_state(self, info: VideoInfo) -> DepthState:
         if self.model is None:
@@ -113,7 +114,7 @@ class DepthStage(Stage):
         else:
             depth, state.procedure = self._stream().push(state.procedure, frames)
         out = self._emit(state, depth, batch.height, batch.width)
-        state.held = [_compact(b) for b in state.held]
+        state.held = [b.compact() for b in state.held]
         return out, state
 
     def flush(self, state: DepthState) -> FrameBatch | None:
@@ -161,14 +162,11 @@ class DepthStage(Stage):
         state.frames_out += len(frames)
         return frames.with_layers(depth=depth.to("cpu", torch.float32))
 
-    def _autocast(self) -> Any:
-        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
-
     def _run_window(self, x: torch.Tensor, info: WindowInfo) -> torch.Tensor:
         """One offline window, autocast when configured, re-run in fp32 if not finite."""
         with torch.no_grad():
             if self.amp_dtype is not None:
-                with self._autocast():
+                with autocast(self.device, self.amp_dtype):
                     out = self.model(x).float()
                 if bool(torch.isfinite(out).all()):
                     return out
@@ -180,7 +178,7 @@ class DepthStage(Stage):
         """One streaming step; the cache is not modified, so a failed step re-runs cleanly."""
         with torch.no_grad():
             if self.amp_dtype is not None:
-                with self._autocast():
+                with autocast(self.device, self.amp_dtype):
                     out, new = self.model.stream_step(x, cache)
                 out = out.float()
                 if bool(torch.isfinite(out).all()):
@@ -190,14 +188,6 @@ class DepthStage(Stage):
             return out.float(), new
 
     def _record_fallback(self, window: int, first: int, last: int) -> None:
-        dtype = {torch.float16: "fp16", torch.bfloat16: "bf16"}[self.amp_dtype]
-        self.report.fallbacks.append({"stage": self.name, "window": window, "first_frame": first,
-                                      "last_frame": last, "reason": f"non-finite output in {dtype}"})
-
-
-def _compact(batch: FrameBatch) -> FrameBatch:
-    """A copy of `batch` that owns its memory when it is a small view of a larger batch."""
-    if batch.frames.untyped_storage().nbytes() <= batch.frames.nbytes:
-        return batch
-    return FrameBatch(batch.frames.clone(), batch.indices.clone(), batch.pts_seconds.clone(),
-                      {k: v.clone() for k, v in batch.layers.items()})
+        dtype = precision_name(self.amp_dtype)
+        self.report.fell_back(Fallback(self.name, first, last, dtype,
+                                       f"non-finite output in {dtype}", window=window))

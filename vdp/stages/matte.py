@@ -9,24 +9,18 @@ the bytes to copy off the GPU, hold in memory and pass between actors.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
-from contextlib import nullcontext
-from pathlib import Path
 from typing import Any
 
 import torch
 
-from vdp.errors import StageError, WeightsError
-from vdp.models.rvm import MattingNetwork, auto_downsample_ratio
-from vdp.models.synthetic import make_manifest, synthetic_state_dict
-from vdp.models.weights import resolve_checkpoint
-from vdp.spec import MatteSpec
-from vdp.stages.base import Stage
+from vdp.errors import StageError
+from vdp.models.rvm import MattingNetwork, auto_downsample_ratio, load_model
+from vdp.spec import JobSpec, MatteSpec, check_precision
+from vdp.stages.base import Fallback, Stage
+from vdp.stages.toolkit import autocast, autocast_dtype, precision_name, weights_label
 from vdp.types import FrameBatch, VideoInfo
 
-PRECISIONS: tuple[str, ...] = ("auto", "fp16", "bf16", "fp32")
 SYNTHETIC_WARNING = "synthetic weights — not real alpha"
-_AUTOCAST = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": None}
 
 
 class MatteStage(Stage):
@@ -46,16 +40,19 @@ class MatteStage(Stage):
     """
 
     name = "matte"
-    produces = ("alpha", "foreground")
 
     def __init__(self, spec: MatteSpec, *, precision: str = "auto") -> None:
         super().__init__()
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         self.spec = spec
-        self.precision = precision
+        self.precision = check_precision(precision)
         self.model: MattingNetwork | None = None
         self.autocast_dtype: torch.dtype | None = None
+
+    @classmethod
+    def config_key(cls, options: MatteSpec, job: JobSpec) -> tuple:
+        return (options.variant, options.refiner, options.frames_per_call,
+                options.downsample_ratio or "auto", job.precision,
+                weights_label(options.checkpoint, options.synthetic_weights))
 
     def setup(self, device: torch.device | str) -> None:
         """Build the model, load its weights (strictly) and move it to `device`.
@@ -65,26 +62,14 @@ class MatteStage(Stage):
         """
         super().setup(device)
         spec = self.spec
-        model = MattingNetwork(spec.variant, refiner=spec.refiner)
-        if spec.synthetic_weights:
-            state_dict = synthetic_state_dict(make_manifest(model.state_dict())["keys"])
-            source = "synthetic weights"
-        else:
-            path = resolve_checkpoint("rvm_" + spec.variant, spec.checkpoint)
-            state_dict = _read_checkpoint(path)
-            if spec.refiner == "fast_guided_filter":  # official checkpoints hold the DGF refiner
-                state_dict = {k: v for k, v in state_dict.items() if not k.startswith("refiner.")}
-            source = str(path)
-        load_state_dict_strict(model, state_dict, source)
-        self.model = model.eval().to(self.device)
-        if self.precision == "auto":
-            self.autocast_dtype = torch.float16 if self.device.type == "cuda" else None
-        else:
-            self.autocast_dtype = _AUTOCAST[self.precision]
+        model = load_model(spec.variant, refiner=spec.refiner, checkpoint=spec.checkpoint,
+                           synthetic=spec.synthetic_weights)
+        self.model = model.to(self.device)
+        self.autocast_dtype = autocast_dtype(self.precision, self.device)
 
     def init_state(self, info: VideoInfo) -> dict[str, Any]:
-        if self.spec.synthetic_weights and SYNTHETIC_WARNING not in self.report.warnings:
-            self.report.warnings.append(SYNTHETIC_WARNING)  # once per report, not per segment
+        if self.spec.synthetic_weights:
+            self.report.warn_once(SYNTHETIC_WARNING)  # once per report, not per segment
         return {"rec": [None] * 4, "buffer": None, "ratio": None, "last_index": None, "size": None}
 
     def process(self, batch: FrameBatch, state: dict[str, Any]) -> tuple[FrameBatch, dict[str, Any]]:
@@ -114,7 +99,7 @@ class MatteStage(Stage):
             out, state["rec"] = self._call(pending.slice(start, start + n), state["rec"], state["ratio"])
             done.append(out)
             start += n
-        state["buffer"] = _copy(pending.slice(start)) if start < len(pending) else None
+        state["buffer"] = pending.slice(start).compact() if start < len(pending) else None
         if not done:
             return pending.slice(0, 0).with_layers(**_empty_layers(pending)), state
         return (done[0] if len(done) == 1 else FrameBatch.concat(done)), state  # no copy for one call
@@ -135,10 +120,8 @@ class MatteStage(Stage):
         outputs = self._forward(src, rec, ratio, self.autocast_dtype)
         first, last = int(chunk.indices[0]), int(chunk.indices[-1])
         if self.autocast_dtype is not None and not _all_finite(outputs):
-            self.report.fallbacks.append({
-                "stage": self.name, "first_frame": first, "last_frame": last,
-                "from": "fp16" if self.autocast_dtype == torch.float16 else "bf16", "to": "fp32",
-                "reason": "non-finite values in the matte or recurrent state"})
+            self.report.fell_back(Fallback(self.name, first, last, precision_name(self.autocast_dtype),
+                                           "non-finite values in the matte or recurrent state"))
             rec = [None if r is None else r.float() for r in rec]
             outputs = self._forward(src, rec, ratio, None)
         if not _all_finite(outputs):
@@ -151,45 +134,8 @@ class MatteStage(Stage):
 
     def _forward(self, src: torch.Tensor, rec: list, ratio: float,
                  dtype: torch.dtype | None) -> list[torch.Tensor]:
-        autocast = nullcontext() if dtype is None else torch.autocast(self.device.type, dtype=dtype)
-        with torch.inference_mode(), autocast:
+        with torch.inference_mode(), autocast(self.device, dtype):
             return self.model(src, *rec, downsample_ratio=ratio)
-
-
-def load_state_dict_strict(model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor],
-                           source: str) -> None:
-    """Load `state_dict` with ``strict=True``, first checking keys and shapes.
-
-    Raises:
-        WeightsError: Names the missing keys, the unexpected keys and the shape mismatches.
-    """
-    expected = model.state_dict()
-    missing = [k for k in expected if k not in state_dict]
-    unexpected = [k for k in state_dict if k not in expected]
-    shapes = [f"{k} {tuple(state_dict[k].shape)} (model {tuple(v.shape)})"
-              for k, v in expected.items() if k in state_dict and state_dict[k].shape != v.shape]
-    problems = [f"{what} ({len(keys)}): {_first(keys)}" for what, keys in
-                (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", shapes))
-                if keys]
-    if problems:
-        raise WeightsError(f"checkpoint {source} does not match {type(model).__name__}: " + "; ".join(problems))
-    model.load_state_dict(state_dict, strict=True)
-
-
-def _read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # truncated, not a torch file, pickled code
-        raise WeightsError(f"cannot read checkpoint {path}: {type(exc).__name__}: {exc}") from None
-    if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise WeightsError(f"checkpoint {path} is not a state dict (a mapping of tensors), "
-                           f"got {type(obj).__name__}")
-    return dict(obj)
-
-
-def _first(items: list[str], n: int = 8) -> str:
-    more = f", ... (+{len(items) - n} more)" if len(items) > n else ""
-    return ", ".join(items[:n]) + more
 
 
 def _all_finite(tensors: list[torch.Tensor]) -> bool:
@@ -210,9 +156,3 @@ def _empty_layers(batch: FrameBatch) -> dict[str, torch.Tensor]:
     return {"alpha": torch.empty(0, h, w, dtype=torch.uint8),
             "foreground": torch.empty(0, 3, h, w, dtype=torch.uint8)}
 
-
-def _copy(batch: FrameBatch) -> FrameBatch:
-    """A compact copy, so the buffer does not pin the whole batch it was sliced from."""
-    return FrameBatch(batch.frames.clone(), batch.indices.clone(), batch.pts_seconds.clone(),
-                      {k: v.clone() for k, v in batch.layers.items()},
-                      starts_segment=batch.starts_segment)

@@ -22,12 +22,11 @@ from vdp.models.refiner.load import load_refiner
 from vdp.models.refiner.model import Refiner
 from vdp.refiner.inference import PositiveDepth, make_window_fn
 from vdp.refiner.windows import StreamState, WindowedStream
-from vdp.spec import RefineSpec
-from vdp.stages.base import Stage
+from vdp.spec import JobSpec, RefineSpec, check_depth_kind, check_precision
+from vdp.stages.base import Fallback, Stage
+from vdp.stages.toolkit import autocast_dtype, precision_name
 from vdp.types import FrameBatch, VideoInfo
 
-DEPTH_KINDS = ("metric", "relative")
-PRECISIONS = ("auto", "fp16", "bf16", "fp32")
 
 
 @dataclass
@@ -59,22 +58,22 @@ class RefineStage(Stage):
     """
 
     name = "refine"
-    requires = ("depth",)
-    produces = ("depth",)
 
     def __init__(self, spec: RefineSpec, *, precision: str = "auto", depth_kind: str = "metric") -> None:
         super().__init__()
-        if depth_kind not in DEPTH_KINDS:
-            raise StageError(f"depth_kind must be one of {', '.join(DEPTH_KINDS)}, got {depth_kind!r}",
-                             stage=self.name)
-        if precision not in PRECISIONS:
-            raise StageError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}",
-                             stage=self.name)
         self.spec = spec
-        self.precision = precision
-        self.depth_kind = depth_kind
+        self.depth_kind = check_depth_kind(depth_kind)
+        self.precision = check_precision(precision)
         self.model: Refiner | None = None
         self._stream: WindowedStream | None = None
+
+    @classmethod
+    def from_job(cls, options: RefineSpec, job: JobSpec) -> "RefineStage":
+        return cls(options, precision=job.precision, depth_kind=job.depth_kind)
+
+    @classmethod
+    def config_key(cls, options: RefineSpec, job: JobSpec) -> tuple:
+        return (job.depth_kind, job.precision, options.checkpoint or "shipped")
 
     def setup(self, device: torch.device | str) -> None:
         super().setup(device)
@@ -89,9 +88,8 @@ class RefineStage(Stage):
                 return exact(depth, start)
             rho = fast(depth, start)
             if not bool(torch.isfinite(rho).all()):
-                self.report.fallbacks.append({"stage": self.name, "window_start_frame": start,
-                                              "from": str(dtype).removeprefix("torch."), "to": "fp32",
-                                              "reason": "non-finite refiner output"})
+                self.report.fell_back(Fallback(self.name, start, start + rho.shape[0] - 1,
+                                               precision_name(dtype), "non-finite refiner output"))
                 rho = exact(depth, start)
             return rho
 
@@ -103,9 +101,7 @@ class RefineStage(Stage):
         ``auto`` means fp32: the refiner is small (a few % of the depth model's time) and the
         log-depth changes it removes (~0.1 %) are below bf16's resolution.
         """
-        if self.device.type != "cuda" or self.precision in ("auto", "fp32"):
-            return None
-        return torch.float16 if self.precision == "fp16" else torch.bfloat16
+        return autocast_dtype(self.precision, self.device, auto=None, on_cpu=False)
 
     def init_state(self, info: VideoInfo) -> RefineState:
         return RefineState()

@@ -19,16 +19,14 @@ from dataclasses import dataclass, replace
 import torch
 import torch.nn.functional as F
 
-from vdp.errors import SpecError, StageError
-from vdp.spec import StereoSpec
+from vdp.errors import StageError
+from vdp.spec import JobSpec, StereoSpec, check_depth_kind, check_precision
 from vdp.stages.base import Stage
+from vdp.stages.toolkit import autocast_dtype
 from vdp.stereo.dibr import stereo_pair
-from vdp.stereo.normalise import (DEPTH_KINDS, StreamingRange, depth_to_disparity,
-                                  frame_percentiles, normalise)
+from vdp.stereo.normalise import StreamingRange, depth_to_disparity, frame_percentiles, normalise
 from vdp.types import FrameBatch, VideoInfo
 
-PRECISIONS: tuple[str, ...] = ("auto", "fp16", "bf16", "fp32")
-_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
 #: Percentiles of each frame's disparity that define its range (robust to outlier pixels).
 LOW_PCT, HIGH_PCT = 2.0, 98.0
 #: Frames are rendered in slices of at most this many pixels (bounds device memory).
@@ -64,25 +62,26 @@ class StereoStage(Stage):
     """
 
     name = "stereo"
-    produces = ("stereo",)
-    requires = ("depth",)
 
     def __init__(self, spec: StereoSpec, *, precision: str = "auto", depth_kind: str = "relative") -> None:
         super().__init__()
-        if precision not in PRECISIONS:
-            raise SpecError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-        if depth_kind not in DEPTH_KINDS:
-            raise SpecError(f"depth_kind must be one of {', '.join(DEPTH_KINDS)}, got {depth_kind!r}")
         self.spec = spec
-        self.precision = precision
-        self.depth_kind = depth_kind
+        self.precision = check_precision(precision)
+        self.depth_kind = check_depth_kind(depth_kind)
+
+    @classmethod
+    def from_job(cls, options: StereoSpec, job: JobSpec) -> "StereoStage":
+        return cls(options, precision=job.precision, depth_kind=job.depth_kind)
+
+    @classmethod
+    def config_key(cls, options: StereoSpec, job: JobSpec) -> tuple:
+        return (options.divergence, options.convergence, options.edge_dilation,
+                options.lookahead_frames, job.precision, job.depth_kind)
 
     @property
     def colour_dtype(self) -> torch.dtype:
         """Float type of colour interpolation on the current device."""
-        if self.precision == "auto":
-            return torch.float16 if self.device.type == "cuda" else torch.float32
-        return _DTYPES[self.precision]
+        return autocast_dtype(self.precision, self.device) or torch.float32
 
     def init_state(self, info: VideoInfo) -> StereoState:
         return StereoState(ranges=StreamingRange(lookahead_frames=self.spec.lookahead_frames))
@@ -99,7 +98,7 @@ class StereoStage(Stage):
         ranges = state.ranges.push(stats)
         held = batch if state.held is None else FrameBatch.concat([state.held, batch])
         ready, rest = held.slice(0, len(ranges)), held.slice(len(ranges))
-        state.held = _compact(rest) if len(rest) else None
+        state.held = rest.compact() if len(rest) else None
         return self._render(ready, ranges), state
 
     def flush(self, state: StereoState) -> FrameBatch | None:
@@ -159,9 +158,3 @@ class StereoStage(Stage):
 def _with_stereo(batch: FrameBatch, stereo: torch.Tensor) -> FrameBatch:
     return batch.with_layers(stereo=stereo)
 
-
-def _compact(batch: FrameBatch) -> FrameBatch:
-    """A copy that does not keep the (larger) tensors it was sliced from alive."""
-    return FrameBatch(batch.frames.clone(), batch.indices.clone(), batch.pts_seconds.clone(),
-                      {k: v.clone() for k, v in batch.layers.items()},
-                      starts_segment=batch.starts_segment)
