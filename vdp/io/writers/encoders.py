@@ -15,6 +15,8 @@ from typing import Any, Literal
 import torch
 from torchcodec.encoders import Encoder
 
+from vdp.errors import EncodeError
+
 CPU_CODECS = {"h264": "libx264", "hevc": "libx265"}
 NVENC_CODECS = {"h264": "h264_nvenc", "hevc": "hevc_nvenc"}
 EncoderChoice = Literal["auto", "cpu", "nvenc"]
@@ -44,8 +46,6 @@ def nvenc_problem(codec: str) -> str | None:
 
 
 def _probe(codec: str) -> str | None:
-    if not torch.cuda.is_available():
-        return "no CUDA device"
     with tempfile.TemporaryDirectory(prefix="vdp_nvenc_probe_") as d:
         try:
             enc = Encoder()
@@ -73,7 +73,8 @@ def choose_encoder(codec: str, encoder: EncoderChoice, *, crf: int, preset: str,
         threads: CPU encoder threads (None: the encoder's default).
 
     Raises:
-        ValueError: Unknown codec or encoder, or ``"nvenc"`` asked for where it does not work.
+        ValueError: Unknown codec or encoder.
+        EncodeError: ``"nvenc"`` asked for where it does not work.
     """
     if codec not in CPU_CODECS:
         raise ValueError(f"codec must be one of {sorted(CPU_CODECS)}, got {codec!r}")
@@ -86,7 +87,7 @@ def choose_encoder(codec: str, encoder: EncoderChoice, *, crf: int, preset: str,
             return EncoderSettings(NVENC_CODECS[codec], None, NVENC_PRESET,
                                    {"rc": "vbr", "cq": str(crf), "b": "0"})
         if encoder == "nvenc":
-            raise ValueError(f"encoder 'nvenc' was asked for but cannot be used: {reason}")
+            raise EncodeError(f"encoder 'nvenc' was asked for but cannot be used here: {reason}")
     options: dict[str, Any] = {}
     if threads is not None:
         options["threads"] = str(threads)
