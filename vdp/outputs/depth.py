@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vdp.io import Mp4Writer, NpyWriter, NpzWriter, Png16SequenceWriter
+from vdp.io import NpyWriter, NpzWriter, Png16SequenceWriter
 from vdp.outputs._pixels import Scratch, as_numpy
 from vdp.outputs.base import WriterOutput
 from vdp.outputs.colormap import Colouriser, StableRange
