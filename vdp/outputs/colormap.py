@@ -53,28 +53,6 @@ def colormap_table(name: str) -> torch.Tensor:
     return (colormap_float(name, x) * 255).round().to(torch.uint8)
 
 
-def apply_colormap(values01: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
-    """Map values in [0,1] ``[T,H,W]`` to RGB uint8 ``[T,3,H,W]``."""
-    idx = values01.float().clamp(0, 1).mul(255).round_().to(torch.uint8)
-    return lookup(idx, table)
-
-
-def lookup(idx: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
-    """Table colours of uint8 indices ``[T,H,W]``: contiguous RGB uint8 ``[T,3,H,W]``.
-
-    One gather per frame and channel straight into the output planes (no permuted copy).
-    """
-    if idx.dtype != torch.uint8 or idx.ndim != 3:
-        raise ValueError(f"idx must be uint8 [T,H,W], got {idx.dtype} {tuple(idx.shape)}")
-    channels = [table[:, c].contiguous() for c in range(3)]
-    out = torch.empty((idx.shape[0], 3, *idx.shape[1:]), dtype=torch.uint8)
-    for t in range(idx.shape[0]):
-        flat = idx[t].reshape(-1).to(torch.int32)
-        for c in range(3):
-            torch.index_select(channels[c], 0, flat, out=out[t, c].view(-1))
-    return out
-
-
 SAMPLES = 1 << 18  # values the range percentiles are taken from
 
 
@@ -137,13 +115,6 @@ class StableRange:
         if hi > 255.5:
             self.clipped += int(np.count_nonzero(out > 255.5))
         return np.clip(out, 0.5, 255.5, out=out)
-
-    def indices(self, values: torch.Tensor) -> torch.Tensor:
-        """Values ``[T,H,W]`` as uint8 table indices 0..255 (``round(normalise(values) * 255)``)."""
-        self.fit(values)
-        src = as_numpy(values.float())
-        scratch = np.empty(src.shape[1:], np.float32)
-        return torch.from_numpy(np.stack([self.scaled(v, scratch).astype(np.uint8) for v in src]))
 
 
 class Colouriser:
