@@ -129,7 +129,12 @@ class OutputSpec(_Strict):
     background: str = Field("#00b140", pattern=r"^#[0-9a-fA-F]{6}$", description="Composite background colour.")
     crf: int = Field(18, ge=0, le=51, description="Quality of lossy video outputs (lower is better).")
     preset: Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
-                    "veryslow"] = Field("veryfast", description="x264/x265 speed of MP4 outputs: slower presets give smaller files at the same crf (veryfast encodes 720p ~1.6x faster than medium).")
+                    "veryslow"] = Field("ultrafast", description="x264/x265 speed of MP4 outputs: slower presets give smaller files at the same crf (ultrafast costs ~1/3 of veryfast's CPU for ~2x the size).")
+    encoder: Literal["auto", "cpu", "nvenc"] = Field("auto", description="MP4 encoder: NVENC where it works on the machine (probed once), else x264/x265; 'cpu' never uses NVENC; 'nvenc' fails without it.")
+    threads: int | None = Field(None, ge=1, le=64, description="x264/x265 threads of an MP4 output (default: the encoder's).")
+    vp9_deadline: Literal["realtime", "good"] = Field("realtime", description="libvpx-vp9 deadline of WebM outputs ('good' with a low vp9_speed: smaller files, ~6x the CPU).")
+    vp9_speed: int = Field(8, ge=0, le=8, description="libvpx-vp9 -cpu-used of WebM outputs (0 slowest/best .. 8 fastest).")
+    png_level: int = Field(1, ge=0, le=3, description="Compression level of PNG outputs (all lossless; higher: smaller, slower).")
 
     @field_validator("kind")
     @classmethod

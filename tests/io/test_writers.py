@@ -24,6 +24,7 @@ from vdp.io import (Mp4Writer, NpyWriter, NpzWriter, Png16SequenceWriter, PngRgb
                     read_webm_rgba)
 from vdp.io.writers import png
 from vdp.io.writers._atomic import AtomicOutput
+from vdp.io.writers.encoders import nvenc_problem
 from vdp.types import FrameBatch
 
 REPO = Path(__file__).resolve().parents[2]
@@ -230,6 +231,40 @@ def test_mp4_decodes_back_with_right_count_and_size(tmp_path: Path) -> None:
     err = (back[:, :, :121, :161].float() - source.frames.float()).abs().mean()
     assert err < 4.0
     assert leftovers(tmp_path) == ["bear.mp4"]
+
+
+def test_mp4_auto_encoder_uses_nvenc_only_where_a_real_encode_works(tmp_path: Path) -> None:
+    """The probe really encodes with NVENC; without a working one "auto" falls back to x264."""
+    problem = nvenc_problem("h264")
+    rgb, _ = moving_disk_rgba(6, 64, 96)
+    with Mp4Writer(tmp_path / "auto.mp4", fps=24, encoder="auto") as writer:
+        writer.write(rgb)
+    if problem is None:
+        assert writer.encoder_used == "h264_nvenc" and writer.settings.fallback_reason is None
+    else:
+        assert "h264_nvenc" in problem
+        assert writer.encoder_used == "libx264" and writer.settings.fallback_reason == problem
+        with pytest.raises(EncodeError, match="'nvenc' was asked for"):
+            with Mp4Writer(tmp_path / "strict.mp4", fps=24, encoder="nvenc") as strict:
+                strict.write(rgb)
+    info = probe(tmp_path / "auto.mp4")
+    assert (info.num_frames, info.width, info.height, info.codec) == (6, 96, 64, "h264")
+    back = FrameBatch.concat(list(iter_batches(tmp_path / "auto.mp4", batch_frames=6))).frames
+    assert (back.float() - torch.from_numpy(rgb).float()).abs().mean() < 6.0
+    assert leftovers(tmp_path) == ["auto.mp4"]
+    with Mp4Writer(tmp_path / "cpu.mp4", fps=24, encoder="cpu") as cpu:
+        cpu.write(rgb)
+    assert cpu.encoder_used == "libx264" and cpu.settings.fallback_reason is None
+
+
+def test_png16_takes_big_endian_frames_it_owns_without_a_copy(tmp_path: Path) -> None:
+    depth = rng().integers(0, 65536, size=(3, 7, 9), dtype=np.uint16)
+    with Png16SequenceWriter(tmp_path / "seq") as writer:
+        writer.write(depth.astype(">u2"), owned=True)
+        with pytest.raises(ValueError, match="uint16"):
+            writer.write(depth.astype(np.int32))
+    back = np.stack([iio.imread(tmp_path / "seq" / f"frame_{i:06d}.png") for i in range(3)])
+    assert np.array_equal(back, depth)
 
 
 def test_mp4_muxes_audio_from_source(tmp_path: Path) -> None:

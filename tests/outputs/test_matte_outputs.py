@@ -44,7 +44,7 @@ def job(tmp_path_factory) -> Path:
         "stages": {"matte": {"synthetic_weights": True, "frames_per_call": FPC, "downsample_ratio": RATIO}},
         "resources": {"batch_frames": 3},
         "outputs": [{"kind": "rgba_png"}, {"kind": "foreground_webm"},
-                    {"kind": "alpha_mp4", "preset": "ultrafast"},
+                    {"kind": "alpha_mp4", "preset": "veryfast", "encoder": "cpu", "threads": 1},
                     {"kind": "composite_mp4", "background": "#ff0000"}]})
     report = run_job(spec, out, local=True)
     assert report.status == "succeeded" and report.frames == FRAMES
@@ -94,6 +94,8 @@ def test_composite_is_foreground_over_the_colour_with_audio(job, reference):
 
 
 def test_mp4_preset_reaches_the_encoder(job):
-    """x264 writes its settings into the stream: subme=0 is ultrafast, subme=2 veryfast (default)."""
-    assert b"subme=0" in (job / "alpha.mp4").read_bytes()
-    assert b"subme=2" in (job / "composite.mp4").read_bytes()
+    """x264 writes its settings into the stream: subme=2 is veryfast, subme=0 ultrafast (default);
+    the threads option reaches it too."""
+    alpha = (job / "alpha.mp4").read_bytes()
+    assert b"subme=2" in alpha and b"threads=1 " in alpha
+    assert b"subme=0" in (job / "composite.mp4").read_bytes()

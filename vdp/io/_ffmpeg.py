@@ -85,8 +85,8 @@ class FfmpegPipe:
         self._stderr.close()
         return EncodeError(f"{self.what}: {problem}; ffmpeg stderr: {tail}")
 
-    def write(self, data: bytes | memoryview) -> None:
-        """Send raw bytes to ffmpeg's stdin.
+    def write(self, data: bytes | memoryview | list[bytes | memoryview]) -> None:
+        """Send raw bytes to ffmpeg's stdin (a list: its buffers in order, without joining them).
 
         Raises:
             EncodeError: ffmpeg has exited, closed its input, or did not accept the data in time.
@@ -97,7 +97,8 @@ class FfmpegPipe:
         if self.process.poll() is not None:
             raise self._fail(f"ffmpeg exited early with code {self.process.returncode}")
         try:
-            call_with_deadline(lambda: (stdin.write(data), stdin.flush()), self.timeout_s,
+            buffers = data if isinstance(data, list) else [data]
+            call_with_deadline(lambda: (stdin.writelines(buffers), stdin.flush()), self.timeout_s,
                                f"{self.what}: writing to ffmpeg")
         except (BrokenPipeError, OSError, ValueError) as exc:
             raise self._fail(f"ffmpeg stopped reading its input ({exc})") from None

@@ -14,9 +14,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vdp.io import Mp4Writer, NpyWriter, NpzWriter, Png16SequenceWriter
+from vdp.io import NpyWriter, NpzWriter, Png16SequenceWriter
+from vdp.outputs._pixels import Scratch, as_numpy
 from vdp.outputs.base import WriterOutput
-from vdp.outputs.colormap import StableRange, apply_colormap, colormap_table
+from vdp.outputs.colormap import Colouriser, StableRange
+from vdp.outputs.encoding import mp4_writer
 from vdp.outputs.stamp import stamp, text_mask
 from vdp.spec import OutputSpec, check_depth_kind
 from vdp.types import FrameBatch, VideoInfo
@@ -77,18 +79,31 @@ class DepthPng16Output(_DepthOutput):
         super().__init__(*args, **kwargs)
         self.scale: float | None = 0.001 if self.depth_kind == "metric" else None
         self.clipped = 0
+        self.scratch = Scratch()
 
     def write(self, batch: FrameBatch) -> None:
         depth = batch.layers["depth"].float()
         if self.scale is None:  # relative: fix the scale once, with headroom, from the first batch
-            finite = depth[torch.isfinite(depth)]
-            peak = float(torch.quantile(finite.flatten()[:: max(1, finite.numel() // 1_000_000)], 0.999)) if finite.numel() else 1.0
+            sample = depth.flatten()[:: max(1, depth.numel() // 1_000_000)]
+            finite = sample[torch.isfinite(sample)]
+            peak = float(torch.quantile(finite, 0.999)) if finite.numel() else 1.0
             self.scale = max(peak * 1.5, 1e-6) / self.MAX
         if self.writer is None:
-            self.writer = Png16SequenceWriter(self.path, start_index=int(batch.indices[0]))
-        q = torch.nan_to_num(depth / self.scale, nan=0.0).round()
-        self.clipped += int(((q < 0) | (q > self.MAX)).sum())
-        self.writer.write(q.clamp(0, self.MAX).to(torch.int32).numpy().astype(np.uint16))
+            self.writer = Png16SequenceWriter(self.path, start_index=int(batch.indices[0]),
+                                              level=self.spec.png_level)
+        src = as_numpy(depth)
+        out = np.empty(src.shape, ">u2")  # PNG's byte order: the encoder needs no swap
+        q = self.scratch.get("q", src.shape[1:])
+        for i in range(src.shape[0]):  # numpy, one frame at a time (see vdp.outputs._pixels)
+            np.divide(src[i], np.float32(self.scale), out=q)
+            np.rint(q, out=q)
+            lo, hi = q.min(), q.max()
+            if not (lo >= 0 and hi <= self.MAX):  # NaN fails both: count the rest, zero it
+                self.clipped += int(np.count_nonzero((q < 0) | (q > self.MAX)))
+                np.nan_to_num(q, copy=False, nan=0.0)
+                np.clip(q, 0, self.MAX, out=q)
+            np.copyto(out[i], q, casting="unsafe")
+        self.writer.write(out, owned=True)
 
     def close(self) -> Path:
         super().close()
@@ -108,13 +123,13 @@ class DepthColorMp4Output(_DepthOutput):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.range = StableRange(low_pct=2.0, high_pct=98.0, margin=0.1)
-        self.table = colormap_table(self.spec.colormap)
+        self.colouriser = Colouriser(self.spec.colormap, self.range)
         self._mask: torch.Tensor | None = None
 
     def colour(self, batch: FrameBatch) -> torch.Tensor:
         depth = batch.layers["depth"].float()
         nearness = depth if self.depth_kind == "relative" else 1.0 / depth.clamp_min(1e-3)
-        return apply_colormap(self.range.normalise(nearness), self.table)
+        return self.colouriser(nearness)
 
     def frames(self, batch: FrameBatch) -> torch.Tensor:
         return self.colour(batch)
@@ -126,7 +141,7 @@ class DepthColorMp4Output(_DepthOutput):
                 self._mask = text_mask(SYNTHETIC_STAMP, frames.shape[3], frames.shape[2])
             frames = stamp(frames, self._mask)
         if self.writer is None:
-            self.writer = Mp4Writer(self.path, fps=self.info.fps, crf=self.spec.crf, preset=self.spec.preset)
+            self.writer = mp4_writer(self.spec, self.path, fps=self.info.fps)
         self.writer.write(frames)
 
 

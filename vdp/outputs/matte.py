@@ -3,33 +3,37 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from vdp.io import Mp4Writer, PngRgbaSequenceWriter, WebmAlphaWriter
+from vdp.io import PngRgbaSequenceWriter
+from vdp.outputs._pixels import Scratch, as_numpy, composite, float_to_u8
 from vdp.outputs.base import WriterOutput
+from vdp.outputs.encoding import mp4_writer, webm_writer
 from vdp.spec import OutputSpec
 from vdp.types import FrameBatch, VideoInfo
 
 
-def _u8(x: torch.Tensor) -> torch.Tensor:
-    return x.float().mul(255).round_().clamp_(0, 255).to(torch.uint8)
+def _u8(x: torch.Tensor, scratch: Scratch) -> torch.Tensor:
+    return torch.from_numpy(float_to_u8(x.float(), scratch))
 
 
 class _MatteOutput(WriterOutput):
     def __init__(self, spec: OutputSpec, path: Path, info: VideoInfo, **_: object) -> None:
         super().__init__(spec, path, info)
+        self.scratch = Scratch()
 
     def alpha(self, batch: FrameBatch) -> torch.Tensor:
         """The matte as uint8 [T,H,W] (0 transparent .. 255 opaque)."""
         a = batch.layers["alpha"]
-        return a if a.dtype == torch.uint8 else _u8(a)
+        return a if a.dtype == torch.uint8 else _u8(a, self.scratch)
 
     def foreground(self, batch: FrameBatch) -> torch.Tensor:
         """RGB uint8 [T,3,H,W]: the model's foreground estimate, or the source frames."""
         fgr = batch.layers.get("foreground")
         if fgr is None:
             return batch.frames
-        return fgr if fgr.dtype == torch.uint8 else _u8(fgr)
+        return fgr if fgr.dtype == torch.uint8 else _u8(fgr, self.scratch)
 
 
 class AlphaMp4Output(_MatteOutput):
@@ -37,7 +41,7 @@ class AlphaMp4Output(_MatteOutput):
 
     def write(self, batch: FrameBatch) -> None:
         if self.writer is None:
-            self.writer = Mp4Writer(self.path, fps=self.info.fps, crf=self.spec.crf, preset=self.spec.preset)
+            self.writer = mp4_writer(self.spec, self.path, fps=self.info.fps)
         self.writer.write(self.alpha(batch).unsqueeze(1).expand(-1, 3, -1, -1))
 
 
@@ -46,7 +50,7 @@ class ForegroundWebmOutput(_MatteOutput):
 
     def write(self, batch: FrameBatch) -> None:
         if self.writer is None:
-            self.writer = WebmAlphaWriter(self.path, fps=self.info.fps)
+            self.writer = webm_writer(self.spec, self.path, fps=self.info.fps)
         self.writer.write(self.foreground(batch), self.alpha(batch))
 
 
@@ -55,7 +59,8 @@ class RgbaPngOutput(_MatteOutput):
 
     def write(self, batch: FrameBatch) -> None:
         if self.writer is None:
-            self.writer = PngRgbaSequenceWriter(self.path, start_index=int(batch.indices[0]))
+            self.writer = PngRgbaSequenceWriter(self.path, start_index=int(batch.indices[0]),
+                                                level=self.spec.png_level)
         self.writer.write(self.foreground(batch), self.alpha(batch))
 
 
@@ -65,12 +70,12 @@ class CompositeMp4Output(_MatteOutput):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         h = self.spec.background.lstrip("#")
-        self.bg = torch.tensor([int(h[i:i + 2], 16) / 255 for i in (0, 2, 4)]).view(1, 3, 1, 1)
+        self.bg = np.array([int(h[i:i + 2], 16) for i in (0, 2, 4)], dtype=np.float32)
 
     def write(self, batch: FrameBatch) -> None:
         if self.writer is None:
-            self.writer = Mp4Writer(self.path, fps=self.info.fps, crf=self.spec.crf, preset=self.spec.preset,
-                                    audio_from=self.info.path if self.info.has_audio else None)
-        a = self.alpha(batch).float().div_(255).unsqueeze(1)
-        fgr = self.foreground(batch).float() / 255
-        self.writer.write(_u8(fgr * a + self.bg * (1 - a)))
+            self.writer = mp4_writer(self.spec, self.path, fps=self.info.fps,
+                                     audio_from=self.info.path if self.info.has_audio else None)
+        rgb = composite(as_numpy(self.foreground(batch)), as_numpy(self.alpha(batch)), self.bg,
+                        self.scratch)
+        self.writer.write(torch.from_numpy(rgb))

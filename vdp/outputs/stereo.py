@@ -32,8 +32,8 @@ from typing import ClassVar
 
 import torch
 
-from vdp.io import Mp4Writer
 from vdp.outputs.base import WriterOutput
+from vdp.outputs.encoding import mp4_writer
 from vdp.outputs.stamp import stamp, text_mask
 from vdp.spec import OutputSpec
 from vdp.stereo.anaglyph import anaglyph_dubois
@@ -85,9 +85,8 @@ class _StereoOutput(WriterOutput):
         frames = self.pack(*self.views(batch))
         if self.writer is None:
             self.codec = choose_codec(frames.shape[-1], frames.shape[-2])
-            self.writer = Mp4Writer(self.path, fps=self.info.fps, crf=self.spec.crf, preset=self.spec.preset,
-                                    codec=self.codec,
-                                    audio_from=self.info.path if self.info.has_audio else None)
+            self.writer = mp4_writer(self.spec, self.path, fps=self.info.fps, codec=self.codec,
+                                     audio_from=self.info.path if self.info.has_audio else None)
         self.writer.write(frames)
 
 

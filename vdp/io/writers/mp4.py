@@ -10,6 +10,7 @@ from torchcodec.encoders import Encoder
 from vdp.errors import EncodeError
 from vdp.io._ffmpeg import run_ffmpeg
 from vdp.io.writers._atomic import AtomicOutput, remove_path
+from vdp.io.writers.encoders import CPU_CODECS, EncoderChoice, EncoderSettings, choose_encoder
 
 
 def pad_to_even(frames: torch.Tensor) -> torch.Tensor:
@@ -22,7 +23,7 @@ def pad_to_even(frames: torch.Tensor) -> torch.Tensor:
     return frames
 
 
-CODECS = {"h264": "libx264", "hevc": "libx265"}
+CODECS = CPU_CODECS
 
 
 class Mp4Writer(AtomicOutput):
@@ -42,11 +43,15 @@ class Mp4Writer(AtomicOutput):
             MP4 can hold the codec, else re-encoded to AAC; cut to the video's length).
             A file without audio gives a video-only MP4.
         timeout_s: Deadline of each ffmpeg run (the audio mux).
+        encoder: ``"auto"`` (NVENC where it works, else x264/x265), ``"cpu"`` or ``"nvenc"``;
+            the one used is `encoder_used` once the first frames are written.
+        threads: x264/x265 threads (None: the encoder's default).
     """
 
     def __init__(self, path: str | os.PathLike[str], *, fps: float, crf: int = 18,
                  preset: str = "medium", audio_from: str | os.PathLike[str] | None = None,
-                 codec: str = "h264", timeout_s: float = 600.0) -> None:
+                 codec: str = "h264", timeout_s: float = 600.0, encoder: EncoderChoice = "auto",
+                 threads: int | None = None) -> None:
         if not fps > 0:
             raise ValueError(f"fps must be > 0, got {fps!r}")
         if codec not in CODECS:
@@ -58,6 +63,9 @@ class Mp4Writer(AtomicOutput):
         self.codec = codec
         self.audio_from = None if audio_from is None else os.fspath(audio_from)
         self.timeout_s = float(timeout_s)
+        self.encoder = encoder
+        self.threads = threads
+        self.settings: EncoderSettings | None = None  # chosen when the stream opens
         self.frame_size: tuple[int, int] | None = None  # (H, W) of the input
         self.encoded_size: tuple[int, int] | None = None  # (H, W) in the file
         self._encoder: Encoder | None = None
@@ -92,13 +100,19 @@ class Mp4Writer(AtomicOutput):
         self.frame_size = size
         self.encoded_size = (size[0] + size[0] % 2, size[1] + size[1] % 2)
         encoder = Encoder()
-        extra = {"x265-params": "log-level=error"} if self.codec == "hevc" else None
+        s = self.settings = choose_encoder(self.codec, self.encoder, crf=self.crf,
+                                           preset=self.preset, threads=self.threads)
         self._stream = encoder.add_video(height=self.encoded_size[0], width=self.encoded_size[1],
-                                         frame_rate=self.fps, device="cpu", codec=CODECS[self.codec],
-                                         pixel_format="yuv420p", crf=self.crf, preset=self.preset,
-                                         extra_options=extra)
+                                         frame_rate=self.fps, device="cpu", codec=s.name,
+                                         pixel_format="yuv420p", crf=s.crf, preset=s.preset,
+                                         extra_options=s.options or None)
         encoder.open_file(self.tmp_path)
         self._encoder = encoder
+
+    @property
+    def encoder_used(self) -> str | None:
+        """The FFmpeg encoder writing the stream (e.g. ``libx264``), None before the first write."""
+        return None if self.settings is None else self.settings.name
 
     def _finalize(self) -> None:
         if self._encoder is None:

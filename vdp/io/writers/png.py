@@ -145,18 +145,24 @@ class Png16SequenceWriter(_PngSequence):
         timeout_s: Longest wait for a frame being encoded (`EncodeError` after it).
     """
 
-    def write(self, frames: np.ndarray | torch.Tensor) -> None:
+    def write(self, frames: np.ndarray | torch.Tensor, *, owned: bool = False) -> None:
         """Append frames.
 
         Args:
-            frames: uint16 ``[T,H,W]``.
+            frames: uint16 ``[T,H,W]``, native or big-endian (``">u2"``, PNG's order: no byte swap).
+            owned: The caller hands `frames` over and never changes them: no defensive copy.
 
         Raises:
             ValueError: Wrong dtype or shape.
             EncodeError: Writing failed (the output is aborted).
         """
-        images = as_array(frames, name="frames", dtype=np.uint16, ndim=3)
-        self._write_images(images.copy())  # encoded after `write` returns: the caller may reuse `frames`
+        images = as_array(frames, name="frames", ndim=3)
+        if images.dtype.kind != "u" or images.dtype.itemsize != 2:
+            raise ValueError(f"frames must be uint16, got {images.dtype}")
+        if not owned or images.dtype != np.dtype(">u2"):
+            # encoded after `write` returns (the caller may reuse `frames`); swapped once, here
+            images = images.astype(">u2")
+        self._write_images(images)
 
 
 class PngRgbaSequenceWriter(_PngSequence):

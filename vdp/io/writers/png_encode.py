@@ -24,7 +24,7 @@ def encode_png(image: np.ndarray, *, level: int = 1) -> bytes:
     """One image as PNG bytes (lossless at every level).
 
     Args:
-        image: uint8 or uint16 ``[H,W]`` (gray) or ``[H,W,C]`` with C = 1 (gray), 2 (gray +
+        image: uint8 or uint16 (native or big-endian) ``[H,W]`` (gray) or ``[H,W,C]`` with C = 1 (gray), 2 (gray +
             alpha), 3 (RGB) or 4 (RGBA).
         level: ISA-L level 0..3 (higher: smaller and slower; 1 is as small as zlib level 1).
 
@@ -36,7 +36,7 @@ def encode_png(image: np.ndarray, *, level: int = 1) -> bytes:
     """
     if level not in LEVELS:
         raise ValueError(f"level must be in 0..3, got {level}")
-    if image.dtype not in (np.uint8, np.uint16):
+    if image.dtype.kind != "u" or image.dtype.itemsize not in (1, 2):  # uint16 in either byte order
         raise ValueError(f"PNG holds uint8 or uint16 samples, got {image.dtype}")
     pixels = image[..., None] if image.ndim == 2 else image
     if pixels.ndim != 3 or pixels.shape[2] not in _COLOR_TYPE or 0 in pixels.shape:

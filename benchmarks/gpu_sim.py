@@ -1,0 +1,197 @@
+"""GPU-speed simulation: how fast vdp runs around models as fast as real ones on a GPU.
+
+Stand-in stages sleep what the models cost per output frame on a GPU and use no CPU for it:
+VDA-S 11 ms, VDA-L 21 ms (layer ``depth`` = the frames' green channel as float32 at full
+resolution), RVM 6 ms (layer ``alpha`` = the green channel / 255). The input is the juggle
+sample scaled to 1920x1080 H.264 (made once into a temp folder). Each configuration runs
+through `vdp.engine.job.run_job` with ``plans=`` (nothing else of the engine is touched): local,
+and Ray with 1 and 2 replicas (chunks of 96 frames, overlap 16), after a warm-up job.
+
+Printed per run: fps end to end; the stand-in's own fps (replicas x 1000 / ms: what the
+"GPUs" could do); host CPU ms per frame (all processes: the machine's CPU time from
+/proc/stat over the run, so other load on the machine counts too); and the driver process's
+own CPU ms per frame (with its ffmpeg children).
+
+    python benchmarks/gpu_sim.py                                  # VDA-S and RVM, 192 frames
+    python benchmarks/gpu_sim.py --stand-ins vda_l --frames 480 --paths ray1 ray2
+    python benchmarks/gpu_sim.py --depth-outputs none             # no outputs: the engine alone
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks._common import MEDIA  # noqa: E402
+from vdp.engine.plan import StagePlan  # noqa: E402
+from vdp.stages.base import Stage  # noqa: E402
+from vdp.types import FrameBatch, VideoInfo  # noqa: E402
+
+CLIP = MEDIA / "sam2__05_default_juggle.mp4"
+STAND_INS = {  # name -> (stage name, ms per frame)
+    "vda_s": ("depth", 11.0),
+    "vda_l": ("depth", 21.0),
+    "rvm": ("matte", 6.0),
+}
+PATHS = {"local": (True, 1), "ray1": (False, 1), "ray2": (False, 2)}
+
+
+class _StandIn(Stage):
+    """Sleeps `ms_per_frame` per frame (a model on a GPU: the host CPU idles) and adds its
+    layer from the green channel (float32, full resolution)."""
+
+    def __init__(self, ms_per_frame: float) -> None:
+        super().__init__()
+        self.ms = ms_per_frame
+
+    def init_state(self, info: VideoInfo) -> Any:
+        return None
+
+    def process(self, batch: FrameBatch, state: Any) -> tuple[FrameBatch, Any]:
+        time.sleep(self.ms * len(batch) / 1000)
+        return batch.with_layers(**self.layer(batch.frames[:, 1].float())), state
+
+    def layer(self, green: torch.Tensor) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+
+class DepthStandIn(_StandIn):
+    """VDA stand-in: ``depth`` = green, 0..255."""
+
+    name = "depth"
+    produces = ("depth",)
+
+    def layer(self, green: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"depth": green}
+
+
+class MatteStandIn(_StandIn):
+    """RVM stand-in: ``alpha`` = green / 255."""
+
+    name = "matte"
+    produces = ("alpha",)
+
+    def layer(self, green: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"alpha": green.div_(255)}
+
+
+def make_input(frames: int, folder: Path) -> Path:
+    """The sample scaled to 1920x1080 H.264, looped to at least `frames` frames."""
+    import imageio_ffmpeg
+
+    out = folder / f"juggle_1080p_{frames}.mp4"
+    if not out.exists():
+        subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-y", "-stream_loop", "-1",
+                        "-i", str(CLIP), "-frames:v", str(frames), "-vf", "scale=1920:1080",
+                        "-c:v", "libx264", "-preset", "veryfast", "-crf", "18", "-pix_fmt", "yuv420p",
+                        "-an", str(out)], check=True, timeout=900)
+    return out
+
+
+def machine_cpu_s() -> float:
+    """CPU seconds all processes of the machine have used (user, nice, system, irq, softirq)."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:8]]
+    user, nice, system, _idle, _iowait, irq, softirq = fields
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_s() -> float:
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def job_spec(clip: Path, frames: int, stand_in: str, outputs: list[str], local: bool,
+             replicas: int, chunk: int, overlap: int):
+    from vdp.spec import JobSpec
+
+    stage = STAND_INS[stand_in][0]
+    stages = {"depth": {"synthetic_weights": True}} if stage == "depth" else \
+        {"matte": {"synthetic_weights": True}}
+    return JobSpec.parse({
+        "input": str(clip), "max_frames": frames, "stages": stages,
+        "outputs": [{"kind": k} for k in outputs],
+        "chunking": {"enabled": not local, "chunk_frames": chunk, "overlap_frames": overlap,
+                     "resumable": False},
+        "resources": {"replicas": {stage: replicas}},
+    })
+
+
+def run_one(clip: Path, frames: int, stand_in: str, outputs: list[str], path: str, chunk: int,
+            overlap: int, out_dir: Path) -> dict:
+    from vdp.engine.job import run_job
+
+    local, replicas = PATHS[path]
+    stage, ms = STAND_INS[stand_in]
+    cls = DepthStandIn if stage == "depth" else MatteStandIn
+    plan = StagePlan(stage, f"sim-{stand_in}", partial(cls, ms))
+    spec = job_spec(clip, frames, stand_in, outputs, local, replicas, chunk, overlap)
+    m0, c0, t0 = machine_cpu_s(), own_cpu_s(), time.perf_counter()
+    report = run_job(spec, out_dir, local=local, plans=[plan])
+    wall = time.perf_counter() - t0
+    if report.status != "succeeded":
+        raise RuntimeError(f"{stand_in} {path}: job {report.status}: {getattr(report, 'error', '')}")
+    n = report.frames
+    return {"fps": n / wall, "stand_in_fps": replicas * 1000 / ms,
+            "host_ms": (machine_cpu_s() - m0) * 1000 / n, "driver_ms": (own_cpu_s() - c0) * 1000 / n,
+            "frames": n}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--frames", type=int, default=192)
+    p.add_argument("--stand-ins", nargs="+", default=["vda_s", "rvm"], choices=sorted(STAND_INS))
+    p.add_argument("--paths", nargs="+", default=list(PATHS), choices=list(PATHS))
+    p.add_argument("--depth-outputs", nargs="+", default=["depth_png16", "depth_color_mp4"],
+                   help="outputs of depth stand-ins ('none': no outputs)")
+    p.add_argument("--matte-outputs", nargs="+", default=["foreground_webm"],
+                   help="outputs of the RVM stand-in ('none': no outputs)")
+    p.add_argument("--chunk", type=int, default=96)
+    p.add_argument("--overlap", type=int, default=16)
+    p.add_argument("--warmup-frames", type=int, default=32)
+    args = p.parse_args()
+
+    from vdp.engine.cluster import ensure_ray, shutdown_ray
+
+    work = Path(tempfile.mkdtemp(prefix="vdp_gpu_sim_"))
+    clip = make_input(args.frames, work)
+    print(f"input: {clip.name}, 1920x1080, {args.frames} frames; {os.cpu_count()} CPUs, "
+          f"torch threads {torch.get_num_threads()}")
+    rows = []
+    try:
+        if any(not PATHS[x][0] for x in args.paths):
+            ensure_ray()
+        for stand_in in args.stand_ins:
+            outs = args.depth_outputs if STAND_INS[stand_in][0] == "depth" else args.matte_outputs
+            outs = [] if outs == ["none"] else outs
+            for path in args.paths:
+                # warm-up: same stand-in and path, small chunks so every replica starts
+                run_one(clip, args.warmup_frames, stand_in, outs, path,
+                        max(16, args.warmup_frames // 2), 0, work / f"warmup_{stand_in}_{path}")
+                r = run_one(clip, args.frames, stand_in, outs, path, args.chunk, args.overlap,
+                            work / f"{stand_in}_{path}")
+                rows.append((stand_in, path, ", ".join(outs) or "no outputs", r))
+                print(f"  {stand_in} {path}: {r['fps']:.1f} fps", flush=True)
+    finally:
+        shutdown_ray()
+        subprocess.run(["rm", "-rf", str(work)], check=False)
+    print(f"\n{'stand-in':<8} {'path':<6} {'outputs':<30} {'fps':>6} {'stand-in fps':>12} "
+          f"{'host CPU ms/frame':>17} {'driver CPU ms/frame':>19}")
+    for stand_in, path, outs, r in rows:
+        print(f"{stand_in:<8} {path:<6} {outs:<30} {r['fps']:>6.1f} {r['stand_in_fps']:>12.0f} "
+              f"{r['host_ms']:>17.1f} {r['driver_ms']:>19.1f}")
+
+
+if __name__ == "__main__":
+    main()
