@@ -12,7 +12,7 @@ import torch
 
 from tests.io.test_writers import moving_disk_rgba
 from vdp.io import WebmAlphaWriter, iter_batches, read_webm_alpha, read_webm_rgba
-from vdp.outputs import OUTPUT_TYPES
+from vdp import catalog
 from vdp.outputs._pixels import Scratch, composite, float_to_u8
 from vdp.outputs.colormap import COLORMAPS, Colouriser, StableRange, colormap_float, colormap_table
 from vdp.spec import OutputSpec
@@ -59,7 +59,8 @@ def test_turbo_table_runs_dark_blue_to_green_to_dark_red() -> None:
 def test_depth_png16_stores_the_rounded_scaled_values_exactly(tmp_path: Path) -> None:
     depth = torch.from_numpy(np.random.default_rng(2).uniform(0.5, 3.0, (4, 21, 34)).astype(np.float32))
     spec = OutputSpec(kind="depth_png16", png_level=0)
-    out = OUTPUT_TYPES["depth_png16"](spec, tmp_path / "png", info(6, 21, 34), num_frames=6,
+    png16 = catalog.output("depth_png16").output_class()
+    out = png16(spec, tmp_path / "png", info(6, 21, 34), num_frames=6,
                                       depth_kind="metric")
     extra = torch.tensor([-1.0, 70.0, float("nan")]).repeat(2 * 21 * 34 // 3).view(2, 21, 34)
     out.write(batch(depth))
@@ -115,7 +116,8 @@ def test_foreground_webm_and_composite_use_the_spec_settings(tmp_path: Path) -> 
     decoded = {}
     for tag, opts in {"new": {}, "old": {"vp9_deadline": "good", "vp9_speed": 4}}.items():
         spec = OutputSpec(kind="foreground_webm", **opts)
-        out = OUTPUT_TYPES["foreground_webm"](spec, tmp_path / f"{tag}.webm", info(t, h, w))
+        webm = catalog.output("foreground_webm").output_class()
+        out = webm(spec, tmp_path / f"{tag}.webm", info(t, h, w))
         out.write(b)
         out.close()
         assert (out.writer.deadline, out.writer.speed) == ((spec.vp9_deadline, spec.vp9_speed))
