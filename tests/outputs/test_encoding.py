@@ -61,7 +61,7 @@ def test_depth_png16_stores_the_rounded_scaled_values_exactly(tmp_path: Path) ->
     spec = OutputSpec(kind="depth_png16", png_level=0)
     png16 = catalog.output("depth_png16").output_class()
     out = png16(spec, tmp_path / "png", info(6, 21, 34), num_frames=6,
-                                      depth_kind="metric")
+                depth_kind="metric")
     extra = torch.tensor([-1.0, 70.0, float("nan")]).repeat(2 * 21 * 34 // 3).view(2, 21, 34)
     out.write(batch(depth))
     out.write(FrameBatch(torch.zeros(2, 3, 21, 34, dtype=torch.uint8), torch.arange(4, 6),
