@@ -91,8 +91,9 @@ class WebmAlphaWriter(AtomicOutput):
         self._pipe = FfmpegPipe(
             ["-f", "rawvideo", "-pix_fmt", "gbrap", "-s", f"{w}x{h}", "-r", f"{self.fps!r}",
              "-i", "-", "-c:v", "libvpx-vp9", "-pix_fmt", "yuva420p", "-crf", str(self.crf),
-             "-b:v", "0", "-deadline", self.deadline, "-cpu-used", str(self.speed), "-row-mt", "1", "-f", "webm",
-             self.tmp_path],
+             "-b:v", "0", "-deadline", self.deadline, "-cpu-used", str(self.speed), "-row-mt", "1",
+             # bitexact: no random segment UID, so the same frames give the same file
+             "-fflags", "+bitexact", "-f", "webm", self.tmp_path],
             timeout_s=self.timeout_s, what=f"encoding {self.path}")
 
     def _finalize(self) -> None:
