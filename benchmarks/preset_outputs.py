@@ -4,7 +4,8 @@ Runs each preset (as `vdp.spec.list_presets` finds them) on the sample clip with
 weights, on the CPU, in this process, plus one chunked run on Ray, and writes
 ``{run: {relative_output_path: sha256}}``. ``report.json`` and ``spec.json`` are hashed after
 dropping what differs between runs of the same job (timings, host, pid, the input's path,
-actor names); ``.vdp/`` (the ledger, with timestamps) is left out.
+actor names); a ``.webm`` is hashed by its decoded RGBA frames (FFmpeg's WebM muxer writes
+the time of writing into the file); ``.vdp/`` (the ledger, with timestamps) is left out.
 
     python benchmarks/preset_outputs.py --out hashes.json
     python benchmarks/preset_outputs.py --compare /work/notes/preset_hashes_base.json
@@ -74,6 +75,10 @@ def hash_outputs(out: Path, clip: Path) -> dict[str, str]:
         data = path.read_bytes()
         if rel == "report.json":
             data = json.dumps(_normal_report(json.loads(data), clip), sort_keys=True).encode()
+        elif path.suffix == ".webm":
+            from vdp.io import read_webm_rgba
+
+            data = read_webm_rgba(path).tobytes()
         elif rel == "spec.json":
             spec = json.loads(data)
             spec["input"] = "<input>"

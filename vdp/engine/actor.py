@@ -15,7 +15,7 @@ import ray
 import torch
 
 from vdp.engine.plan import StagePlan
-from vdp.engine.step import flush_step, process_step
+from vdp.engine.step import flush_step, process_step, step_meta
 from vdp.errors import VdpError
 from vdp.stages.base import StageReport
 from vdp.types import FrameBatch, VideoInfo
@@ -65,18 +65,18 @@ class StageActor:
     def process(self, stream_id: str, batch: FrameBatch | None) -> tuple[FrameBatch | None, dict]:
         """Process one batch of a stream; returns (batch, {"frames", "seconds"})."""
         if batch is None or len(batch) == 0:
-            return batch, {"frames": 0, "seconds": 0.0}
+            return batch, step_meta(None, 0.0)
         out, self.streams[stream_id], secs = process_step(self.stage, self.name, batch,
                                                           self._state(stream_id))
         self.frames += len(batch)
         self.busy_seconds += secs
-        return out, {"frames": len(out), "seconds": secs}
+        return out, step_meta(out, secs)
 
     @ray.method(num_returns=2)
     def flush(self, stream_id: str) -> tuple[FrameBatch | None, dict]:
         out, secs = flush_step(self.stage, self.name, self._state(stream_id))
         self.busy_seconds += secs
-        return out, {"frames": 0 if out is None else len(out), "seconds": secs}
+        return out, step_meta(out, secs)
 
     def close(self, stream_id: str) -> StageReport:
         """Drop the stream's state and return what the stage wants reported."""
