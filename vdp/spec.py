@@ -21,6 +21,7 @@ OutputKind = Literal[
     "depth_npz", "depth_npy", "depth_png16", "depth_color_mp4", "depth_preview_mp4",
     "alpha_mp4", "foreground_webm", "rgba_png", "composite_mp4",
     "sbs_full", "sbs_half", "tb_full", "tb_half", "anaglyph",
+    "vr180_sbs", "depth_exr", "point_cloud_ply",
 ]
 
 #: The layer each output kind reads, so a spec asking for an output nobody produces fails early.
@@ -31,6 +32,7 @@ OUTPUT_NEEDS: dict[str, str] = {
     "composite_mp4": "alpha",
     "sbs_full": "stereo", "sbs_half": "stereo", "tb_full": "stereo", "tb_half": "stereo",
     "anaglyph": "stereo",
+    "vr180_sbs": "stereo", "depth_exr": "depth", "point_cloud_ply": "depth",
 }
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
@@ -110,6 +112,24 @@ class OutputSpec(_Strict):
                     "veryslow"] = Field("veryfast", description="x264/x265 speed of MP4 outputs: slower presets give smaller files at the same crf (veryfast encodes 720p ~1.6x faster than medium).")
 
 
+class CameraSpec(_Strict):
+    """Pinhole intrinsics of the input (pixels of a ``width x height`` frame), or its horizontal FOV."""
+
+    fx: float | None = Field(None, gt=0, description="Focal length in pixels (x).")
+    fy: float | None = Field(None, gt=0, description="Focal length in pixels (y); default fx.")
+    cx: float | None = Field(None, description="Principal point x; default the centre.")
+    cy: float | None = Field(None, description="Principal point y; default the centre.")
+    width: int | None = Field(None, ge=1, description="Frame width the pixel values refer to; default the input's.")
+    height: int | None = Field(None, ge=1, description="Frame height the pixel values refer to; default the input's.")
+    hfov_deg: float | None = Field(None, gt=1, lt=179, description="Horizontal field of view, when fx is not known.")
+
+    @model_validator(mode="after")
+    def _fx_or_fov(self) -> "CameraSpec":
+        if (self.fx is None) == (self.hfov_deg is None):
+            raise ValueError("give exactly one of fx (pixels) or hfov_deg")
+        return self
+
+
 class ChunkingSpec(_Strict):
     """Splitting long videos into overlapping chunks that run in parallel.
 
@@ -175,6 +195,9 @@ class JobSpec(_Strict):
     resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
     max_frames: int | None = Field(None, ge=1, description="Process only the first N frames.")
     scene_cuts: bool = Field(False, description="Detect shot boundaries and restart temporal state at each cut.")
+    camera: CameraSpec | None = Field(None, description="Input camera intrinsics for 3D outputs (EXR/PLY sidecars, VR180); default: an estimated 70-degree horizontal FOV.")
+    output_names: Literal["kind", "input"] = Field("kind", description="'input': every output file starts with the input's stem (clip_LRF_Full_SBS.mp4; `vdp run` default); 'kind': names from the kind alone (depth.npz).")
+    overwrite: bool = Field(False, description="Replace outputs already in the output folder (otherwise the job refuses to start).")
 
     @model_validator(mode="after")
     def _outputs_have_producers(self) -> "JobSpec":
@@ -187,7 +210,7 @@ class JobSpec(_Strict):
         if missing:
             raise ValueError(f"outputs {missing} need a stage that is not enabled "
                              f"(enabled stages: {self.stages.enabled() or 'none'})")
-        names = [output_name(o) for o in self.outputs]
+        names = [output_name(o, self.output_stem()) for o in self.outputs]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"output names must be unique, repeated: {dupes}")
@@ -220,11 +243,22 @@ class JobSpec(_Strict):
     def to_json(self) -> str:
         return self.model_dump_json(indent=2)
 
+    def output_stem(self) -> str | None:
+        """The input's stem that output names start with (None when names come from kinds)."""
+        from vdp.naming import input_stem
 
-def output_name(o: OutputSpec) -> str:
-    """File or folder name of an output inside the job's output directory."""
+        return input_stem(self.input) if self.output_names == "input" else None
+
+
+def output_name(o: OutputSpec, stem: str | None = None) -> str:
+    """File or folder name of an output inside the job's output directory (`stem`: prefix with
+    the input's stem, see `vdp.naming`)."""
     if o.name:
         return o.name
+    if stem is not None:
+        from vdp.naming import named_output
+
+        return named_output(o.kind, stem)
     return {
         "depth_npz": "depth.npz", "depth_npy": "depth_npy", "depth_png16": "depth_png16",
         "depth_color_mp4": "depth_color.mp4", "depth_preview_mp4": "depth_preview.mp4",
@@ -233,6 +267,7 @@ def output_name(o: OutputSpec) -> str:
         "sbs_full": "stereo_LRF_Full_SBS.mp4", "sbs_half": "stereo_LR_Half_SBS.mp4",
         "tb_full": "stereo_Full_TB.mp4", "tb_half": "stereo_Half_TB.mp4",
         "anaglyph": "stereo_Anaglyph.mp4",
+        "vr180_sbs": "stereo_180x180_LR.mp4", "depth_exr": "depth_exr", "point_cloud_ply": "points_ply",
     }[o.kind]
 
 

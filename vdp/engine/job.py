@@ -42,7 +42,7 @@ from vdp.engine.prefetch import Prefetcher, decode_in_idle_time
 from vdp.engine.writeback import BackgroundWriter
 from vdp.errors import JobCancelledError, SpecError, VdpError
 from vdp.idle import IDLE_PRIORITY_AVAILABLE
-from vdp.spec import JobSpec
+from vdp.spec import JobSpec, output_name
 from vdp.types import FrameBatch, VideoInfo
 
 _STALE_TEMP = re.compile(r"^\..+\.tmp")
@@ -126,6 +126,11 @@ def run_job(spec: JobSpec, out_dir: str | Path, *, local: bool = False,
         VdpError: Decoding, a stage, an output or a timeout failed; the report says which.
     """
     out = Path(out_dir)
+    if not resume:
+        from vdp.naming import refuse_existing
+
+        refuse_existing(out, [output_name(o, spec.output_stem()) for o in spec.outputs],
+                        overwrite=spec.overwrite)
     out.mkdir(parents=True, exist_ok=True)
     work = out / WORKDIR
     spec_json = spec.to_json()

@@ -9,6 +9,7 @@ from vdp.outputs.depth import (DepthColorMp4Output, DepthNpyOutput, DepthNpzOutp
 from vdp.outputs.matte import AlphaMp4Output, CompositeMp4Output, ForegroundWebmOutput, RgbaPngOutput
 from vdp.outputs.stereo import (AnaglyphOutput, SbsFullOutput, SbsHalfOutput, TbFullOutput,
                                 TbHalfOutput)
+from vdp.outputs.creators import CREATOR_OUTPUT_TYPES
 from vdp.spec import JobSpec, output_name
 from vdp.types import VideoInfo
 
@@ -20,6 +21,7 @@ OUTPUT_TYPES: dict[str, type[Output]] = {
     "sbs_full": SbsFullOutput, "sbs_half": SbsHalfOutput, "tb_full": TbFullOutput,
     "tb_half": TbHalfOutput, "anaglyph": AnaglyphOutput,
 }
+OUTPUT_TYPES.update(CREATOR_OUTPUT_TYPES)
 
 
 def open_outputs(spec: JobSpec, out_dir: Path, info: VideoInfo) -> list[Output]:
@@ -31,7 +33,10 @@ def open_outputs(spec: JobSpec, out_dir: Path, info: VideoInfo) -> list[Output]:
         "depth_kind": "metric" if depth is not None and depth.model.startswith("metric") else "relative",
         "synthetic": bool(depth and depth.synthetic_weights),
     }
-    return [OUTPUT_TYPES[o.kind](o, out_dir / output_name(o), info, **common) for o in spec.outputs]
+    stem = spec.output_stem()
+    return [OUTPUT_TYPES[o.kind](o, out_dir / output_name(o, stem), info, **common,
+                                 **({"camera": spec.camera} if o.kind in CREATOR_OUTPUT_TYPES else {}))
+            for o in spec.outputs]
 
 
 __all__ = ["OUTPUT_TYPES", "Output", "open_outputs"]

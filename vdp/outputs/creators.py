@@ -1,0 +1,10 @@
+"""Output kinds for VR and 3D tools (VR180, OpenEXR depth, PLY point clouds), registered into
+`vdp.outputs.OUTPUT_TYPES`; each takes the spec's `camera` keyword."""
+from __future__ import annotations
+
+from vdp.outputs.base import Output
+from vdp.outputs.vr180 import Vr180SbsOutput
+
+CREATOR_OUTPUT_TYPES: dict[str, type[Output]] = {
+    "vr180_sbs": Vr180SbsOutput,
+}
