@@ -110,6 +110,7 @@ class OutputSpec(_Strict):
     crf: int = Field(18, ge=0, le=51, description="Quality of lossy video outputs (lower is better).")
     preset: Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
                     "veryslow"] = Field("veryfast", description="x264/x265 speed of MP4 outputs: slower presets give smaller files at the same crf (veryfast encodes 720p ~1.6x faster than medium).")
+    point_stride: int = Field(4, ge=1, le=64, description="point_cloud_ply: every n-th pixel in each direction becomes a point.")
 
 
 class CameraSpec(_Strict):
@@ -210,6 +211,10 @@ class JobSpec(_Strict):
         if missing:
             raise ValueError(f"outputs {missing} need a stage that is not enabled "
                              f"(enabled stages: {self.stages.enabled() or 'none'})")
+        depth = self.stages.depth
+        if "point_cloud_ply" in [o.kind for o in self.outputs] and not (depth and depth.model.startswith("metric")):
+            raise ValueError("output point_cloud_ply needs metric depth (stages.depth.model: metric_vits, "
+                             "metric_vitb or metric_vitl): relative depth has no scale")
         names = [output_name(o, self.output_stem()) for o in self.outputs]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:

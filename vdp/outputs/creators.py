@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from vdp.outputs.base import Output
+from vdp.outputs.exr import DepthExrOutput
+from vdp.outputs.ply import PointCloudPlyOutput
 from vdp.outputs.vr180 import Vr180SbsOutput
 
 CREATOR_OUTPUT_TYPES: dict[str, type[Output]] = {
-    "vr180_sbs": Vr180SbsOutput,
+    "vr180_sbs": Vr180SbsOutput, "depth_exr": DepthExrOutput, "point_cloud_ply": PointCloudPlyOutput,
 }
