@@ -148,8 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
     presets = sub.add_parser("presets", help="list the named presets")
     presets.set_defaults(func=_cmd_presets)
 
-    from vdp.cli import models, refiner, service
+    from vdp.cli import lift, models, refiner, service
 
+    lift.add_parser(sub)
     models.add_parser(sub)
     refiner.add_parser(sub)
     service.add_parser(sub)

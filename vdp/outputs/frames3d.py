@@ -68,6 +68,7 @@ class PerFrameOutput(Output):
         return {"depth_kind": self.depth_kind,
                 "unit": "metres" if self.depth_kind == "metric" else "relative inverse depth (larger = nearer)",
                 "frames": self.folder.frames_written, "first_frame": self.first_frame,
+                "source_size": [self.info.width, self.info.height],
                 "file_pattern": f"{self.prefix}_{{frame:06d}}.{self.ext}", "synthetic_weights": self.synthetic}
 
     def close(self) -> Path:
