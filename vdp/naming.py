@@ -25,6 +25,7 @@ SUFFIXES: dict[str, str] = {
     "sbs_full": "_LRF_Full_SBS.mp4", "sbs_half": "_LR_Half_SBS.mp4",
     "tb_full": "_Full_TB.mp4", "tb_half": "_Half_TB.mp4", "anaglyph": "_Anaglyph.mp4",
     "vr180_sbs": "_180x180_LR.mp4", "depth_exr": "_depth_exr", "point_cloud_ply": "_points_ply",
+    "prores4444_mov": "_ProRes4444_alpha.mov", "foreground_mp4": "_foreground.mp4", "alpha_png16": "_alpha_png16",
 }
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")

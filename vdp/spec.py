@@ -21,7 +21,7 @@ OutputKind = Literal[
     "depth_npz", "depth_npy", "depth_png16", "depth_color_mp4", "depth_preview_mp4",
     "alpha_mp4", "foreground_webm", "rgba_png", "composite_mp4",
     "sbs_full", "sbs_half", "tb_full", "tb_half", "anaglyph",
-    "vr180_sbs", "depth_exr", "point_cloud_ply",
+    "vr180_sbs", "depth_exr", "point_cloud_ply", "prores4444_mov", "foreground_mp4", "alpha_png16",
 ]
 
 #: The layer each output kind reads, so a spec asking for an output nobody produces fails early.
@@ -33,6 +33,7 @@ OUTPUT_NEEDS: dict[str, str] = {
     "sbs_full": "stereo", "sbs_half": "stereo", "tb_full": "stereo", "tb_half": "stereo",
     "anaglyph": "stereo",
     "vr180_sbs": "stereo", "depth_exr": "depth", "point_cloud_ply": "depth",
+    "prores4444_mov": "alpha", "foreground_mp4": "alpha", "alpha_png16": "alpha",
 }
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
@@ -273,6 +274,7 @@ def output_name(o: OutputSpec, stem: str | None = None) -> str:
         "tb_full": "stereo_Full_TB.mp4", "tb_half": "stereo_Half_TB.mp4",
         "anaglyph": "stereo_Anaglyph.mp4",
         "vr180_sbs": "stereo_180x180_LR.mp4", "depth_exr": "depth_exr", "point_cloud_ply": "points_ply",
+        "prores4444_mov": "ProRes4444_alpha.mov", "foreground_mp4": "foreground.mp4", "alpha_png16": "alpha_png16",
     }[o.kind]
 
 
