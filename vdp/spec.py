@@ -132,6 +132,21 @@ class CameraSpec(_Strict):
         return self
 
 
+class ClipSpec(_Strict):
+    """Which part of the input runs, at what frame rate and size (see `vdp.io.prepare`)."""
+
+    start_s: float = Field(0.0, ge=0, description="Start time in seconds.")
+    end_s: float | None = Field(None, gt=0, description="End time in seconds (default: the end).")
+    target_fps: float | None = Field(None, gt=0, le=240, description="Resample to this frame rate.")
+    max_res: int | None = Field(None, ge=16, le=16384, description="Downscale so the longer side is at most this.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "ClipSpec":
+        if self.end_s is not None and self.end_s <= self.start_s:
+            raise ValueError(f"end_s ({self.end_s}) must be after start_s ({self.start_s})")
+        return self
+
+
 class ChunkingSpec(_Strict):
     """Splitting long videos into overlapping chunks that run in parallel.
 
@@ -199,6 +214,7 @@ class JobSpec(_Strict):
     scene_cuts: bool = Field(False, description="Detect shot boundaries and restart temporal state at each cut.")
     camera: CameraSpec | None = Field(None, description="Input camera intrinsics for 3D outputs (EXR/PLY sidecars, VR180); default: an estimated 70-degree horizontal FOV.")
     output_names: Literal["kind", "input"] = Field("kind", description="'input': every output file starts with the input's stem (clip_LRF_Full_SBS.mp4; `vdp run` default); 'kind': names from the kind alone (depth.npz).")
+    clip: ClipSpec | None = Field(None, description="Trim, resample and downscale the input first.")
     overwrite: bool = Field(False, description="Replace outputs already in the output folder (otherwise the job refuses to start).")
 
     @model_validator(mode="after")

@@ -21,6 +21,20 @@ STAGE_FLAGS = {
 OUTPUT_FLAGS = {"crf": "crf"}
 
 
+def seconds(text: str) -> float:
+    """``"90"``, ``"1:30"`` or ``"0:01:30.5"`` -> seconds."""
+    try:
+        parts = [float(p) for p in text.split(":")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a time: {text!r} (seconds or [HH:]MM:SS[.ms])") from None
+    if len(parts) > 3 or any(p < 0 for p in parts):
+        raise argparse.ArgumentTypeError(f"not a time: {text!r} (seconds or [HH:]MM:SS[.ms])")
+    total = 0.0
+    for p in parts:
+        total = total * 60 + p
+    return total
+
+
 def add_arguments(run: argparse.ArgumentParser) -> None:
     """Add the creator options to the ``run`` subcommand's parser."""
     g = run.add_argument_group("outputs and stereo")
@@ -34,6 +48,12 @@ def add_arguments(run: argparse.ArgumentParser) -> None:
                    help="stereo: depth at the screen plane, 0 nearest .. 1 farthest")
     g.add_argument("--input-size", type=int, help="depth: shorter side fed to the network (28-2044)")
     g.add_argument("--crf", type=int, help="quality of every lossy video output (0-51, lower is better)")
+    t = run.add_argument_group("time and size")
+    t.add_argument("--start", type=seconds, metavar="TIME", help="start at TIME (seconds or [HH:]MM:SS[.ms])")
+    t.add_argument("--end", type=seconds, metavar="TIME", help="end at TIME (seconds or [HH:]MM:SS[.ms])")
+    t.add_argument("--target-fps", type=float, metavar="FPS", help="resample the input to FPS first")
+    t.add_argument("--max-res", type=int, metavar="PX",
+                   help="downscale the input first so its longer side is at most PX")
     g.add_argument("--fov", type=float, metavar="DEG",
                    help="horizontal field of view of the camera (3D outputs: EXR/PLY/VR180)")
 
@@ -62,4 +82,8 @@ def apply(spec: Any, args: argparse.Namespace) -> Any:
                 o[field] = value
     if args.fov is not None:
         data["camera"] = {"hfov_deg": args.fov}
+    clip = {k: v for k, v in (("start_s", args.start), ("end_s", args.end), ("target_fps", args.target_fps),
+                              ("max_res", args.max_res)) if v is not None}
+    if clip:
+        data["clip"] = {**(data.get("clip") or {}), **clip}
     return JobSpec.parse(data)

@@ -142,6 +142,10 @@ def run_job(spec: JobSpec, out_dir: str | Path, *, local: bool = False,
         shutil.rmtree(work, ignore_errors=True)
     _remove_stale_temps(out)
     _write_json(out / "spec.json", json.loads(spec_json))
+    if spec.clip is not None:  # the job runs on the trimmed/resampled intermediate (outputs keep the name)
+        from vdp.io.clip import clipped_spec
+
+        spec = clipped_spec(spec, work)
     import vdp.io  # noqa: F401  TorchCodec loads torch._dynamo (~2 s), once per process: not the job's time
     t0 = time.monotonic()
     report = JobReport(runner="local" if local else "ray", device=resolve_device(spec) if local else "",
