@@ -26,6 +26,7 @@ SUFFIXES: dict[str, str] = {
     "tb_full": "_Full_TB.mp4", "tb_half": "_Half_TB.mp4", "anaglyph": "_Anaglyph.mp4",
     "vr180_sbs": "_180x180_LR.mp4", "depth_exr": "_depth_exr", "point_cloud_ply": "_points_ply",
     "prores4444_mov": "_ProRes4444_alpha.mov", "foreground_mp4": "_foreground.mp4", "alpha_png16": "_alpha_png16",
+    "sbs_cross": "_RLF_Cross_SBS.mp4", "rgbd": "_RGBD.mp4", "anaglyph_444": "_Anaglyph_444.mp4",
 }
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")

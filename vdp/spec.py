@@ -22,6 +22,7 @@ OutputKind = Literal[
     "alpha_mp4", "foreground_webm", "rgba_png", "composite_mp4",
     "sbs_full", "sbs_half", "tb_full", "tb_half", "anaglyph",
     "vr180_sbs", "depth_exr", "point_cloud_ply", "prores4444_mov", "foreground_mp4", "alpha_png16",
+    "sbs_cross", "rgbd", "anaglyph_444",
 ]
 
 #: The layer each output kind reads, so a spec asking for an output nobody produces fails early.
@@ -34,6 +35,7 @@ OUTPUT_NEEDS: dict[str, str] = {
     "anaglyph": "stereo",
     "vr180_sbs": "stereo", "depth_exr": "depth", "point_cloud_ply": "depth",
     "prores4444_mov": "alpha", "foreground_mp4": "alpha", "alpha_png16": "alpha",
+    "sbs_cross": "stereo", "rgbd": "depth", "anaglyph_444": "stereo",
 }
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
@@ -111,6 +113,7 @@ class OutputSpec(_Strict):
     crf: int = Field(18, ge=0, le=51, description="Quality of lossy video outputs (lower is better).")
     preset: Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
                     "veryslow"] = Field("veryfast", description="x264/x265 speed of MP4 outputs: slower presets give smaller files at the same crf (veryfast encodes 720p ~1.6x faster than medium).")
+    encoder: Literal["x264", "x265", "nvenc"] = Field("x264", description="Encoder of stereo/VR/RGBD MP4s: x264 (H.264; HEVC where frames exceed H.264 decoders), x265 (HEVC) or nvenc (NVIDIA GPU).")
     point_stride: int = Field(4, ge=1, le=64, description="point_cloud_ply: every n-th pixel in each direction becomes a point.")
 
 
@@ -291,6 +294,7 @@ def output_name(o: OutputSpec, stem: str | None = None) -> str:
         "anaglyph": "stereo_Anaglyph.mp4",
         "vr180_sbs": "stereo_180x180_LR.mp4", "depth_exr": "depth_exr", "point_cloud_ply": "points_ply",
         "prores4444_mov": "ProRes4444_alpha.mov", "foreground_mp4": "foreground.mp4", "alpha_png16": "alpha_png16",
+        "sbs_cross": "stereo_RLF_Cross_SBS.mp4", "rgbd": "RGBD.mp4", "anaglyph_444": "stereo_Anaglyph_444.mp4",
     }[o.kind]
 
 

@@ -63,9 +63,10 @@ def test_a_glob_and_a_rerun_that_refuses(tmp_path, spec_file, capsys):
     make_clips(tmp_path / "in", ["x.mp4", "y.mp4", "skip.mkv"])
     out = tmp_path / "out"
     args = ["run", str(tmp_path / "in" / "*.mp4"), "--spec", str(spec_file), "--local", "--out", str(out),
-            "--synthetic-weights", "--max-frames", "1", "--input-size", "28"]
+            "--synthetic-weights", "--max-frames", "1", "--input-size", "28", "--encoder", "x265"]
     assert main(args) == 0
     assert sorted(p.name for p in out.iterdir()) == ["batch_summary.json", "x", "y"]
+    assert probe(out / "x" / "x_LR_Half_SBS.mp4").codec == "hevc"  # --encoder reached the outputs
     assert main(args) == 1  # every output exists: each job refuses, the summary says why
     summary = json.loads((out / "batch_summary.json").read_text())
     assert summary["failed"] == 2 and all("--overwrite" in j["error"] for j in summary["jobs"])

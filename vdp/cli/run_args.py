@@ -18,7 +18,7 @@ STAGE_FLAGS = {
     "input_size": ("depth", "input_size"),
 }
 #: flag -> field of every output.
-OUTPUT_FLAGS = {"crf": "crf"}
+OUTPUT_FLAGS = {"crf": "crf", "encoder": "encoder"}
 
 
 def seconds(text: str) -> float:
@@ -54,6 +54,8 @@ def add_arguments(run: argparse.ArgumentParser) -> None:
     t.add_argument("--target-fps", type=float, metavar="FPS", help="resample the input to FPS first")
     t.add_argument("--max-res", type=int, metavar="PX",
                    help="downscale the input first so its longer side is at most PX")
+    g.add_argument("--encoder", choices=["x264", "x265", "nvenc"],
+                   help="encoder of stereo/VR/RGBD MP4s (nvenc: NVIDIA GPU)")
     g.add_argument("--fov", type=float, metavar="DEG",
                    help="horizontal field of view of the camera (3D outputs: EXR/PLY/VR180)")
 

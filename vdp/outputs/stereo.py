@@ -32,7 +32,7 @@ from typing import ClassVar
 
 import torch
 
-from vdp.io import Mp4Writer
+from vdp.io.writers.encoders import EncoderMp4Writer
 from vdp.outputs.base import WriterOutput
 from vdp.outputs.stamp import stamp, text_mask
 from vdp.spec import OutputSpec
@@ -87,9 +87,9 @@ class _StereoOutput(WriterOutput):
         frames = self.pack(*self.views(batch))
         if self.writer is None:
             self.codec = choose_codec(frames.shape[-1], frames.shape[-2])
-            self.writer = Mp4Writer(self.path, fps=self.info.fps, crf=self.spec.crf, preset=self.spec.preset,
-                                    codec=self.codec,
-                                    audio_from=self.info.path if self.info.has_audio else None)
+            self.writer = EncoderMp4Writer(self.path, fps=self.info.fps, crf=self.spec.crf, preset=self.spec.preset,
+                                           codec=self.codec, encoder=self.spec.encoder,
+                                           audio_from=self.info.path if self.info.has_audio else None)
         self.writer.write(frames)
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from vdp.io import Mp4Writer
+from vdp.io.writers.encoders import EncoderMp4Writer
 from vdp.io.mp4boxes import add_to_video_sample_entry, spherical_v2_boxes
 from vdp.lift.camera import intrinsics_for
 from vdp.outputs.stereo import _StereoOutput, choose_codec
@@ -31,8 +31,8 @@ from vdp.types import FrameBatch, VideoInfo
 VR180_BOUNDS = (0.0, 0.0, 0.25, 0.25)
 
 
-class TaggedMp4Writer(Mp4Writer):
-    """An `Mp4Writer` that adds `boxes` to the video sample entry before the file is published."""
+class TaggedMp4Writer(EncoderMp4Writer):
+    """An `EncoderMp4Writer` that adds `boxes` to the video sample entry before the file is published."""
 
     def __init__(self, *args, boxes: bytes, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -64,6 +64,6 @@ class Vr180SbsOutput(_StereoOutput):
             self.codec = choose_codec(frames.shape[-1], frames.shape[-2])
             self.writer = TaggedMp4Writer(
                 self.path, fps=self.info.fps, crf=self.spec.crf, preset=self.spec.preset, codec=self.codec,
-                audio_from=self.info.path if self.info.has_audio else None,
+                encoder=self.spec.encoder, audio_from=self.info.path if self.info.has_audio else None,
                 boxes=spherical_v2_boxes(2, bounds=VR180_BOUNDS))
         self.writer.write(frames)
