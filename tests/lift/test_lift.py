@@ -137,3 +137,29 @@ def test_bad_inputs_are_named(tmp_path, job_dir, capsys):
         open_depth(job_dir)
     with pytest.raises(DepthSourceError, match="no depth_exr folder"):
         open_depth(tmp_path)
+
+
+def test_lift_from_a_real_jobs_npz(tmp_path):
+    """A metric job on an encoded video (synthetic weights) then `vdp lift` on its NPZ: the depth is
+    the median of the window read straight from the NPZ, the intrinsics the spec's camera scaled to
+    the depth's size."""
+    from tests.conftest import MEDIA
+    from vdp.engine.job import run_job
+    from vdp.spec import JobSpec
+
+    out = tmp_path / "job"
+    run_job(JobSpec.parse({
+        "input": str(MEDIA / "sam2__bedroom.mp4"), "max_frames": 2, "camera": {"fx": 800.0},
+        "stages": {"depth": {"model": "metric_vits", "input_size": 56, "synthetic_weights": True}},
+        "outputs": [{"kind": "depth_npz"}], "resources": {"device": "cpu"}}), out, local=True)
+    depth = np.load(out / "depth.npz")["depth"]
+    h, w = depth.shape[1:]
+    sx, sy = w / 960, h / 540  # the source is 960x540
+    tracks = tmp_path / "t.json"
+    tracks.write_text(json.dumps({"detections": [{"frame": 1, "id": 1, "point": [480.0, 270.0]}]}))
+    assert main(["lift", str(tracks), "--depth", str(out), "--point-radius", "1"]) == 0
+    (r,) = json.loads((tmp_path / "t_3d.json").read_text())["lifted"]
+    cu, cv = math.floor(480 * sx), math.floor(270 * sy)
+    assert r["z"] == pytest.approx(float(np.median(depth[1, cv - 1:cv + 2, cu - 1:cu + 1 + 1])), rel=1e-6)
+    fx = 800.0 * sx
+    assert r["x"] == pytest.approx((480 * sx - w / 2) * r["z"] / fx, abs=1e-6)
