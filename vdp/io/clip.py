@@ -24,7 +24,5 @@ def clipped_spec(spec, work: Path):
                       timeout_s=max(600.0, spec.resources.batch_timeout_s))
         marker.write_text(wanted)
     data = json.loads(spec.to_json())
-    data.update(input=str(dest), clip=None)
-    if spec.output_names == "input":  # the intermediate carries the same stem
-        data["output_names"] = "input"
+    data.update(input=str(dest), clip=None)  # the intermediate carries the input's stem
     return JobSpec.parse(data)
