@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._common import MEDIA  # noqa: E402
 from vdp.io import iter_batches, probe  # noqa: E402
-from vdp.outputs import OUTPUT_TYPES  # noqa: E402
+from vdp import catalog  # noqa: E402
 from vdp.spec import OutputSpec  # noqa: E402
 from vdp.types import FrameBatch, VideoInfo  # noqa: E402
 
@@ -63,7 +63,7 @@ def measure(kind: str, options: dict, batches: list[FrameBatch], info: VideoInfo
     """CPU and wall ms per frame of one output writing every batch and closing."""
     spec = OutputSpec(kind=kind, **options)
     n = sum(len(b) for b in batches)
-    out = OUTPUT_TYPES[kind](spec, tmp / kind, info, num_frames=n)
+    out = catalog.output(kind).output_class()(spec, tmp / kind, info, num_frames=n)
     c0, t0 = cpu_s(), time.perf_counter()
     for b in batches:
         out.write(b)
@@ -80,7 +80,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--frames", type=int, default=48)
     p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--kinds", nargs="+", default=KINDS, choices=sorted(OUTPUT_TYPES))
+    p.add_argument("--kinds", nargs="+", default=KINDS, choices=sorted(e.kind for e in catalog.outputs()))
     p.add_argument("--before", action="store_true", help="also run the previous encoder settings")
     p.add_argument("--repeat", type=int, default=1, help="runs per row; the lowest CPU counts")
     args = p.parse_args()

@@ -130,11 +130,12 @@ class OutputSpec(_Strict):
     crf: int = Field(18, ge=0, le=51, description="Quality of lossy video outputs (lower is better).")
     preset: Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
                     "veryslow"] = Field("ultrafast", description="x264/x265 speed of MP4 outputs: slower presets give smaller files at the same crf (ultrafast costs ~1/3 of veryfast's CPU for ~2x the size).")
-    encoder: Literal["auto", "cpu", "nvenc"] = Field("auto", description="MP4 encoder: NVENC where it works on the machine (probed once), else x264/x265; 'cpu' never uses NVENC; 'nvenc' fails without it.")
+    encoder: Literal["auto", "cpu", "x265", "nvenc"] = Field("auto", description="MP4 encoder: 'auto' NVENC where it works on the machine (probed once), else x264 (x265 for frames beyond H.264 decoders); 'cpu' the same without NVENC; 'x265' HEVC on the CPU always (~half the size); 'nvenc' fails without NVENC.")
     threads: int | None = Field(None, ge=1, le=64, description="x264/x265 threads of an MP4 output (default: the encoder's).")
     vp9_deadline: Literal["realtime", "good"] = Field("realtime", description="libvpx-vp9 deadline of WebM outputs ('good' with a low vp9_speed: smaller files, ~6x the CPU).")
     vp9_speed: int = Field(8, ge=0, le=8, description="libvpx-vp9 -cpu-used of WebM outputs (0 slowest/best .. 8 fastest).")
     png_level: int = Field(1, ge=0, le=3, description="Compression level of PNG outputs (all lossless; higher: smaller, slower).")
+    point_stride: int = Field(4, ge=1, le=64, description="point_cloud_ply: every n-th pixel in each direction becomes a point.")
 
     @field_validator("kind")
     @classmethod
@@ -143,6 +144,39 @@ class OutputSpec(_Strict):
         if kind not in kinds:
             raise ValueError(f"unknown output kind {kind!r}; available: {', '.join(kinds)}")
         return kind
+
+
+class CameraSpec(_Strict):
+    """Pinhole intrinsics of the input (pixels of a ``width x height`` frame), or its horizontal FOV."""
+
+    fx: float | None = Field(None, gt=0, description="Focal length in pixels (x).")
+    fy: float | None = Field(None, gt=0, description="Focal length in pixels (y); default fx.")
+    cx: float | None = Field(None, description="Principal point x; default the centre.")
+    cy: float | None = Field(None, description="Principal point y; default the centre.")
+    width: int | None = Field(None, ge=1, description="Frame width the pixel values refer to; default the input's.")
+    height: int | None = Field(None, ge=1, description="Frame height the pixel values refer to; default the input's.")
+    hfov_deg: float | None = Field(None, gt=1, lt=179, description="Horizontal field of view, when fx is not known.")
+
+    @model_validator(mode="after")
+    def _fx_or_fov(self) -> "CameraSpec":
+        if (self.fx is None) == (self.hfov_deg is None):
+            raise ValueError("give exactly one of fx (pixels) or hfov_deg")
+        return self
+
+
+class ClipSpec(_Strict):
+    """Which part of the input runs, at what frame rate and size (see `vdp.io.prepare`)."""
+
+    start_s: float = Field(0.0, ge=0, description="Start time in seconds.")
+    end_s: float | None = Field(None, gt=0, description="End time in seconds (default: the end).")
+    target_fps: float | None = Field(None, gt=0, le=240, description="Resample to this frame rate.")
+    max_res: int | None = Field(None, ge=16, le=16384, description="Downscale so the longer side is at most this.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "ClipSpec":
+        if self.end_s is not None and self.end_s <= self.start_s:
+            raise ValueError(f"end_s ({self.end_s}) must be after start_s ({self.start_s})")
+        return self
 
 
 class ChunkingSpec(_Strict):
@@ -210,11 +244,21 @@ class JobSpec(_Strict):
     resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
     max_frames: int | None = Field(None, ge=1, description="Process only the first N frames.")
     scene_cuts: bool = Field(False, description="Detect shot boundaries and restart temporal state at each cut.")
+    camera: CameraSpec | None = Field(None, description="Input camera intrinsics for 3D outputs (EXR/PLY sidecars, VR180); default: an estimated 70-degree horizontal FOV.")
+    output_names: Literal["kind", "input"] = Field("kind", description="'input': every output file starts with the input's stem (clip_LRF_Full_SBS.mp4; `vdp run` default); 'kind': names from the kind alone (depth.npz).")
+    clip: ClipSpec | None = Field(None, description="Trim, resample and downscale the input first.")
+    overwrite: bool = Field(False, description="Replace outputs already in the output folder (otherwise the job refuses to start).")
 
     @model_validator(mode="after")
     def _chain_works(self) -> "JobSpec":
         problems = catalog.chain_problems(self.stages.enabled(), [o.kind for o in self.outputs])
-        names = [output_name(o) for o in self.outputs]
+        for kind in dict.fromkeys(o.kind for o in self.outputs):
+            wanted = catalog.output(kind).depth_kind
+            if wanted is not None and self.depth_kind not in (None, wanted):
+                problems.append(f"output {kind} needs {wanted} depth (stages.depth.model: "
+                                f"{', '.join(m for m in get_args(DepthModel) if m.startswith(wanted))}), "
+                                f"this job's is {self.depth_kind}")
+        names = [output_name(o, self.output_stem()) for o in self.outputs]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             problems.append(f"output names must be unique, repeated: {dupes}")
@@ -254,10 +298,19 @@ class JobSpec(_Strict):
     def to_json(self) -> str:
         return self.model_dump_json(indent=2)
 
+    def output_stem(self) -> str | None:
+        """The input's stem that output names start with (None when names come from kinds)."""
+        from vdp.naming import input_stem
 
-def output_name(o: OutputSpec) -> str:
-    """File or folder name of an output inside the job's output directory."""
-    return o.name or catalog.output(o.kind).file_name
+        return input_stem(self.input) if self.output_names == "input" else None
+
+
+def output_name(o: OutputSpec, stem: str | None = None) -> str:
+    """File or folder name of an output inside the job's output directory (`stem`: named after
+    the input, see `vdp.naming`)."""
+    if o.name:
+        return o.name
+    return catalog.output(o.kind).name_for(stem)
 
 
 def with_synthetic_weights(data: dict[str, Any]) -> dict[str, Any]:

@@ -257,6 +257,21 @@ def test_mp4_auto_encoder_uses_nvenc_only_where_a_real_encode_works(tmp_path: Pa
     assert cpu.encoder_used == "libx264" and cpu.settings.fallback_reason is None
 
 
+def test_mp4_x265_gives_hevc_and_yuv444p_keeps_full_chroma(tmp_path: Path) -> None:
+    """``x265`` is libx265 whatever codec the caller picked (tagged hvc1); ``yuv444p`` reaches
+    the file; an unknown pixel format is refused before anything is written."""
+    rgb, _ = moving_disk_rgba(4, 64, 96)
+    with Mp4Writer(tmp_path / "hevc.mp4", fps=24, encoder="x265", codec="h264",
+                   pixel_format="yuv444p") as writer:
+        writer.write(rgb)
+    assert writer.encoder_used == "libx265" and writer.codec == "hevc"
+    info = probe(tmp_path / "hevc.mp4")
+    assert (info.codec, info.pixel_format, info.num_frames) == ("hevc", "yuv444p", 4)
+    with pytest.raises(ValueError, match="pixel_format"):
+        Mp4Writer(tmp_path / "bad.mp4", fps=24, pixel_format="rgb24")
+    assert leftovers(tmp_path) == ["hevc.mp4"]
+
+
 def test_png16_takes_big_endian_frames_it_owns_without_a_copy(tmp_path: Path) -> None:
     depth = rng().integers(0, 65536, size=(3, 7, 9), dtype=np.uint16)
     with Png16SequenceWriter(tmp_path / "seq") as writer:

@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 
 from tests.conftest import MEDIA
+from tests.outputs.direct import stage_layers
 from vdp.engine.job import run_job
 from vdp.io import iter_batches, probe, read_webm_alpha
 from vdp.spec import JobSpec, MatteSpec
@@ -26,14 +27,7 @@ def reference() -> FrameBatch:
     """The stage's layers for the clip, computed directly (no engine, no writers)."""
     stage = MatteStage(MatteSpec(synthetic_weights=True, frames_per_call=FPC, downsample_ratio=RATIO),
                        precision="fp32")
-    stage.setup("cpu")
-    state = stage.init_state(probe(CLIP))
-    outs = []
-    for batch in iter_batches(CLIP, batch_frames=FRAMES, stop_frame=FRAMES):
-        out, state = stage.process(batch, state)
-        outs.append(out)
-    outs.append(stage.flush(state))
-    return FrameBatch.concat([o for o in outs if o is not None and len(o)])
+    return stage_layers(stage, CLIP, FRAMES)
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,9 @@ STEREO_KINDS = [e.kind for e in catalog.outputs() if e.needs == ("stereo",)]
 def stereo_output(kind: str):
     """The class that writes output `kind` (from the catalog)."""
     return catalog.output(kind).output_class()
+from vdp.lift.camera import Intrinsics
 from vdp.stages.stereo import StereoStage
+from vdp.stereo.equirect import eye_side
 from vdp.types import FrameBatch, VideoInfo
 
 ROOFTOP = MEDIA / "androidx__sample_with_increasing_timestamps_360p.mp4"  # AAC audio
@@ -84,8 +86,11 @@ def test_every_kind_plays_with_audio_and_source_duration(tmp_path, source_clip):
     src_info = probe(src)
     assert src_info.has_audio
     paths = render(src, STEREO_KINDS, tmp_path / "out")
+    side = eye_side(Intrinsics.from_hfov(160, 90, 70.0))  # VR180: the default camera's pi * f
     sizes = {"sbs_full": (320, 90), "sbs_half": (160, 90), "tb_full": (160, 180),
-             "tb_half": (160, 90), "anaglyph": (160, 90)}
+             "tb_half": (160, 90), "anaglyph": (160, 90), "sbs_cross": (320, 90),
+             "anaglyph_444": (160, 90), "vr180_sbs": (2 * side, side)}
+    assert set(paths) == set(sizes)  # a new stereo kind gets its size here
     frame = 1 / src_info.fps
     for kind, path in paths.items():
         assert path.name == output_name(OutputSpec(kind=kind))

@@ -24,6 +24,15 @@ STAGES = [
 
 _MP4, _OCTETS = "video/mp4", "application/octet-stream"
 _D, _M, _S = "vdp.outputs.depth:", "vdp.outputs.matte:", "vdp.outputs.stereo:"
+_L, _P = "vdp.outputs.stereo_layouts:", "vdp.outputs.mattes_post:"
+
+
+def _stereo(kind: str, output: str, tail: str, description: str) -> OutputEntry:
+    """A stereo video named ``stereo<tail>``, or ``<input stem><tail>`` (the layout tokens VR
+    players read, e.g. ``_LRF_Full_SBS.mp4``)."""
+    return OutputEntry(kind, output, ("stereo",), f"stereo{tail}", _MP4, description=description,
+                       input_suffix=tail)
+
 
 OUTPUTS = [
     OutputEntry("depth_npz", _D + "DepthNpzOutput", ("depth",), "depth.npz", _OCTETS,
@@ -33,9 +42,16 @@ OUTPUTS = [
     OutputEntry("depth_png16", _D + "DepthPng16Output", ("depth",), "depth_png16", "image/png",
                 folder=True, description="16-bit PNGs with a JSON sidecar to decode them"),
     OutputEntry("depth_color_mp4", _D + "DepthColorMp4Output", ("depth",), "depth_color.mp4", _MP4,
-                description="colourised depth video"),
+                description="colourised depth video", input_suffix="_depth.mp4"),
     OutputEntry("depth_preview_mp4", _D + "DepthPreviewMp4Output", ("rgb", "depth"),
                 "depth_preview.mp4", _MP4, description="RGB | colourised depth, side by side"),
+    OutputEntry("depth_exr", "vdp.outputs.exr:DepthExrOutput", ("depth",), "depth_exr", "image/x-exr",
+                folder=True, description="float32 OpenEXR Z per frame + camera intrinsics sidecar"),
+    OutputEntry("point_cloud_ply", "vdp.outputs.ply:PointCloudPlyOutput", ("rgb", "depth"),
+                "points_ply", _OCTETS, folder=True, depth_kind="metric",
+                description="binary PLY point cloud per frame (metres, RGB) + intrinsics sidecar"),
+    OutputEntry("rgbd", _L + "RgbdOutput", ("rgb", "depth"), "RGBD.mp4", _MP4,
+                description="colour | grey depth (near = white), side by side"),
     OutputEntry("alpha_mp4", _M + "AlphaMp4Output", ("alpha",), "alpha.mp4", _MP4,
                 description="grayscale alpha matte video"),
     OutputEntry("foreground_webm", _M + "ForegroundWebmOutput", ("rgb", "alpha"), "foreground.webm",
@@ -44,14 +60,23 @@ OUTPUTS = [
                 folder=True, description="a folder of 8-bit RGBA PNGs"),
     OutputEntry("composite_mp4", _M + "CompositeMp4Output", ("rgb", "alpha"), "composite.mp4", _MP4,
                 description="foreground over a solid background colour"),
-    OutputEntry("sbs_full", _S + "SbsFullOutput", ("stereo",), "stereo_LRF_Full_SBS.mp4", _MP4,
-                description="left | right at full width each"),
-    OutputEntry("sbs_half", _S + "SbsHalfOutput", ("stereo",), "stereo_LR_Half_SBS.mp4", _MP4,
-                description="left | right squeezed into one frame width"),
-    OutputEntry("tb_full", _S + "TbFullOutput", ("stereo",), "stereo_Full_TB.mp4", _MP4,
-                description="left over right at full height each"),
-    OutputEntry("tb_half", _S + "TbHalfOutput", ("stereo",), "stereo_Half_TB.mp4", _MP4,
-                description="left over right squeezed into one frame height"),
-    OutputEntry("anaglyph", _S + "AnaglyphOutput", ("stereo",), "stereo_Anaglyph.mp4", _MP4,
-                description="red/cyan anaglyph"),
+    OutputEntry("prores4444_mov", _P + "ProresAlphaOutput", ("rgb", "alpha"), "ProRes4444_alpha.mov",
+                "video/quicktime", description="foreground + alpha, ProRes 4444 (editing tools)"),
+    OutputEntry("foreground_mp4", _P + "ForegroundMp4Output", ("rgb", "alpha"), "foreground.mp4",
+                _MP4, description="the matte's foreground colour, to pair with an alpha"),
+    OutputEntry("alpha_png16", _P + "AlphaPng16Output", ("alpha",), "alpha_png16", "image/png",
+                folder=True, description="a folder of 16-bit grey alpha PNGs"),
+    _stereo("sbs_full", _S + "SbsFullOutput", "_LRF_Full_SBS.mp4", "left | right at full width each"),
+    _stereo("sbs_half", _S + "SbsHalfOutput", "_LR_Half_SBS.mp4",
+            "left | right squeezed into one frame width"),
+    _stereo("tb_full", _S + "TbFullOutput", "_Full_TB.mp4", "left over right at full height each"),
+    _stereo("tb_half", _S + "TbHalfOutput", "_Half_TB.mp4",
+            "left over right squeezed into one frame height"),
+    _stereo("anaglyph", _S + "AnaglyphOutput", "_Anaglyph.mp4", "red/cyan anaglyph"),
+    _stereo("sbs_cross", _L + "SbsCrossOutput", "_RLF_Cross_SBS.mp4",
+            "full SBS, right view on the left (cross-eyed viewing)"),
+    _stereo("anaglyph_444", _L + "Anaglyph444Output", "_Anaglyph_444.mp4",
+            "red/cyan anaglyph with 4:4:4 chroma (no colour smear at edges)"),
+    _stereo("vr180_sbs", "vdp.outputs.vr180:Vr180SbsOutput", "_180x180_LR.mp4",
+            "180-degree equirectangular SBS with Spherical Video V2 metadata"),
 ]

@@ -77,6 +77,10 @@ class OutputEntry:
             as ZIP archives).
         folder: The output is a folder of files rather than one file.
         description: One line for listings.
+        input_suffix: What follows the input's stem when outputs are named after the input
+            (``clip`` -> ``clip_LRF_Full_SBS.mp4``, see `vdp.naming`); default ``_`` + `file_name`.
+        depth_kind: The kind of depth the output needs (``metric``: a point cloud needs a
+            scale), None for any.
     """
 
     kind: str
@@ -86,6 +90,12 @@ class OutputEntry:
     media_type: str
     folder: bool = False
     description: str = ""
+    input_suffix: str = ""
+    depth_kind: str | None = None
 
     def output_class(self) -> type:
         return resolve(self.output)
+
+    def name_for(self, stem: str | None) -> str:
+        """File name inside the output directory: `file_name`, or named after the input's `stem`."""
+        return self.file_name if stem is None else f"{stem}{self.input_suffix or '_' + self.file_name}"

@@ -9,13 +9,13 @@ from pathlib import Path
 from typing import Sequence
 
 from vdp import __version__
+from vdp.cli import batch, run_args
 from vdp.errors import SpecError, VdpError
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from vdp.cli.display import ProgressDisplay
     from vdp.engine.job import run_job
-    from vdp.spec import JobSpec, with_synthetic_weights
 
     if args.resume:
         return _resume(args)
@@ -23,19 +23,36 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise SpecError("give an input video (or --resume OUT_DIR to continue an interrupted job)")
     if bool(args.preset) == bool(args.spec):
         raise SpecError("give exactly one of --preset NAME or --spec FILE (see `vdp presets`)")
-    overrides = {"input": args.input, "max_frames": args.max_frames}
-    spec = (JobSpec.from_preset(args.preset, **overrides) if args.preset
-            else JobSpec.from_file(args.spec, **overrides))
-    if args.synthetic_weights:
-        spec = JobSpec.parse(with_synthetic_weights(json.loads(spec.to_json())))
-    if args.device:
-        spec.resources.device = args.device
+    videos = batch.expand_inputs(args.input)
+    if videos is not None:
+        _build_spec(args, str(videos[0]))  # bad flags or spec: fail before the first job
+        summary = batch.run_batch(videos, Path(args.out or "vdp_out"), lambda i: _build_spec(args, i),
+                                  local=args.local, progress_factory=ProgressDisplay)
+        print(f"\nbatch: {summary['succeeded']} of {summary['videos']} videos succeeded; summary in "
+              f"{Path(args.out or 'vdp_out').resolve() / batch.SUMMARY_NAME}")
+        return 0 if summary["failed"] == 0 else 1
+    spec = _build_spec(args, args.input)
     out = Path(args.out or Path("vdp_out") / Path(args.input).stem)
     print(f"vdp: {args.input} -> {out}/ ({'local' if args.local else 'ray'}, stages: "
           f"{', '.join(spec.stages.enabled()) or 'none'})", file=sys.stderr)
     report = run_job(spec, out, local=args.local, progress=ProgressDisplay())
     _print_summary(report, out)
     return 0
+
+
+def _build_spec(args: argparse.Namespace, video: str):
+    """The JobSpec of one input video from the preset or spec file and the flags."""
+    from vdp.spec import JobSpec, with_synthetic_weights
+
+    overrides = {"input": video, "max_frames": args.max_frames}
+    spec = (JobSpec.from_preset(args.preset, **overrides) if args.preset
+            else JobSpec.from_file(args.spec, **overrides))
+    spec = run_args.apply(spec, args)
+    if args.synthetic_weights:
+        spec = JobSpec.parse(with_synthetic_weights(json.loads(spec.to_json())))
+    if args.device:
+        spec.resources.device = args.device
+    return spec
 
 
 def _resume(args: argparse.Namespace) -> int:
@@ -109,7 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run a job on a video")
-    run.add_argument("input", nargs="?", help="input video file")
+    run.add_argument("input", nargs="?", help="input video file, or a folder or quoted glob of videos "
+                                              "(a batch: one job per video into OUT/<name>/)")
     run.add_argument("--preset", help="named preset (see `vdp presets`)")
     run.add_argument("--spec", help="job spec file (JSON or YAML)")
     run.add_argument("--out", help="output directory (default vdp_out/<input name>)")
@@ -121,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--resume", metavar="OUT_DIR",
                      help="continue the interrupted job in OUT_DIR (its spec.json and ledger): "
                           "finished chunks are not run again")
+    run_args.add_arguments(run)
     run.set_defaults(func=_cmd_run)
 
     probe = sub.add_parser("probe", help="show a video's metadata")
@@ -134,8 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="also list every stage and output kind with the layers they use")
     presets.set_defaults(func=_cmd_presets)
 
-    from vdp.cli import models, refiner, service
+    from vdp.cli import lift, models, refiner, service
 
+    lift.add_parser(sub)
     models.add_parser(sub)
     refiner.add_parser(sub)
     service.add_parser(sub)

@@ -40,7 +40,7 @@ from vdp.engine.plan import StagePlan, plan_stages
 from vdp.engine.progress import ProgressCallback, ProgressTracker
 from vdp.engine.writeback import BackgroundWriter
 from vdp.errors import JobCancelledError, SpecError, VdpError
-from vdp.spec import JobSpec
+from vdp.spec import JobSpec, output_name
 from vdp.types import FrameBatch, JobReport
 
 __all__ = ["JobReport", "cpu_bound", "resolve_device", "run_job"]
@@ -81,6 +81,11 @@ def run_job(spec: JobSpec, out_dir: str | Path, *, local: bool = False,
         VdpError: Decoding, a stage, an output or a timeout failed; the report says which.
     """
     out = Path(out_dir)
+    if not resume:
+        from vdp.naming import refuse_existing
+
+        refuse_existing(out, [output_name(o, spec.output_stem()) for o in spec.outputs],
+                        overwrite=spec.overwrite)
     out.mkdir(parents=True, exist_ok=True)
     work = out / WORKDIR
     spec_json = spec.to_json()
@@ -92,6 +97,10 @@ def run_job(spec: JobSpec, out_dir: str | Path, *, local: bool = False,
         shutil.rmtree(work, ignore_errors=True)
     _remove_stale_temps(out)
     _write_json(out / "spec.json", json.loads(spec_json))
+    if spec.clip is not None:  # the job runs on the trimmed/resampled intermediate (outputs keep the name)
+        from vdp.io.clip import clipped_spec
+
+        spec = clipped_spec(spec, work)
     import vdp.io  # noqa: F401  TorchCodec loads torch._dynamo (~2 s), once per process: not the job's time
     t0 = time.monotonic()
     report = JobReport(runner="local" if local else "ray", device=resolve_device(spec) if local else "",

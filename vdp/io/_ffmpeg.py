@@ -72,6 +72,15 @@ class FfmpegPipe:
         self.process = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                         stderr=self._stderr)
 
+    @classmethod
+    def raw_video(cls, pix_fmt: str, size: tuple[int, int], fps: float, args: list[str], *,
+                  timeout_s: float, what: str) -> "FfmpegPipe":
+        """A pipe reading raw `pix_fmt` frames of `size` ``(H, W)`` at `fps`; `args`: the rest
+        (codec options and the output)."""
+        h, w = size
+        return cls(["-f", "rawvideo", "-pix_fmt", pix_fmt, "-s", f"{w}x{h}", "-r", f"{fps!r}", "-i", "-",
+                    *args], timeout_s=timeout_s, what=what)
+
     def stderr_tail(self) -> str:
         """The last lines ffmpeg wrote to stderr ("" once the pipe is closed)."""
         if self._stderr.closed:

@@ -20,8 +20,10 @@ def open_outputs(spec: JobSpec, out_dir: Path, info: VideoInfo) -> list[Output]:
         "num_frames": total,
         "depth_kind": spec.depth_kind or "relative",
         "synthetic": bool(depth and depth.synthetic_weights),
+        "camera": spec.camera,
     }
-    return [catalog.output(o.kind).output_class()(o, out_dir / output_name(o), info, **common)
+    stem = spec.output_stem()
+    return [catalog.output(o.kind).output_class()(o, out_dir / output_name(o, stem), info, **common)
             for o in spec.outputs]
 
 

@@ -19,8 +19,9 @@ class Output(ABC):
         path: Final path of the file or folder.
         info: The source video's metadata (fps, size, audio).
 
-    `open_outputs` also passes every output the job's ``num_frames``, ``depth_kind`` and
-    ``synthetic`` (weights) as keywords; an output takes the ones it uses. The layers it reads
+    `open_outputs` also passes every output the job's ``num_frames``, ``depth_kind``,
+    ``synthetic`` (weights) and ``camera`` (`vdp.spec.CameraSpec` or None) as keywords; an
+    output takes the ones it uses. The layers it reads
     are declared in its `vdp.catalog` entry.
     """
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vdp.io import NpyWriter, NpzWriter, Png16SequenceWriter
+from vdp.io import Mp4Writer, NpyWriter, NpzWriter, Png16SequenceWriter
 from vdp.outputs._pixels import Scratch, as_numpy
 from vdp.outputs.base import WriterOutput
 from vdp.outputs.colormap import Colouriser, StableRange
@@ -28,7 +28,7 @@ SYNTHETIC_STAMP = "synthetic weights - not real depth"
 
 class _DepthOutput(WriterOutput):
     def __init__(self, spec: OutputSpec, path: Path, info: VideoInfo, *, num_frames: int,
-                 depth_kind: str = "relative", synthetic: bool = False) -> None:
+                 depth_kind: str = "relative", synthetic: bool = False, **_: object) -> None:
         super().__init__(spec, path, info)
         self.num_frames = num_frames
         self.depth_kind = check_depth_kind(depth_kind)
@@ -126,13 +126,20 @@ class DepthColorMp4Output(_DepthOutput):
         self.colouriser = Colouriser(self.spec.colormap, self.range)
         self._mask: torch.Tensor | None = None
 
-    def colour(self, batch: FrameBatch) -> torch.Tensor:
+    def nearness(self, batch: FrameBatch) -> torch.Tensor:
+        """Float ``[T,h,w]``, larger = nearer (relative depth as is, metric depth inverted)."""
         depth = batch.layers["depth"].float()
-        nearness = depth if self.depth_kind == "relative" else 1.0 / depth.clamp_min(1e-3)
-        return self.colouriser(nearness)
+        return depth if self.depth_kind == "relative" else 1.0 / depth.clamp_min(1e-3)
+
+    def colour(self, batch: FrameBatch) -> torch.Tensor:
+        return self.colouriser(self.nearness(batch))
 
     def frames(self, batch: FrameBatch) -> torch.Tensor:
         return self.colour(batch)
+
+    def open_writer(self, frames: torch.Tensor) -> Mp4Writer:
+        """The MP4 writer, opened on the first batch's `frames` ``[T,3,H,W]``."""
+        return mp4_writer(self.spec, self.path, fps=self.info.fps)
 
     def write(self, batch: FrameBatch) -> None:
         frames = self.frames(batch)
@@ -141,7 +148,7 @@ class DepthColorMp4Output(_DepthOutput):
                 self._mask = text_mask(SYNTHETIC_STAMP, frames.shape[3], frames.shape[2])
             frames = stamp(frames, self._mask)
         if self.writer is None:
-            self.writer = mp4_writer(self.spec, self.path, fps=self.info.fps)
+            self.writer = self.open_writer(frames)
         self.writer.write(frames)
 
 

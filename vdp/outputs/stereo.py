@@ -32,6 +32,7 @@ from typing import ClassVar
 
 import torch
 
+from vdp.io import Mp4Writer
 from vdp.outputs.base import WriterOutput
 from vdp.outputs.encoding import mp4_writer
 from vdp.outputs.stamp import stamp, text_mask
@@ -57,6 +58,8 @@ def choose_codec(width: int, height: int) -> str:
 class _StereoOutput(WriterOutput):
     """Base of the stereo outputs: packs each frame's two views, encodes with source audio."""
 
+    pixel_format: ClassVar[str] = "yuv420p"
+
     def __init__(self, spec: OutputSpec, path: Path, info: VideoInfo, *,
                  synthetic: bool = False, **_: object) -> None:
         super().__init__(spec, path, info)
@@ -81,12 +84,17 @@ class _StereoOutput(WriterOutput):
     def pack(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
         """The frames to encode, uint8 ``[T,3,H',W']``."""
 
+    def open_writer(self, codec: str, **kwargs) -> Mp4Writer:
+        """The output's MP4 writer (kwargs: more `mp4_writer` arguments, for subclasses)."""
+        return mp4_writer(self.spec, self.path, fps=self.info.fps, codec=codec,
+                          pixel_format=self.pixel_format,
+                          audio_from=self.info.path if self.info.has_audio else None, **kwargs)
+
     def write(self, batch: FrameBatch) -> None:
         frames = self.pack(*self.views(batch))
         if self.writer is None:
             self.codec = choose_codec(frames.shape[-1], frames.shape[-2])
-            self.writer = mp4_writer(self.spec, self.path, fps=self.info.fps, codec=self.codec,
-                                     audio_from=self.info.path if self.info.has_audio else None)
+            self.writer = self.open_writer(self.codec)
         self.writer.write(frames)
 
 

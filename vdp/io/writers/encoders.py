@@ -1,8 +1,21 @@
 """Which H.264/HEVC encoder an MP4 gets: NVENC when the machine has a working one, else x264/x265.
 
-Availability is probed once per process and codec by really encoding two small frames with
-the NVENC encoder through TorchCodec (an FFmpeg build may list ``h264_nvenc`` on a machine
-without an NVIDIA driver or GPU; only an encode shows it works).
+=========  ================================================================================
+encoder    FFmpeg encoder
+=========  ================================================================================
+``auto``   ``h264_nvenc``/``hevc_nvenc`` where NVENC works here, else ``cpu``
+``cpu``    ``libx264`` (``libx265`` for frames beyond H.264 decoders' limits), never NVENC
+``x265``   ``libx265`` always: HEVC, ~half the size of H.264 at the same quality
+``nvenc``  ``h264_nvenc``/``hevc_nvenc``; fails where NVENC does not work
+=========  ================================================================================
+
+Availability is probed once per process, codec and pixel format by really encoding two small
+frames with the NVENC encoder through TorchCodec (an FFmpeg build may list ``h264_nvenc`` on a
+machine without an NVIDIA driver or GPU; only an encode shows it works).
+
+Pixel formats: ``yuv420p`` (plays everywhere) or ``yuv444p``, which keeps full-resolution colour
+(no chroma smear on saturated edges, e.g. anaglyphs) at the cost of H.264 High 4:4:4 / HEVC
+RExt, which hardware decoders of phones and headsets often lack.
 """
 from __future__ import annotations
 
@@ -10,7 +23,7 @@ import os
 import tempfile
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import torch
 from torchcodec.encoders import Encoder
@@ -19,10 +32,12 @@ from vdp.errors import EncodeError
 
 CPU_CODECS = {"h264": "libx264", "hevc": "libx265"}
 NVENC_CODECS = {"h264": "h264_nvenc", "hevc": "hevc_nvenc"}
-EncoderChoice = Literal["auto", "cpu", "nvenc"]
+EncoderChoice = Literal["auto", "cpu", "x265", "nvenc"]
+ENCODERS: tuple[str, ...] = get_args(EncoderChoice)
+PIXEL_FORMATS = ("yuv420p", "yuv444p")
 NVENC_PRESET = "p1"  # NVENC's fastest preset (p1..p7); quality set by constant QP-like `cq`
 
-_PROBED: dict[str, str | None] = {}  # codec -> None (works) or why NVENC cannot be used
+_PROBED: dict[tuple[str, str], str | None] = {}  # (codec, pixel format) -> None (works) or why not
 _LOCK = threading.Lock()
 
 
@@ -37,20 +52,26 @@ class EncoderSettings:
     fallback_reason: str | None = None  # set when NVENC was wanted ("auto") but is unusable
 
 
-def nvenc_problem(codec: str) -> str | None:
-    """None if NVENC encodes `codec` here, else the reason it does not (probed once, cached)."""
+def nvenc_problem(codec: str, pixel_format: str = "yuv420p") -> str | None:
+    """None if NVENC encodes `codec` in `pixel_format` here, else the reason it does not
+    (probed once, cached)."""
     with _LOCK:
-        if codec not in _PROBED:
-            _PROBED[codec] = _probe(codec)
-        return _PROBED[codec]
+        if (codec, pixel_format) not in _PROBED:
+            _PROBED[codec, pixel_format] = _probe(codec, pixel_format)
+        return _PROBED[codec, pixel_format]
 
 
-def _probe(codec: str) -> str | None:
+def stream_codec(codec: str, encoder: str) -> str:
+    """The codec an MP4 stream gets: `codec` (the caller's choice by frame size), HEVC for x265."""
+    return "hevc" if encoder == "x265" else codec
+
+
+def _probe(codec: str, pixel_format: str) -> str | None:
     with tempfile.TemporaryDirectory(prefix="vdp_nvenc_probe_") as d:
         try:
             enc = Encoder()
             stream = enc.add_video(height=256, width=256, frame_rate=24.0, device="cpu",
-                                   codec=NVENC_CODECS[codec], pixel_format="yuv420p",
+                                   codec=NVENC_CODECS[codec], pixel_format=pixel_format,
                                    preset=NVENC_PRESET)
             enc.open_file(os.path.join(d, "probe.mp4"))
             stream.add_frames(torch.zeros((2, 3, 256, 256), dtype=torch.uint8))
@@ -61,28 +82,33 @@ def _probe(codec: str) -> str | None:
 
 
 def choose_encoder(codec: str, encoder: EncoderChoice, *, crf: int, preset: str,
-                   threads: int | None) -> EncoderSettings:
+                   threads: int | None, pixel_format: str = "yuv420p") -> EncoderSettings:
     """The encoder for an MP4 stream.
 
     Args:
         codec: ``"h264"`` or ``"hevc"``.
-        encoder: ``"auto"`` (NVENC if it works here, else the CPU encoder), ``"cpu"``, or
-            ``"nvenc"`` (required: no fallback).
+        encoder: ``"auto"`` (NVENC if it works here, else the CPU encoder), ``"cpu"``,
+            ``"x265"`` (libx265 whatever `codec` says, see `stream_codec`) or ``"nvenc"``
+            (required: no fallback).
         crf: Quality (x264/x265 crf; NVENC's ``cq``).
         preset: x264/x265 preset (NVENC uses its fastest preset).
         threads: CPU encoder threads (None: the encoder's default).
+        pixel_format: ``"yuv420p"`` or ``"yuv444p"``.
 
     Raises:
-        ValueError: Unknown codec or encoder.
+        ValueError: Unknown codec, encoder or pixel format.
         EncodeError: ``"nvenc"`` asked for where it does not work.
     """
     if codec not in CPU_CODECS:
         raise ValueError(f"codec must be one of {sorted(CPU_CODECS)}, got {codec!r}")
-    if encoder not in ("auto", "cpu", "nvenc"):
-        raise ValueError(f"encoder must be 'auto', 'cpu' or 'nvenc', got {encoder!r}")
+    if encoder not in ENCODERS:
+        raise ValueError(f"encoder must be one of {', '.join(ENCODERS)}, got {encoder!r}")
+    if pixel_format not in PIXEL_FORMATS:
+        raise ValueError(f"pixel_format must be one of {', '.join(PIXEL_FORMATS)}, got {pixel_format!r}")
+    codec = stream_codec(codec, encoder)
     reason = None
-    if encoder != "cpu":
-        reason = nvenc_problem(codec)
+    if encoder in ("auto", "nvenc"):
+        reason = nvenc_problem(codec, pixel_format)
         if reason is None:
             return EncoderSettings(NVENC_CODECS[codec], None, NVENC_PRESET,
                                    {"rc": "vbr", "cq": str(crf), "b": "0"})

@@ -1,4 +1,5 @@
-"""MP4 writer: TorchCodec's streaming `Encoder` (libx264 or libx265, yuv420p), optional audio mux."""
+"""MP4 writer: TorchCodec's streaming `Encoder` (x264, x265 or NVENC; yuv420p or yuv444p),
+optional audio mux."""
 from __future__ import annotations
 
 import os
@@ -10,7 +11,8 @@ from torchcodec.encoders import Encoder
 from vdp.errors import EncodeError
 from vdp.io._ffmpeg import run_ffmpeg
 from vdp.io.writers._atomic import AtomicOutput, remove_path
-from vdp.io.writers.encoders import CPU_CODECS, EncoderChoice, EncoderSettings, choose_encoder
+from vdp.io.writers.encoders import (CPU_CODECS, PIXEL_FORMATS, EncoderChoice, EncoderSettings,
+                                    choose_encoder, stream_codec)
 
 
 def pad_to_even(frames: torch.Tensor) -> torch.Tensor:
@@ -27,7 +29,7 @@ CODECS = CPU_CODECS
 
 
 class Mp4Writer(AtomicOutput):
-    """An H.264 or HEVC (yuv420p) MP4 encoded batch by batch at a constant frame rate.
+    """An H.264 or HEVC MP4 encoded batch by batch at a constant frame rate.
 
     4:2:0 chroma needs even sizes: an odd width/height is padded by one repeated edge
     row/column, so the file is `encoded_size` (e.g. 161x121 -> 162x122).
@@ -43,28 +45,33 @@ class Mp4Writer(AtomicOutput):
             MP4 can hold the codec, else re-encoded to AAC; cut to the video's length).
             A file without audio gives a video-only MP4.
         timeout_s: Deadline of each ffmpeg run (the audio mux).
-        encoder: ``"auto"`` (NVENC where it works, else x264/x265), ``"cpu"`` or ``"nvenc"``;
-            the one used is `encoder_used` once the first frames are written.
+        encoder: ``"auto"`` (NVENC where it works, else x264/x265), ``"cpu"``, ``"x265"``
+            (HEVC whatever `codec` says) or ``"nvenc"`` (see `vdp.io.writers.encoders`); the
+            one used is `encoder_used` once the first frames are written.
         threads: x264/x265 threads (None: the encoder's default).
+        pixel_format: ``"yuv420p"`` or ``"yuv444p"`` (full-resolution chroma).
     """
 
     def __init__(self, path: str | os.PathLike[str], *, fps: float, crf: int = 18,
                  preset: str = "medium", audio_from: str | os.PathLike[str] | None = None,
                  codec: str = "h264", timeout_s: float = 600.0, encoder: EncoderChoice = "auto",
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, pixel_format: str = "yuv420p") -> None:
         if not fps > 0:
             raise ValueError(f"fps must be > 0, got {fps!r}")
         if codec not in CODECS:
             raise ValueError(f"codec must be one of {sorted(CODECS)}, got {codec!r}")
+        if pixel_format not in PIXEL_FORMATS:
+            raise ValueError(f"pixel_format must be one of {PIXEL_FORMATS}, got {pixel_format!r}")
         super().__init__(path, tmp_suffix=".mp4")
         self.fps = float(fps)
         self.crf = int(crf)
         self.preset = preset
-        self.codec = codec
+        self.codec = stream_codec(codec, encoder)
         self.audio_from = None if audio_from is None else os.fspath(audio_from)
         self.timeout_s = float(timeout_s)
         self.encoder = encoder
         self.threads = threads
+        self.pixel_format = pixel_format
         self.settings: EncoderSettings | None = None  # chosen when the stream opens
         self.frame_size: tuple[int, int] | None = None  # (H, W) of the input
         self.encoded_size: tuple[int, int] | None = None  # (H, W) in the file
@@ -101,10 +108,11 @@ class Mp4Writer(AtomicOutput):
         self.encoded_size = (size[0] + size[0] % 2, size[1] + size[1] % 2)
         encoder = Encoder()
         s = self.settings = choose_encoder(self.codec, self.encoder, crf=self.crf,
-                                           preset=self.preset, threads=self.threads)
+                                           preset=self.preset, threads=self.threads,
+                                           pixel_format=self.pixel_format)
         self._stream = encoder.add_video(height=self.encoded_size[0], width=self.encoded_size[1],
                                          frame_rate=self.fps, device="cpu", codec=s.name,
-                                         pixel_format="yuv420p", crf=s.crf, preset=s.preset,
+                                         pixel_format=self.pixel_format, crf=s.crf, preset=s.preset,
                                          extra_options=s.options or None)
         encoder.open_file(self.tmp_path)
         self._encoder = encoder

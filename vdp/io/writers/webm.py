@@ -13,13 +13,14 @@ import subprocess
 import numpy as np
 import torch
 
-from vdp.errors import DecodeError, EncodeError
+from vdp.errors import DecodeError
 from vdp.io._ffmpeg import FfmpegPipe, run_ffmpeg
 from vdp.io.decode import DEFAULT_TIMEOUT_S, probe
-from vdp.io.writers._atomic import AtomicOutput, as_array
+from vdp.io.writers._atomic import as_array
+from vdp.io.writers._pipe import PipeWriter
 
 
-class WebmAlphaWriter(AtomicOutput):
+class WebmAlphaWriter(PipeWriter):
     """A VP9 WebM with alpha (yuva420p), encoded batch by batch; any size, odd included.
 
     Args:
@@ -87,25 +88,13 @@ class WebmAlphaWriter(AtomicOutput):
 
     def _start(self, size: tuple[int, int]) -> None:
         self.frame_size = size
-        h, w = size
-        self._pipe = FfmpegPipe(
-            ["-f", "rawvideo", "-pix_fmt", "gbrap", "-s", f"{w}x{h}", "-r", f"{self.fps!r}",
-             "-i", "-", "-c:v", "libvpx-vp9", "-pix_fmt", "yuva420p", "-crf", str(self.crf),
-             "-b:v", "0", "-deadline", self.deadline, "-cpu-used", str(self.speed), "-row-mt", "1",
+        self._pipe = FfmpegPipe.raw_video(
+            "gbrap", size, self.fps,
+            ["-c:v", "libvpx-vp9", "-pix_fmt", "yuva420p", "-crf", str(self.crf), "-b:v", "0",
+             "-deadline", self.deadline, "-cpu-used", str(self.speed), "-row-mt", "1",
              # bitexact: no random segment UID, so the same frames give the same file
              "-fflags", "+bitexact", "-f", "webm", self.tmp_path],
             timeout_s=self.timeout_s, what=f"encoding {self.path}")
-
-    def _finalize(self) -> None:
-        if self._pipe is None:
-            raise EncodeError(f"{self.path}: no frames were written")
-        pipe, self._pipe = self._pipe, None
-        pipe.close()
-
-    def _discard(self) -> None:
-        pipe, self._pipe = self._pipe, None
-        if pipe is not None:
-            pipe.kill()
 
 
 def read_webm_rgba(path: str | os.PathLike[str], *,
