@@ -5,7 +5,7 @@ from vdp.client.errors import (
     JobCancelledError, JobFailedError, JobTimeoutError, NotFoundError, PayloadTooLargeError,
     PermissionDeniedError, ServerError, UnsupportedMediaError,
 )
-from vdp.client.models import (
+from vdp.api import (
     TERMINAL_STATES, JobList, JobState, JobStatus, JobSummary, OutputFile, Readiness,
     StageProgress, UploadInfo,
 )

@@ -25,7 +25,7 @@ from vdp.client.errors import (
     ApiError, GatewayUnavailableError, JobCancelledError, JobFailedError, JobTimeoutError,
     error_for_status,
 )
-from vdp.client.models import (
+from vdp.api import (
     Health, JobList, JobStatus, JobSummary, OutputFile, OutputList, Readiness,
     UploadInfo,
 )

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from vdp.errors import JobCancelledError, JobTimeoutError, VdpError
 
 if TYPE_CHECKING:
-    from vdp.client.models import JobStatus
+    from vdp.api import JobStatus
 
 __all__ = [
     "ApiError", "AuthenticationError", "ConflictError", "GatewayUnavailableError",

@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import vdp
 from vdp.service.deps import StrictQuery
-from vdp.service.errors import HttpError
+from vdp.service.errors import ServiceError, http_status
 from vdp.service.manager import JobManager, JobRunner, run_with_engine
 from vdp.service.metrics import Metrics, MetricsMiddleware
 from vdp.service.readiness import RayConnection
@@ -117,9 +117,9 @@ def _openapi(app: FastAPI) -> dict:
 def _install_error_handlers(app: FastAPI) -> None:
     """Every error answers ``{"detail": str, "code": str}``; none carries a traceback."""
 
-    @app.exception_handler(HttpError)
-    async def _http_error(request: Request, exc: HttpError) -> JSONResponse:
-        return JSONResponse({"detail": exc.detail, "code": exc.code}, status_code=exc.status,
+    @app.exception_handler(ServiceError)
+    async def _service_error(request: Request, exc: ServiceError) -> JSONResponse:
+        return JSONResponse({"detail": exc.detail, "code": exc.code}, status_code=http_status(exc),
                             headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)

@@ -19,10 +19,10 @@ import uuid
 from pathlib import Path
 from typing import Callable, Protocol
 
-from vdp.client.models import TERMINAL_STATES, UPLOAD_PREFIX
+from vdp.api import TERMINAL_STATES, UPLOAD_PREFIX
 from vdp.engine.progress import StageProgress
 from vdp.errors import JobCancelledError, SpecError, VdpError
-from vdp.service.errors import HttpError, conflict, not_found
+from vdp.service.errors import NotFound, ServiceError, conflict, not_found
 from vdp.service.paths import JOB_ID, resolve_input, resolve_upload
 from vdp.service.settings import Settings
 from vdp.service.store import JobRecord, JobStore
@@ -117,7 +117,7 @@ class JobManager:
         """The file a job input names: an upload (``upload:<id>``) or a path under an input root.
 
         Raises:
-            HttpError: The input is malformed, forbidden or missing.
+            ServiceError: The input is malformed, forbidden or missing.
         """
         if raw.startswith(UPLOAD_PREFIX):
             return resolve_upload(raw[len(UPLOAD_PREFIX):], self.settings.uploads_dir)
@@ -127,7 +127,7 @@ class JobManager:
         """Queue a validated spec (its input is checked now and again when it starts).
 
         Raises:
-            HttpError: The input is malformed, forbidden or missing.
+            ServiceError: The input is malformed, forbidden or missing.
         """
         self.resolve_input(spec.input)
         record = self.store.create_job(uuid.uuid4().hex, spec.input, spec.to_json())
@@ -139,7 +139,7 @@ class JobManager:
         """Cancel a queued job at once, or ask a running one to stop.
 
         Raises:
-            HttpError: 404 for an unknown job; 409 when it already finished or a cancel is pending.
+            ServiceError: 404 for an unknown job; 409 when it already finished or a cancel is pending.
         """
         with self._lock:
             record = self.store.get_job(job_id)
@@ -161,7 +161,7 @@ class JobManager:
         """Remove a finished job and its directory.
 
         Raises:
-            HttpError: 404 for an unknown job; 409 while it is queued or running.
+            ServiceError: 404 for an unknown job; 409 while it is queued or running.
         """
         record = self.store.get_job(job_id)
         if record is None:
@@ -173,7 +173,7 @@ class JobManager:
     def job_dir(self, job_id: str) -> Path:
         """The job's output directory (``<data_dir>/jobs/<id>``)."""
         if not JOB_ID.match(job_id):
-            raise HttpError(404, "not_found", f"no job with id {job_id!r}")
+            raise NotFound.with_code("not_found", f"no job with id {job_id!r}")
         return self.settings.jobs_dir / job_id
 
     # -- workers ------------------------------------------------------------------------------
@@ -224,7 +224,7 @@ class JobManager:
                 log.info("job %s: interrupted by shutdown, queued again", job_id)
                 return
             state, error = "cancelled", "cancelled while running"
-        except HttpError as exc:
+        except ServiceError as exc:
             state, error = "failed", f"input no longer usable: {exc.detail}"
         except VdpError as exc:
             state, error = "failed", f"{type(exc).__name__}: {exc}"

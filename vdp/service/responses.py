@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from vdp.client.models import ErrorBody
+from vdp.api import ErrorBody
 
 #: Prefix of every versioned route (routes carry it in their own path, so metrics see it).
 API_PREFIX = "/v1"

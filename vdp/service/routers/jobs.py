@@ -8,10 +8,10 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from vdp.client.models import JobList, JobState, JobStatus
+from vdp.api import JobList, JobState, JobStatus
 from vdp.errors import SpecError
 from vdp.service.deps import ManagerDep, MetricsDep, SettingsDep, StoreDep
-from vdp.service.errors import HttpError, not_found
+from vdp.service.errors import InvalidRequest, MalformedRequest, TooLarge, not_found
 from vdp.service.responses import API_PREFIX, errors
 from vdp.service.sse import job_events
 from vdp.service.views import job_status, job_summary
@@ -58,13 +58,13 @@ async def submit_job(request: Request, manager: ManagerDep, metrics: MetricsDep,
     """Validate a job spec, check its input, and queue it."""
     body = await request.body()
     if len(body) > MAX_SPEC_BYTES:
-        raise HttpError(413, "body_too_large", f"a job spec may be at most {MAX_SPEC_BYTES} bytes")
+        raise TooLarge.with_code("body_too_large", f"a job spec may be at most {MAX_SPEC_BYTES} bytes")
     try:
         data = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise HttpError(400, "invalid_json", f"request body is not valid JSON: {exc}") from None
+        raise MalformedRequest.with_code("invalid_json", f"request body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
-        raise HttpError(422, "invalid_spec", f"a job spec must be a JSON object, got {type(data).__name__}")
+        raise InvalidRequest.with_code("invalid_spec", f"a job spec must be a JSON object, got {type(data).__name__}")
     spec = await run_in_threadpool(_build_spec, data, preset)
     record = await run_in_threadpool(manager.submit, spec)
     metrics.submitted.inc()
@@ -76,17 +76,17 @@ def _build_spec(data: dict[str, Any], preset: str | None) -> JobSpec:
         try:
             base = load_preset(preset)
         except SpecError as exc:
-            raise HttpError(422, "unknown_preset", str(exc)) from None
+            raise InvalidRequest.with_code("unknown_preset", str(exc)) from None
         base.update(data)
         data = base
     try:
         spec = JobSpec.parse(data)
     except SpecError as exc:
-        raise HttpError(422, "invalid_spec", str(exc)) from None
+        raise InvalidRequest.with_code("invalid_spec", str(exc)) from None
     for stage in ("depth", "refine", "matte"):
         options = getattr(spec.stages, stage)
         if options is not None and options.checkpoint is not None:
-            raise HttpError(422, "invalid_spec", f"stages.{stage}.checkpoint: checkpoint paths cannot be "
+            raise InvalidRequest.with_code("invalid_spec", f"stages.{stage}.checkpoint: checkpoint paths cannot be "
                             "set through the gateway (it loads weights from its own model directory)")
     return spec
 

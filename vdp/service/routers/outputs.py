@@ -14,9 +14,9 @@ from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import MalformedRangeHeader, RangeNotSatisfiable
 
-from vdp.client.models import TERMINAL_STATES, OutputFile, OutputList
+from vdp.api import TERMINAL_STATES, OutputFile, OutputList
 from vdp.service.deps import ManagerDep, StoreDep
-from vdp.service.errors import HttpError, conflict, not_found
+from vdp.service.errors import MalformedRequest, RangeNotSatisfiable, conflict, not_found
 from vdp.service.paths import output_path
 from vdp.service.responses import API_PREFIX, errors
 
@@ -98,9 +98,9 @@ def _check_range(header: str, size: int) -> None:
     try:
         FileResponse._parse_range_header(header, size)
     except MalformedRangeHeader as exc:
-        raise HttpError(400, "bad_range", f"invalid Range header {header!r}: {exc.content}") from None
+        raise MalformedRequest.with_code("bad_range", f"invalid Range header {header!r}: {exc.content}") from None
     except RangeNotSatisfiable:
-        raise HttpError(416, "range_not_satisfiable", f"range {header!r} is outside the file "
+        raise RangeNotSatisfiable.with_code("range_not_satisfiable", f"range {header!r} is outside the file "
                         f"({size} bytes)", headers={"Content-Range": f"bytes */{size}"}) from None
 
 

@@ -13,10 +13,10 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
-from vdp.client.models import UPLOAD_PREFIX, UploadInfo, VideoSummary
+from vdp.api import UPLOAD_PREFIX, UploadInfo, VideoSummary
 from vdp.errors import VdpError
 from vdp.service.deps import MetricsDep, SettingsDep, StoreDep
-from vdp.service.errors import HttpError, conflict, not_found
+from vdp.service.errors import MalformedRequest, TooLarge, UnsupportedMedia, conflict, not_found
 from vdp.service.paths import UPLOAD_ID, sanitize_filename
 from vdp.service.responses import API_PREFIX, errors
 from vdp.service.store import UploadRecord
@@ -43,7 +43,7 @@ async def upload_video(request: Request, settings: SettingsDep, store: StoreDep,
     limit = settings.max_upload_bytes
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise HttpError(413, "upload_too_large", f"upload of {declared} bytes exceeds the limit of {limit} bytes")
+        raise TooLarge.with_code("upload_too_large", f"upload of {declared} bytes exceeds the limit of {limit} bytes")
     upload_id = uuid.uuid4().hex
     folder = settings.uploads_dir / upload_id
     name = sanitize_filename(filename, default="upload.video")
@@ -51,7 +51,7 @@ async def upload_video(request: Request, settings: SettingsDep, store: StoreDep,
     try:
         size = await _receive(request, folder / f".{name}.part", limit)
         if size == 0:
-            raise HttpError(400, "empty_upload", "the upload is empty: send the video's bytes as the request body")
+            raise MalformedRequest.with_code("empty_upload", "the upload is empty: send the video's bytes as the request body")
         path = folder / name
         os.replace(folder / f".{name}.part", path)
         video = await run_in_threadpool(_probe, path)
@@ -70,10 +70,10 @@ async def _receive(request: Request, part: FsPath, limit: int) -> int:
             async for chunk in request.stream():
                 size += len(chunk)
                 if size > limit:
-                    raise HttpError(413, "upload_too_large", f"upload exceeds the limit of {limit} bytes")
+                    raise TooLarge.with_code("upload_too_large", f"upload exceeds the limit of {limit} bytes")
                 f.write(chunk)
     except ClientDisconnect:
-        raise HttpError(400, "upload_interrupted", "the client disconnected during the upload") from None
+        raise MalformedRequest.with_code("upload_interrupted", "the client disconnected during the upload") from None
     return size
 
 
@@ -83,10 +83,10 @@ def _probe(path: FsPath) -> dict[str, Any]:
     try:
         info = probe(str(path))
     except VdpError as exc:
-        raise HttpError(415, "not_a_video", f"the upload is not a decodable video: {exc}") from None
+        raise UnsupportedMedia.with_code("not_a_video", f"the upload is not a decodable video: {exc}") from None
     except Exception as exc:  # a decoder failure we did not foresee is still the file's fault
         log.warning("probe of upload %s raised %s: %s", path.name, type(exc).__name__, exc)
-        raise HttpError(415, "not_a_video", "the upload is not a decodable video") from None
+        raise UnsupportedMedia.with_code("not_a_video", "the upload is not a decodable video") from None
     return {k: getattr(info, k) for k in VideoSummary.model_fields}
 
 
