@@ -12,8 +12,11 @@ Needs httpx and pydantic only (no torch, no Ray), so remote users can install it
 """
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
+import re
 import time
 import zipfile
 from pathlib import Path, PurePosixPath
@@ -22,8 +25,8 @@ from typing import Any, Iterator, Mapping
 import httpx
 
 from vdp.client.errors import (
-    ApiError, GatewayUnavailableError, JobCancelledError, JobFailedError, JobTimeoutError,
-    error_for_status,
+    ApiError, DownloadVerificationError, GatewayUnavailableError, JobCancelledError, JobFailedError,
+    JobTimeoutError, UnsafeOutputNameError, error_for_status,
 )
 from vdp.api import (
     Health, JobList, JobStatus, JobSummary, OutputFile, OutputList, Readiness,
@@ -33,6 +36,7 @@ from vdp.client.sse import parse_events
 from vdp.spec import JobSpec
 
 _CHUNK = 1 << 20
+_DIGEST = re.compile(r"sha-256=:([A-Za-z0-9+/=]+):")
 
 
 class Client:
@@ -319,6 +323,9 @@ class Job:
                  extract: bool = True) -> list[Path]:
         """Download outputs into `directory`, resuming partial downloads with range requests.
 
+        A partial file is resumed only when the gateway confirms (``If-Range``) that the output
+        is the one it came from; every file is checked against the gateway's SHA-256 digest.
+
         Args:
             directory: Local folder (created).
             names: Outputs to fetch (default: all).
@@ -326,6 +333,10 @@ class Job:
 
         Returns:
             Local paths of the downloaded files and folders.
+
+        Raises:
+            UnsafeOutputNameError: The gateway named an output that would land outside `directory`.
+            DownloadVerificationError: A file does not match its digest, even after a fresh download.
         """
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
@@ -337,7 +348,8 @@ class Job:
                 raise FileNotFoundError(f"job {self.id} has no output {name!r}; it has: {sorted(available)}")
             entry = available[name]
             target = out / (f"{name}.zip" if entry.type == "directory" else name)
-            self._fetch(name, target)
+            _check_output_name(name, out, target)
+            self._fetch_verified(name, target)
             if entry.type == "directory" and extract:
                 _safe_extract(target, out / name)
                 target.unlink()
@@ -347,32 +359,74 @@ class Job:
 
     # -- internals ----------------------------------------------------------------------------
 
-    def _fetch(self, name: str, target: Path) -> None:
+    def _fetch_verified(self, name: str, target: Path) -> None:
+        """`_fetch`, then check the digest; a mismatch discards the file and fetches it afresh once."""
+        for attempt in (1, 2):
+            digest = self._fetch(name, target)
+            if digest is None or _sha256(target) == digest:
+                return
+            target.unlink()
+        raise DownloadVerificationError(
+            f"output {name!r} of job {self.id} does not match the gateway's SHA-256 digest, "
+            "also after a fresh download")
+
+    def _fetch(self, name: str, target: Path) -> bytes | None:
+        """Download one output into `target` (via ``target.part``); returns the gateway's digest.
+
+        A ``.part`` is resumed only together with the ``ETag`` saved beside it, sent as
+        ``If-Range``: the gateway answers with the whole file when the output has changed.
+        """
         part = target.with_name(target.name + ".part")
-        offset = part.stat().st_size if part.exists() else 0
-        headers = {"Range": f"bytes={offset}-"} if offset else {}
+        tag_file = target.with_name(target.name + ".part.etag")
+        etag = tag_file.read_text().strip() if tag_file.is_file() else ""
+        offset = part.stat().st_size if part.exists() and etag else 0
+        headers = {"Range": f"bytes={offset}-", "If-Range": etag} if offset else {}
         url = f"/v1/jobs/{self.id}/outputs/{name}"
         try:
             with self.client._http.stream("GET", url, headers=headers,
                                           timeout=httpx.Timeout(self.client.timeout_s, read=120.0)) as r:
                 if r.status_code == 416 and offset:
-                    part.rename(target)  # the partial file is already complete
-                    return
+                    # Nothing past our end: start over rather than trust the partial file blindly.
+                    part.unlink()
+                    tag_file.unlink(missing_ok=True)
+                    return self._fetch(name, target)
                 if r.status_code >= 400:
                     r.read()
                     raise _api_error(r)
+                if r.status_code != 206:
+                    tag_file.write_text(r.headers.get("etag", ""))
                 mode = "ab" if r.status_code == 206 else "wb"
                 with part.open(mode) as f:
                     for chunk in r.iter_bytes(_CHUNK):
                         f.write(chunk)
+                match = _DIGEST.search(r.headers.get("repr-digest", ""))
         except httpx.TransportError as exc:
             raise GatewayUnavailableError(
                 f"download of {name!r} interrupted ({exc}); call download() again to resume") from None
         os.replace(part, target)
+        tag_file.unlink(missing_ok=True)
+        return base64.b64decode(match.group(1)) if match else None
 
     def _timeout(self, timeout_s: float | None) -> JobTimeoutError:
         state = self.last_status.state if self.last_status else "unknown"
         return JobTimeoutError(f"job {self.id} not finished after {timeout_s} s (state: {state})")
+
+
+def _check_output_name(name: str, out: Path, target: Path) -> None:
+    """Refuse an output name (as the gateway sent it) that is not a plain name inside `out`."""
+    plain = (name not in ("", ".", "..") and "/" not in name and "\\" not in name
+             and "\x00" not in name and ":" not in name)
+    if not plain or os.path.dirname(os.path.abspath(target)) != os.path.abspath(out):
+        raise UnsafeOutputNameError(f"the gateway named an output {name!r}, which would land outside "
+                                    f"{out}; refusing to write it")
+
+
+def _sha256(path: Path) -> bytes:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
+    return h.digest()
 
 
 def _read_chunks(f) -> Iterator[bytes]:

@@ -12,7 +12,8 @@ if TYPE_CHECKING:
     from vdp.api import JobStatus
 
 __all__ = [
-    "ApiError", "AuthenticationError", "ConflictError", "GatewayUnavailableError",
+    "ApiError", "AuthenticationError", "ConflictError", "DownloadVerificationError",
+    "GatewayUnavailableError", "UnsafeOutputNameError",
     "InvalidRequestError", "JobCancelledError", "JobFailedError", "JobTimeoutError",
     "NotFoundError", "PayloadTooLargeError", "PermissionDeniedError", "ServerError",
     "UnsupportedMediaError", "error_for_status",
@@ -64,7 +65,15 @@ class UnsupportedMediaError(ApiError):
 
 
 class ServerError(ApiError):
-    """5xx: the gateway failed."""
+    """5xx: the gateway failed (507: its disk is full)."""
+
+
+class UnsafeOutputNameError(VdpError):
+    """The gateway named an output that would land outside the download folder (``../x``, ``/x``)."""
+
+
+class DownloadVerificationError(VdpError):
+    """A downloaded file does not match the digest the gateway sent (also after a fresh retry)."""
 
 
 class GatewayUnavailableError(VdpError):
@@ -86,7 +95,7 @@ class JobFailedError(VdpError):
 _BY_STATUS: dict[int, type[ApiError]] = {
     400: InvalidRequestError, 401: AuthenticationError, 403: PermissionDeniedError,
     404: NotFoundError, 409: ConflictError, 413: PayloadTooLargeError,
-    415: UnsupportedMediaError, 422: InvalidRequestError,
+    408: InvalidRequestError, 415: UnsupportedMediaError, 422: InvalidRequestError,
 }
 
 
