@@ -22,7 +22,8 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Path
 from fastapi.responses import FileResponse, Response
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import MalformedRangeHeader, RangeNotSatisfiable
+from starlette.responses import MalformedRangeHeader
+from starlette.responses import RangeNotSatisfiable as RangeOutsideFile
 
 from vdp.api import TERMINAL_STATES, OutputFile, OutputList
 from vdp.service.deps import ManagerDep, StoreDep
@@ -105,7 +106,9 @@ async def download_output(job_id: JobId, store: StoreDep, manager: ManagerDep,
                                                                 "(no '/').")],
                           range: Annotated[str | None, Header(
                               description="Byte range(s), e.g. `bytes=1000-` to resume.")] = None,
-                          ) -> FileResponse:
+                          if_range: Annotated[str | None, Header(
+                              description="Serve `Range` only if the output still has this ETag.")] = None,
+                          ) -> Response:
     """Download one output; supports ``Range`` (and ``If-Range``) to resume; ``Repr-Digest``
     carries the SHA-256 of the whole output."""
     record = store.get_job(job_id)
@@ -117,11 +120,7 @@ async def download_output(job_id: JobId, store: StoreDep, manager: ManagerDep,
         raise conflict(f"job {job_id} is {record.state}; outputs can be downloaded once it has finished")
     filename = name
     if name in PUBLIC_VIEWS and path.is_file():
-        body = await run_in_threadpool(public_view, job_dir, name, record)
-        digest = hashlib.sha256(body).digest()
-        return Response(body, media_type="application/json", headers={
-            "ETag": f'"{digest.hex()[:32]}"', "Repr-Digest": _digest_header(digest),
-            "Content-Disposition": f'attachment; filename="{name}"'})
+        return await _view_response(job_dir, name, record, range, if_range)
     if path.is_dir():
         path = await run_in_threadpool(_archive, job_dir, path)
         filename = f"{name}.zip"
@@ -130,6 +129,25 @@ async def download_output(job_id: JobId, store: StoreDep, manager: ManagerDep,
     digest = await run_in_threadpool(file_digest, path)
     return FileResponse(path, media_type=media_type(filename), filename=filename,
                         headers={"Repr-Digest": _digest_header(digest)})
+
+
+async def _view_response(job_dir: FsPath, name: str, record: JobRecord, range: str | None,
+                         if_range: str | None) -> Response:
+    """A public view as a response, with the same ETag, If-Range and Range rules as a file."""
+    body = await run_in_threadpool(public_view, job_dir, name, record)
+    digest = hashlib.sha256(body).digest()
+    etag = f'"{digest.hex()[:32]}"'
+    headers = {"ETag": etag, "Repr-Digest": _digest_header(digest), "Accept-Ranges": "bytes",
+               "Content-Disposition": f'attachment; filename="{name}"'}
+    if range is not None and (if_range is None or if_range == etag):
+        _check_range(range, len(body))
+        spans = FileResponse._parse_range_header(range, len(body))
+        if len(spans) == 1:
+            start, end = spans[0]
+            headers["Content-Range"] = f"bytes {start}-{end - 1}/{len(body)}"
+            return Response(body[start:end], status_code=206, media_type="application/json",
+                            headers=headers)
+    return Response(body, media_type="application/json", headers=headers)
 
 
 _digests: dict[tuple[str, int, int], bytes] = {}
@@ -164,7 +182,7 @@ def _check_range(header: str, size: int) -> None:
         FileResponse._parse_range_header(header, size)
     except MalformedRangeHeader as exc:
         raise MalformedRequest.with_code("bad_range", f"invalid Range header {header!r}: {exc.content}") from None
-    except RangeNotSatisfiable:
+    except RangeOutsideFile:
         raise RangeNotSatisfiable.with_code("range_not_satisfiable", f"range {header!r} is outside the file "
                         f"({size} bytes)", headers={"Content-Range": f"bytes */{size}"}) from None
 
