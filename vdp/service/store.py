@@ -153,6 +153,9 @@ class JobStore:
                 f"the job store {self.path} is damaged ({exc}). The gateway will not start on "
                 "it: restore it from a backup, or move it away to start with an empty store "
                 "(the job folders are then adopted)") from None
+        except BaseException:
+            self._db.close()
+            raise
 
     def _open(self) -> None:
         self._db.row_factory = sqlite3.Row
