@@ -170,7 +170,7 @@ def test_download_resumes_partial_files_and_unpacks_folders(tmp_path):
 
 
 def test_unsafe_archive_members_are_refused(tmp_path):
-    from vdp.client.client import _safe_extract
+    from vdp.client.download import safe_extract as _safe_extract
 
     bad = tmp_path / "bad.zip"
     with zipfile.ZipFile(bad, "w") as zf:

@@ -12,21 +12,17 @@ Needs httpx and pydantic only (no torch, no Ray), so remote users can install it
 """
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import os
-import re
 import time
-import zipfile
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 import httpx
 
+from vdp.client.download import check_output_name, fetch_verified, safe_extract
 from vdp.client.errors import (
-    ApiError, DownloadVerificationError, GatewayUnavailableError, JobCancelledError, JobFailedError,
-    JobTimeoutError, UnsafeOutputNameError, error_for_status,
+    GatewayUnavailableError, JobCancelledError, JobFailedError, JobTimeoutError, error_from_response,
 )
 from vdp.api import (
     Health, JobList, JobStatus, JobSummary, OutputFile, OutputList, Readiness,
@@ -36,7 +32,6 @@ from vdp.client.sse import parse_events
 from vdp.spec import JobSpec
 
 _CHUNK = 1 << 20
-_DIGEST = re.compile(r"sha-256=:([A-Za-z0-9+/=]+):")
 
 
 class Client:
@@ -80,7 +75,7 @@ class Client:
         except httpx.TransportError as exc:
             raise GatewayUnavailableError(f"cannot reach the gateway at {self.url}: {exc}") from None
         if response.status_code >= 400:
-            raise _api_error(response)
+            raise error_from_response(response)
         return response
 
     # -- gateway ------------------------------------------------------------------------------
@@ -96,7 +91,7 @@ class Client:
         except httpx.TransportError as exc:
             raise GatewayUnavailableError(f"cannot reach the gateway at {self.url}: {exc}") from None
         if response.status_code not in (200, 503):
-            raise _api_error(response)
+            raise error_from_response(response)
         return Readiness.model_validate(response.json())
 
     # -- uploads ------------------------------------------------------------------------------
@@ -264,7 +259,7 @@ class Job:
                         timeout=httpx.Timeout(self.client.timeout_s, read=read_s)) as response:
                     if response.status_code >= 400:
                         response.read()
-                        raise _api_error(response)
+                        raise error_from_response(response)
                     down_since = None
                     for event in parse_events(response.iter_lines()):
                         if deadline is not None and time.monotonic() > deadline:
@@ -348,10 +343,11 @@ class Job:
                 raise FileNotFoundError(f"job {self.id} has no output {name!r}; it has: {sorted(available)}")
             entry = available[name]
             target = out / (f"{name}.zip" if entry.type == "directory" else name)
-            _check_output_name(name, out, target)
-            self._fetch_verified(name, target)
+            check_output_name(name, out, target)
+            fetch_verified(self.client._http, f"/v1/jobs/{self.id}/outputs/{name}", target,
+                           timeout_s=self.client.timeout_s, what=f"output {name!r} of job {self.id}")
             if entry.type == "directory" and extract:
-                _safe_extract(target, out / name)
+                safe_extract(target, out / name)
                 target.unlink()
                 target = out / name
             paths.append(target)
@@ -359,96 +355,11 @@ class Job:
 
     # -- internals ----------------------------------------------------------------------------
 
-    def _fetch_verified(self, name: str, target: Path) -> None:
-        """`_fetch`, then check the digest; a mismatch discards the file and fetches it afresh once."""
-        for attempt in (1, 2):
-            digest = self._fetch(name, target)
-            if digest is None or _sha256(target) == digest:
-                return
-            target.unlink()
-        raise DownloadVerificationError(
-            f"output {name!r} of job {self.id} does not match the gateway's SHA-256 digest, "
-            "also after a fresh download")
-
-    def _fetch(self, name: str, target: Path) -> bytes | None:
-        """Download one output into `target` (via ``target.part``); returns the gateway's digest.
-
-        A ``.part`` is resumed only together with the ``ETag`` saved beside it, sent as
-        ``If-Range``: the gateway answers with the whole file when the output has changed.
-        """
-        part = target.with_name(target.name + ".part")
-        tag_file = target.with_name(target.name + ".part.etag")
-        etag = tag_file.read_text().strip() if tag_file.is_file() else ""
-        offset = part.stat().st_size if part.exists() and etag else 0
-        headers = {"Range": f"bytes={offset}-", "If-Range": etag} if offset else {}
-        url = f"/v1/jobs/{self.id}/outputs/{name}"
-        try:
-            with self.client._http.stream("GET", url, headers=headers,
-                                          timeout=httpx.Timeout(self.client.timeout_s, read=120.0)) as r:
-                if r.status_code == 416 and offset:
-                    # Nothing past our end: start over rather than trust the partial file blindly.
-                    part.unlink()
-                    tag_file.unlink(missing_ok=True)
-                    return self._fetch(name, target)
-                if r.status_code >= 400:
-                    r.read()
-                    raise _api_error(r)
-                if r.status_code != 206:
-                    tag_file.write_text(r.headers.get("etag", ""))
-                mode = "ab" if r.status_code == 206 else "wb"
-                with part.open(mode) as f:
-                    for chunk in r.iter_bytes(_CHUNK):
-                        f.write(chunk)
-                match = _DIGEST.search(r.headers.get("repr-digest", ""))
-        except httpx.TransportError as exc:
-            raise GatewayUnavailableError(
-                f"download of {name!r} interrupted ({exc}); call download() again to resume") from None
-        os.replace(part, target)
-        tag_file.unlink(missing_ok=True)
-        return base64.b64decode(match.group(1)) if match else None
-
     def _timeout(self, timeout_s: float | None) -> JobTimeoutError:
         state = self.last_status.state if self.last_status else "unknown"
         return JobTimeoutError(f"job {self.id} not finished after {timeout_s} s (state: {state})")
 
 
-def _check_output_name(name: str, out: Path, target: Path) -> None:
-    """Refuse an output name (as the gateway sent it) that is not a plain name inside `out`."""
-    plain = (name not in ("", ".", "..") and "/" not in name and "\\" not in name
-             and "\x00" not in name and ":" not in name)
-    if not plain or os.path.dirname(os.path.abspath(target)) != os.path.abspath(out):
-        raise UnsafeOutputNameError(f"the gateway named an output {name!r}, which would land outside "
-                                    f"{out}; refusing to write it")
-
-
-def _sha256(path: Path) -> bytes:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-    return h.digest()
-
-
 def _read_chunks(f) -> Iterator[bytes]:
     while chunk := f.read(_CHUNK):
         yield chunk
-
-
-def _api_error(response: httpx.Response) -> ApiError:
-    try:
-        body = response.json()
-        detail, code = str(body["detail"]), str(body.get("code", "error"))
-    except (ValueError, KeyError, TypeError):
-        detail, code = response.text[:500] or response.reason_phrase, "error"
-    return error_for_status(response.status_code, code, detail)
-
-
-def _safe_extract(archive: Path, dest: Path) -> None:
-    """Unpack a ZIP archive, refusing members that would land outside `dest`."""
-    dest.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(archive) as zf:
-        for member in zf.namelist():
-            p = PurePosixPath(member)
-            if p.is_absolute() or ".." in p.parts:
-                raise ValueError(f"archive {archive.name} has an unsafe member {member!r}")
-        zf.extractall(dest)

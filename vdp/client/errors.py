@@ -16,7 +16,7 @@ __all__ = [
     "GatewayUnavailableError", "UnsafeOutputNameError",
     "InvalidRequestError", "JobCancelledError", "JobFailedError", "JobTimeoutError",
     "NotFoundError", "PayloadTooLargeError", "PermissionDeniedError", "ServerError",
-    "UnsupportedMediaError", "error_for_status",
+    "UnsupportedMediaError", "error_for_status", "error_from_response",
 ]
 
 
@@ -103,3 +103,14 @@ def error_for_status(status: int, code: str, detail: str) -> ApiError:
     """The exception for an error response."""
     cls = _BY_STATUS.get(status, ServerError if status >= 500 else ApiError)
     return cls(status, code, detail)
+
+
+def error_from_response(response) -> ApiError:
+    """The exception for an error response (an ``httpx.Response``) with the gateway's error body,
+    or its text when the body is not one."""
+    try:
+        body = response.json()
+        detail, code = str(body["detail"]), str(body.get("code", "error"))
+    except (ValueError, KeyError, TypeError):
+        detail, code = response.text[:500] or response.reason_phrase, "error"
+    return error_for_status(response.status_code, code, detail)
