@@ -244,3 +244,18 @@ def test_full_disk_lost_store_slow_and_stale_uploads_and_kill_9(store_copy, tmpf
         gw.stop()
         if gw.proc is not None and gw.proc.poll() is None:
             os.killpg(gw.proc.pid, signal.SIGKILL)
+
+
+def test_bind_refuses_a_busy_port_and_keeps_nagle_off():
+    import socket as _socket
+
+    from vdp.service.server import PortInUseError, bind
+
+    sock = bind("127.0.0.1", 0)
+    try:
+        # asyncio turns TCP_NODELAY on for accepted connections only when the listener says TCP.
+        assert sock.proto == _socket.IPPROTO_TCP
+        with pytest.raises(PortInUseError, match="already in use"):
+            bind("127.0.0.1", sock.getsockname()[1])
+    finally:
+        sock.close()
