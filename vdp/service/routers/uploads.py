@@ -25,7 +25,8 @@ from vdp.service.errors import (
 from vdp.service.paths import UPLOAD_ID, sanitize_filename
 from vdp.service.public import public_text
 from vdp.service.responses import API_PREFIX, errors
-from vdp.service.store import UploadRecord
+from vdp.service.settings import Settings
+from vdp.service.store import JobStore, UploadRecord
 
 router = APIRouter(prefix=API_PREFIX + "/uploads", tags=["uploads"])
 log = logging.getLogger("vdp.service")
@@ -62,8 +63,9 @@ async def upload_video(request: Request, settings: SettingsDep, store: StoreDep,
     return _info(record)
 
 
-async def _store_upload(request: Request, settings, store: StoreDep, filename: str | None,
-                        limit: int) -> UploadRecord:
+async def _store_upload(request: Request, settings: Settings, store: JobStore,
+                        filename: str | None, limit: int) -> UploadRecord:
+    """Receive, probe and record one upload; nothing of it stays when any step fails."""
     upload_id = uuid.uuid4().hex
     folder = settings.uploads_dir / upload_id
     name = sanitize_filename(filename, default="upload.video")
