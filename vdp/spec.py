@@ -14,7 +14,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel, ConfigDict, Field, StrictFloat, StrictInt, ValidationError, field_validator,
+    model_validator,
+)
 
 from vdp import catalog
 from vdp.errors import SpecError
@@ -28,20 +31,26 @@ DepthKind = Literal["relative", "metric"]
 #: Where the named presets live (package data, so an installed wheel has them).
 PRESETS = resources.files("vdp") / "presets"
 
+#: Names a job's folder holds besides its outputs (compared case-insensitively): the resolved
+#: spec, the report, the engine's work folder (`vdp.engine.ledger.WORKDIR`) and the gateway's
+#: cache of folder archives. No output may take one of them.
+RESERVED_OUTPUT_NAMES = frozenset({"spec.json", "report.json", ".vdp", ".archives"})
+
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # Numbers and flags are strict (no "8" or true for an int, no "yes" for a bool) and finite.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class DepthSpec(_Strict):
     """Video Depth Anything options."""
 
     model: DepthModel = "vits"
-    input_size: int = Field(518, ge=28, le=2044, description="Shorter side fed to the network (multiple of 14 after snapping).")
-    max_res: int = Field(1280, ge=64, description="Frames whose longer side exceeds this are downscaled before depth.")
+    input_size: int = Field(518, ge=28, le=2044, strict=True, description="Shorter side fed to the network (multiple of 14 after snapping).")
+    max_res: int = Field(1280, ge=64, le=16384, strict=True, description="Frames whose longer side exceeds this are downscaled before depth.")
     mode: Literal["offline", "stream"] = Field("offline", description="Official windowed procedure, or per-frame streaming with cached temporal states.")
-    checkpoint: str | None = Field(None, description="Checkpoint path; default: the model directory's official file.")
-    synthetic_weights: bool = Field(False, description="Run with deterministic synthetic weights (tests/demos only: not real depth).")
+    checkpoint: str | None = Field(None, max_length=4096, description="Checkpoint path; default: the model directory's official file.")
+    synthetic_weights: bool = Field(False, strict=True, description="Run with deterministic synthetic weights (tests/demos only: not real depth).")
 
     @property
     def kind(self) -> DepthKind:
@@ -52,7 +61,7 @@ class DepthSpec(_Strict):
 class RefineSpec(_Strict):
     """SSM temporal refiner options."""
 
-    checkpoint: str | None = Field(None, description="Checkpoint path; default: the one shipped with vdp.")
+    checkpoint: str | None = Field(None, max_length=4096, description="Checkpoint path; default: the one shipped with vdp.")
 
 
 class MatteSpec(_Strict):
@@ -60,19 +69,19 @@ class MatteSpec(_Strict):
 
     variant: Literal["mobilenetv3", "resnet50"] = "mobilenetv3"
     refiner: Literal["deep_guided_filter", "fast_guided_filter"] = "deep_guided_filter"
-    downsample_ratio: float | None = Field(None, gt=0, le=1, description="None: the official automatic rule.")
-    frames_per_call: int = Field(12, ge=1, le=256)
-    checkpoint: str | None = None
-    synthetic_weights: bool = False
+    downsample_ratio: float | None = Field(None, gt=0, le=1, strict=True, description="None: the official automatic rule.")
+    frames_per_call: int = Field(12, ge=1, le=256, strict=True)
+    checkpoint: str | None = Field(None, max_length=4096)
+    synthetic_weights: bool = Field(False, strict=True)
 
 
 class StereoSpec(_Strict):
     """Stereo view synthesis from depth (depth-image-based rendering)."""
 
-    divergence: float = Field(2.0, gt=0, le=10, description="Total disparity range in % of the image width.")
-    convergence: float = Field(0.5, ge=0, le=1, description="Which depth sits at the screen plane (0 nearest, 1 farthest).")
-    edge_dilation: int = Field(2, ge=0, le=16, description="Foreground depth dilation in pixels against halos.")
-    lookahead_frames: int = Field(8, ge=0, le=120, description="Frames the disparity range estimate may look ahead.")
+    divergence: float = Field(2.0, gt=0, le=10, strict=True, description="Total disparity range in % of the image width.")
+    convergence: float = Field(0.5, ge=0, le=1, strict=True, description="Which depth sits at the screen plane (0 nearest, 1 farthest).")
+    edge_dilation: int = Field(2, ge=0, le=16, strict=True, description="Foreground depth dilation in pixels against halos.")
+    lookahead_frames: int = Field(8, ge=0, le=120, strict=True, description="Frames the disparity range estimate may look ahead.")
 
 
 def _stages_schema(schema: dict[str, Any]) -> None:
@@ -127,15 +136,15 @@ class OutputSpec(_Strict):
                              description="File or folder name inside the output directory; default from the kind.")
     colormap: Literal["turbo", "inferno", "gray"] = "turbo"
     background: str = Field("#00b140", pattern=r"^#[0-9a-fA-F]{6}$", description="Composite background colour.")
-    crf: int = Field(18, ge=0, le=51, description="Quality of lossy video outputs (lower is better).")
+    crf: int = Field(18, ge=0, le=51, strict=True, description="Quality of lossy video outputs (lower is better).")
     preset: Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
                     "veryslow"] = Field("ultrafast", description="x264/x265 speed of MP4 outputs: slower presets give smaller files at the same crf (ultrafast costs ~1/3 of veryfast's CPU for ~2x the size).")
     encoder: Literal["auto", "cpu", "x265", "nvenc"] = Field("auto", description="MP4 encoder: 'auto' NVENC where it works on the machine (probed once), else x264 (x265 for frames beyond H.264 decoders); 'cpu' the same without NVENC; 'x265' HEVC on the CPU always (~half the size); 'nvenc' fails without NVENC.")
-    threads: int | None = Field(None, ge=1, le=64, description="x264/x265 threads of an MP4 output (default: the encoder's).")
+    threads: int | None = Field(None, ge=1, le=64, strict=True, description="x264/x265 threads of an MP4 output (default: the encoder's).")
     vp9_deadline: Literal["realtime", "good"] = Field("realtime", description="libvpx-vp9 deadline of WebM outputs ('good' with a low vp9_speed: smaller files, ~6x the CPU).")
-    vp9_speed: int = Field(8, ge=0, le=8, description="libvpx-vp9 -cpu-used of WebM outputs (0 slowest/best .. 8 fastest).")
-    png_level: int = Field(1, ge=0, le=3, description="Compression level of PNG outputs (all lossless; higher: smaller, slower).")
-    point_stride: int = Field(4, ge=1, le=64, description="point_cloud_ply: every n-th pixel in each direction becomes a point.")
+    vp9_speed: int = Field(8, ge=0, le=8, strict=True, description="libvpx-vp9 -cpu-used of WebM outputs (0 slowest/best .. 8 fastest).")
+    png_level: int = Field(1, ge=0, le=3, strict=True, description="Compression level of PNG outputs (all lossless; higher: smaller, slower).")
+    point_stride: int = Field(4, ge=1, le=64, strict=True, description="point_cloud_ply: every n-th pixel in each direction becomes a point.")
 
     @field_validator("kind")
     @classmethod
@@ -145,17 +154,25 @@ class OutputSpec(_Strict):
             raise ValueError(f"unknown output kind {kind!r}; available: {', '.join(kinds)}")
         return kind
 
+    @field_validator("name")
+    @classmethod
+    def _not_reserved(cls, name: str | None) -> str | None:
+        if name is not None and name.lower() in RESERVED_OUTPUT_NAMES:
+            raise ValueError(f"{name!r} is reserved in a job's folder (reserved: "
+                             f"{sorted(RESERVED_OUTPUT_NAMES)}); choose another output name")
+        return name
+
 
 class CameraSpec(_Strict):
     """Pinhole intrinsics of the input (pixels of a ``width x height`` frame), or its horizontal FOV."""
 
-    fx: float | None = Field(None, gt=0, description="Focal length in pixels (x).")
-    fy: float | None = Field(None, gt=0, description="Focal length in pixels (y); default fx.")
-    cx: float | None = Field(None, description="Principal point x; default the centre.")
-    cy: float | None = Field(None, description="Principal point y; default the centre.")
-    width: int | None = Field(None, ge=1, description="Frame width the pixel values refer to; default the input's.")
-    height: int | None = Field(None, ge=1, description="Frame height the pixel values refer to; default the input's.")
-    hfov_deg: float | None = Field(None, gt=1, lt=179, description="Horizontal field of view, when fx is not known.")
+    fx: float | None = Field(None, gt=0, le=1e6, strict=True, description="Focal length in pixels (x).")
+    fy: float | None = Field(None, gt=0, le=1e6, strict=True, description="Focal length in pixels (y); default fx.")
+    cx: float | None = Field(None, ge=-1e6, le=1e6, strict=True, description="Principal point x; default the centre.")
+    cy: float | None = Field(None, ge=-1e6, le=1e6, strict=True, description="Principal point y; default the centre.")
+    width: int | None = Field(None, ge=1, le=65536, strict=True, description="Frame width the pixel values refer to; default the input's.")
+    height: int | None = Field(None, ge=1, le=65536, strict=True, description="Frame height the pixel values refer to; default the input's.")
+    hfov_deg: float | None = Field(None, gt=1, lt=179, strict=True, description="Horizontal field of view, when fx is not known.")
 
     @model_validator(mode="after")
     def _fx_or_fov(self) -> "CameraSpec":
@@ -167,10 +184,10 @@ class CameraSpec(_Strict):
 class ClipSpec(_Strict):
     """Which part of the input runs, at what frame rate and size (see `vdp.io.prepare`)."""
 
-    start_s: float = Field(0.0, ge=0, description="Start time in seconds.")
-    end_s: float | None = Field(None, gt=0, description="End time in seconds (default: the end).")
-    target_fps: float | None = Field(None, gt=0, le=240, description="Resample to this frame rate.")
-    max_res: int | None = Field(None, ge=16, le=16384, description="Downscale so the longer side is at most this.")
+    start_s: float = Field(0.0, ge=0, le=1e7, strict=True, description="Start time in seconds.")
+    end_s: float | None = Field(None, gt=0, le=1e7, strict=True, description="End time in seconds (default: the end).")
+    target_fps: float | None = Field(None, gt=0, le=240, strict=True, description="Resample to this frame rate.")
+    max_res: int | None = Field(None, ge=16, le=16384, strict=True, description="Downscale so the longer side is at most this.")
 
     @model_validator(mode="after")
     def _ordered(self) -> "ClipSpec":
@@ -187,10 +204,10 @@ class ChunkingSpec(_Strict):
     depth and to warm the state of recurrent stages (see `vdp.engine.merge`).
     """
 
-    enabled: bool = False
-    chunk_frames: int = Field(640, ge=16, description="Frames each chunk owns (writes).")
-    overlap_frames: int = Field(32, ge=0, description="Frames before a chunk's start that it also runs (alignment and warm-up).")
-    resumable: bool = Field(True, description="Keep each finished chunk's results under OUT/.vdp until the outputs are published, so a resumed job never recomputes it (scratch disk: every layer of the video).")
+    enabled: bool = Field(False, strict=True)
+    chunk_frames: int = Field(640, ge=16, le=1_000_000, strict=True, description="Frames each chunk owns (writes).")
+    overlap_frames: int = Field(32, ge=0, le=10_000, strict=True, description="Frames before a chunk's start that it also runs (alignment and warm-up).")
+    resumable: bool = Field(True, strict=True, description="Keep each finished chunk's results under OUT/.vdp until the outputs are published, so a resumed job never recomputes it (scratch disk: every layer of the video).")
 
     @model_validator(mode="after")
     def _overlap_smaller(self) -> "ChunkingSpec":
@@ -203,15 +220,15 @@ class ResourcesSpec(_Strict):
     """Where and how much."""
 
     device: Device = "auto"
-    batch_frames: int = Field(16, ge=1, le=1024, description="Frames per decoded batch.")
-    max_in_flight: int = Field(4, ge=1, le=256, description="Batches in flight per stream (bounds memory).")
-    gpus_per_stage: float = Field(1.0, gt=0, le=8, description="GPUs each model actor takes (fractions share a GPU).")
-    batch_timeout_s: float = Field(600.0, gt=0, description="Longest one batch may take in one stage.")
-    threads: int | None = Field(None, ge=1, description="torch CPU threads per stage (default: torch's).")
-    stage_gpus: dict[str, float] = Field(default_factory=dict, description="GPUs per actor of one stage, overriding gpus_per_stage, e.g. {\"matte\": 0.5}.")
-    replicas: dict[str, int] = Field(default_factory=dict, description="Actors per stage, e.g. {\"depth\": 4}; unlisted stages are planned from the cluster's GPUs and each stage's measured cost (1 without GPUs).")
-    object_store_budget_mb: float | None = Field(None, gt=0, description="Most object-store memory the job's in-flight batches may hold (default: a quarter of the cluster's object store).")
-    max_attempts: int = Field(3, ge=1, le=100, description="Runs of one chunk before the job fails, when the model actors running it die.")
+    batch_frames: int = Field(16, ge=1, le=1024, strict=True, description="Frames per decoded batch.")
+    max_in_flight: int = Field(4, ge=1, le=256, strict=True, description="Batches in flight per stream (bounds memory).")
+    gpus_per_stage: float = Field(1.0, gt=0, le=8, strict=True, description="GPUs each model actor takes (fractions share a GPU).")
+    batch_timeout_s: float = Field(600.0, gt=0, le=86_400, strict=True, description="Longest one batch may take in one stage.")
+    threads: int | None = Field(None, ge=1, le=1024, strict=True, description="torch CPU threads per stage (default: torch's).")
+    stage_gpus: dict[str, StrictFloat | StrictInt] = Field(default_factory=dict, description="GPUs per actor of one stage, overriding gpus_per_stage, e.g. {\"matte\": 0.5}.")
+    replicas: dict[str, StrictInt] = Field(default_factory=dict, description="Actors per stage, e.g. {\"depth\": 4}; unlisted stages are planned from the cluster's GPUs and each stage's measured cost (1 without GPUs).")
+    object_store_budget_mb: float | None = Field(None, gt=0, le=1 << 24, strict=True, description="Most object-store memory the job's in-flight batches may hold (default: a quarter of the cluster's object store).")
+    max_attempts: int = Field(3, ge=1, le=100, strict=True, description="Runs of one chunk before the job fails, when the model actors running it die.")
 
     @model_validator(mode="after")
     def _per_stage(self) -> "ResourcesSpec":
@@ -236,18 +253,18 @@ class ResourcesSpec(_Strict):
 class JobSpec(_Strict):
     """A complete job: input, stages, outputs and execution options."""
 
-    input: str = Field(..., min_length=1, description="Video path (or an upload id on the gateway).")
+    input: str = Field(..., min_length=1, max_length=4096, description="Video path (or an upload id on the gateway).")
     stages: StagesSpec = Field(default_factory=StagesSpec)
-    outputs: list[OutputSpec] = Field(default_factory=list)
+    outputs: list[OutputSpec] = Field(default_factory=list, max_length=64)
     chunking: ChunkingSpec = Field(default_factory=ChunkingSpec)
     precision: Precision = "auto"
     resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
-    max_frames: int | None = Field(None, ge=1, description="Process only the first N frames.")
-    scene_cuts: bool = Field(False, description="Detect shot boundaries and restart temporal state at each cut.")
+    max_frames: int | None = Field(None, ge=1, le=100_000_000, strict=True, description="Process only the first N frames.")
+    scene_cuts: bool = Field(False, strict=True, description="Detect shot boundaries and restart temporal state at each cut.")
     camera: CameraSpec | None = Field(None, description="Input camera intrinsics for 3D outputs (EXR/PLY sidecars, VR180); default: an estimated 70-degree horizontal FOV.")
     output_names: Literal["kind", "input"] = Field("kind", description="'input': every output file starts with the input's stem (clip_LRF_Full_SBS.mp4; `vdp run` default); 'kind': names from the kind alone (depth.npz).")
     clip: ClipSpec | None = Field(None, description="Trim, resample and downscale the input first.")
-    overwrite: bool = Field(False, description="Replace outputs already in the output folder (otherwise the job refuses to start).")
+    overwrite: bool = Field(False, strict=True, description="Replace outputs already in the output folder (otherwise the job refuses to start).")
 
     @model_validator(mode="after")
     def _chain_works(self) -> "JobSpec":
@@ -352,9 +369,14 @@ def format_validation_error(exc: ValidationError) -> str:
         loc = ".".join(str(p) for p in err["loc"]) or "spec"
         msg = err["msg"].removeprefix("Value error, ")
         got = err.get("input")
-        got_s = "" if isinstance(got, dict) or err["type"] == "missing" else f" (got {got!r})"
+        got_s = "" if isinstance(got, dict) or err["type"] == "missing" else f" (got {_excerpt(got)})"
         lines.append(f"{loc}: {msg}{got_s}")
     return "invalid job spec:\n  " + "\n  ".join(lines)
+
+
+def _excerpt(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def list_presets() -> dict[str, str]:

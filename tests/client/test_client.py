@@ -149,13 +149,18 @@ def test_download_resumes_partial_files_and_unpacks_folders(tmp_path):
                 {"name": "frames", "type": "directory", "size_bytes": 8, "media_type": "application/zip"}]})
         if path.endswith("/depth.npz"):
             ranges.append(request.headers.get("range"))
-            start = int(request.headers["range"][6:-1]) if "range" in request.headers else 0
-            return httpx.Response(206 if start else 200, content=payload[start:])
+            honoured = "range" in request.headers and request.headers.get("if-range") == '"v1"'
+            start = int(request.headers["range"][6:-1]) if honoured else 0
+            return httpx.Response(206 if start else 200, content=payload[start:],
+                                  headers={"ETag": '"v1"'})
         return httpx.Response(200, content=archive.getvalue())
 
+    # A partial file saved with the output's ETag is resumed (If-Range guards it).
     (tmp_path / "depth.npz.part").write_bytes(payload[:1000])
+    (tmp_path / "depth.npz.part.etag").write_text('"v1"')
     paths = Job(client_for(handler), JOB).download(tmp_path)
     assert ranges == ["bytes=1000-"]
+    assert not (tmp_path / "depth.npz.part.etag").exists()
     assert (tmp_path / "depth.npz").read_bytes() == payload
     assert not (tmp_path / "depth.npz.part").exists()
     assert (tmp_path / "frames" / "000001.png").read_bytes() == b"png1"
@@ -165,7 +170,7 @@ def test_download_resumes_partial_files_and_unpacks_folders(tmp_path):
 
 
 def test_unsafe_archive_members_are_refused(tmp_path):
-    from vdp.client.client import _safe_extract
+    from vdp.client.download import safe_extract as _safe_extract
 
     bad = tmp_path / "bad.zip"
     with zipfile.ZipFile(bad, "w") as zf:

@@ -74,8 +74,8 @@ class Gateway:
         })
         self.proc: subprocess.Popen | None = None
 
-    def start(self, timeout_s: float = 120.0) -> "Gateway":
-        """Start and wait until Ray is connected (``/readyz`` says ``ray: true``)."""
+    def launch(self) -> subprocess.Popen:
+        """Start the process (without waiting for anything)."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
@@ -84,6 +84,11 @@ class Gateway:
             cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True)
         log.close()
+        return self.proc
+
+    def start(self, timeout_s: float = 120.0) -> "Gateway":
+        """Start and wait until Ray is connected (``/readyz`` says ``ray: true``)."""
+        self.launch()
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

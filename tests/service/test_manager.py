@@ -9,7 +9,7 @@ import pytest
 
 from vdp.engine.progress import StageProgress
 from vdp.errors import DecodeError, JobCancelledError
-from vdp.service.errors import HttpError
+from vdp.service.errors import ServiceError
 from vdp.service.manager import JobManager
 from vdp.service.settings import Settings
 from vdp.service.store import JobStore
@@ -101,9 +101,9 @@ def test_cancel_running_and_queued(setup):
     assert manager.cancel(a).cancel_requested
     wait_for(lambda: store.get_job(a).state == "cancelled")
     assert store.get_job(a).error == "cancelled while running"
-    with pytest.raises(HttpError, match="already cancelled"):
+    with pytest.raises(ServiceError, match="already cancelled"):
         manager.cancel(a)
-    with pytest.raises(HttpError, match="no job with id"):
+    with pytest.raises(ServiceError, match="no job with id"):
         manager.cancel("f" * 32)
     manager.stop()
 
@@ -157,7 +157,7 @@ def test_delete_only_finished_jobs_and_their_directory(setup):
     manager, store = setup(runner)
     a = manager.submit(spec()).id
     wait_for(lambda: store.get_job(a).state == "running")
-    with pytest.raises(HttpError, match="cancel it"):
+    with pytest.raises(ServiceError, match="cancel it"):
         manager.delete(a)
     runner.release.set()
     wait_for(lambda: store.get_job(a).state == "succeeded")

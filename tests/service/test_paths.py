@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from vdp.service.errors import HttpError
+from vdp.service.errors import ServiceError, http_status
 from vdp.service.paths import output_path, resolve_input, resolve_upload, sanitize_filename
 
 
@@ -24,9 +24,9 @@ def tree(tmp_path):
 
 
 def status_of(fn, *args) -> tuple[int, str]:
-    with pytest.raises(HttpError) as info:
+    with pytest.raises(ServiceError) as info:
         fn(*args)
-    return info.value.status, info.value.code
+    return http_status(info.value), info.value.code
 
 
 def test_relative_and_absolute_paths_inside_roots(tree):

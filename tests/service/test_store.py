@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
-from vdp.service.store import JobStore
+from vdp.service.errors import StoreError
+from vdp.service.store import JobStore, StoreCorruptError
 
 
 @pytest.fixture()
@@ -129,7 +131,7 @@ def test_newer_schema_is_refused(tmp_path):
 
     with sqlite3.connect(tmp_path / "vdp.db") as db:
         db.execute("PRAGMA user_version=99")
-    with pytest.raises(RuntimeError, match="schema version 99"):
+    with pytest.raises(StoreError, match="schema version 99"):
         JobStore(tmp_path / "vdp.db")
 
 
@@ -138,3 +140,23 @@ def test_uploads_roundtrip(store):
     rec = store.get_upload("ab" * 16)
     assert rec.filename == "clip.mp4" and rec.video == {"num_frames": 3}
     assert store.delete_upload("ab" * 16) and store.get_upload("ab" * 16) is None
+
+
+@pytest.mark.parametrize("offset,message", [(0, "not an SQLite database"), (4096, "is damaged")])
+def test_zeroed_pages_are_detected_at_open(tmp_path, offset, message):
+    store = JobStore(tmp_path / "vdp.db")
+    for i in range(40):
+        store.create_job(f"{i:032x}", "clip.mp4", '{"input": "clip.mp4"}')
+    store.close()
+    with (tmp_path / "vdp.db").open("r+b") as f:
+        f.seek(offset)
+        f.write(b"\0" * 4096)
+    with pytest.raises(StoreCorruptError, match=message):
+        JobStore(tmp_path / "vdp.db")
+
+
+def test_expired_uploads_skip_those_an_active_job_reads(store):
+    store.add_upload("a" * 32, "a.mp4", 1, {})
+    store.add_upload("b" * 32, "b.mp4", 1, {})
+    store.create_job("c" * 32, "upload:" + "b" * 32, "{}")
+    assert store.expired_uploads(time.time() + 1) == ["a" * 32]

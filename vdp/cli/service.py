@@ -9,7 +9,6 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Sequence
 
 from vdp.errors import SpecError
 
@@ -64,11 +63,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _serve_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--host", help="interface (default VDP_HOST or 127.0.0.1; beyond loopback "
-                                  "VDP_API_TOKEN is required)")
-    p.add_argument("--port", type=int, help="TCP port (default VDP_PORT or 8000)")
-    p.add_argument("--data-dir", help="jobs, uploads and the SQLite store (default VDP_DATA_DIR)")
-    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    from vdp.service.server import add_serve_args
+
+    add_serve_args(p)
 
 
 def _client_args(p: argparse.ArgumentParser) -> None:
@@ -87,15 +84,9 @@ def _client(args: argparse.Namespace):
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from vdp.service.server import serve
-    from vdp.service.settings import load_settings
+    from vdp.service.server import run_serve
 
-    settings = load_settings(host=args.host, port=args.port, data_dir=args.data_dir)
-    auth = "token required" if settings.api_token else "no token (loopback only)"
-    print(f"vdp gateway on http://{settings.host}:{settings.port} ({auth}; data in {settings.data_dir})",
-          file=sys.stderr)
-    serve(settings, log_level=args.log_level)
-    return 0
+    return run_serve(args)
 
 
 def _cmd_submit(args: argparse.Namespace) -> int:
@@ -187,16 +178,3 @@ def _describe(status) -> str:
         parts.append(f"- {status.error}")
     return "  ".join(parts)
 
-
-def main_serve(argv: Sequence[str] | None = None) -> int:
-    """``python -m vdp.service``: `vdp serve` without the rest of the CLI."""
-    from vdp.errors import VdpError
-
-    parser = argparse.ArgumentParser(prog="python -m vdp.service", description="Run the vdp gateway.")
-    _serve_args(parser)
-    args = parser.parse_args(argv)
-    try:
-        return _cmd_serve(args)
-    except VdpError as exc:
-        print(f"vdp: error: {exc}", file=sys.stderr)
-        return 2

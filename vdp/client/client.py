@@ -15,17 +15,16 @@ from __future__ import annotations
 import json
 import os
 import time
-import zipfile
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 import httpx
 
+from vdp.client.download import check_output_name, fetch_verified, safe_extract
 from vdp.client.errors import (
-    ApiError, GatewayUnavailableError, JobCancelledError, JobFailedError, JobTimeoutError,
-    error_for_status,
+    GatewayUnavailableError, JobCancelledError, JobFailedError, JobTimeoutError, error_from_response,
 )
-from vdp.client.models import (
+from vdp.api import (
     Health, JobList, JobStatus, JobSummary, OutputFile, OutputList, Readiness,
     UploadInfo,
 )
@@ -76,7 +75,7 @@ class Client:
         except httpx.TransportError as exc:
             raise GatewayUnavailableError(f"cannot reach the gateway at {self.url}: {exc}") from None
         if response.status_code >= 400:
-            raise _api_error(response)
+            raise error_from_response(response)
         return response
 
     # -- gateway ------------------------------------------------------------------------------
@@ -92,7 +91,7 @@ class Client:
         except httpx.TransportError as exc:
             raise GatewayUnavailableError(f"cannot reach the gateway at {self.url}: {exc}") from None
         if response.status_code not in (200, 503):
-            raise _api_error(response)
+            raise error_from_response(response)
         return Readiness.model_validate(response.json())
 
     # -- uploads ------------------------------------------------------------------------------
@@ -260,7 +259,7 @@ class Job:
                         timeout=httpx.Timeout(self.client.timeout_s, read=read_s)) as response:
                     if response.status_code >= 400:
                         response.read()
-                        raise _api_error(response)
+                        raise error_from_response(response)
                     down_since = None
                     for event in parse_events(response.iter_lines()):
                         if deadline is not None and time.monotonic() > deadline:
@@ -319,6 +318,9 @@ class Job:
                  extract: bool = True) -> list[Path]:
         """Download outputs into `directory`, resuming partial downloads with range requests.
 
+        A partial file is resumed only when the gateway confirms (``If-Range``) that the output
+        is the one it came from; every file is checked against the gateway's SHA-256 digest.
+
         Args:
             directory: Local folder (created).
             names: Outputs to fetch (default: all).
@@ -326,6 +328,10 @@ class Job:
 
         Returns:
             Local paths of the downloaded files and folders.
+
+        Raises:
+            UnsafeOutputNameError: The gateway named an output that would land outside `directory`.
+            DownloadVerificationError: A file does not match its digest, even after a fresh download.
         """
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
@@ -337,38 +343,17 @@ class Job:
                 raise FileNotFoundError(f"job {self.id} has no output {name!r}; it has: {sorted(available)}")
             entry = available[name]
             target = out / (f"{name}.zip" if entry.type == "directory" else name)
-            self._fetch(name, target)
+            check_output_name(name, out, target)
+            fetch_verified(self.client._http, f"/v1/jobs/{self.id}/outputs/{name}", target,
+                           timeout_s=self.client.timeout_s, what=f"output {name!r} of job {self.id}")
             if entry.type == "directory" and extract:
-                _safe_extract(target, out / name)
+                safe_extract(target, out / name)
                 target.unlink()
                 target = out / name
             paths.append(target)
         return paths
 
     # -- internals ----------------------------------------------------------------------------
-
-    def _fetch(self, name: str, target: Path) -> None:
-        part = target.with_name(target.name + ".part")
-        offset = part.stat().st_size if part.exists() else 0
-        headers = {"Range": f"bytes={offset}-"} if offset else {}
-        url = f"/v1/jobs/{self.id}/outputs/{name}"
-        try:
-            with self.client._http.stream("GET", url, headers=headers,
-                                          timeout=httpx.Timeout(self.client.timeout_s, read=120.0)) as r:
-                if r.status_code == 416 and offset:
-                    part.rename(target)  # the partial file is already complete
-                    return
-                if r.status_code >= 400:
-                    r.read()
-                    raise _api_error(r)
-                mode = "ab" if r.status_code == 206 else "wb"
-                with part.open(mode) as f:
-                    for chunk in r.iter_bytes(_CHUNK):
-                        f.write(chunk)
-        except httpx.TransportError as exc:
-            raise GatewayUnavailableError(
-                f"download of {name!r} interrupted ({exc}); call download() again to resume") from None
-        os.replace(part, target)
 
     def _timeout(self, timeout_s: float | None) -> JobTimeoutError:
         state = self.last_status.state if self.last_status else "unknown"
@@ -378,23 +363,3 @@ class Job:
 def _read_chunks(f) -> Iterator[bytes]:
     while chunk := f.read(_CHUNK):
         yield chunk
-
-
-def _api_error(response: httpx.Response) -> ApiError:
-    try:
-        body = response.json()
-        detail, code = str(body["detail"]), str(body.get("code", "error"))
-    except (ValueError, KeyError, TypeError):
-        detail, code = response.text[:500] or response.reason_phrase, "error"
-    return error_for_status(response.status_code, code, detail)
-
-
-def _safe_extract(archive: Path, dest: Path) -> None:
-    """Unpack a ZIP archive, refusing members that would land outside `dest`."""
-    dest.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(archive) as zf:
-        for member in zf.namelist():
-            p = PurePosixPath(member)
-            if p.is_absolute() or ".." in p.parts:
-                raise ValueError(f"archive {archive.name} has an unsafe member {member!r}")
-        zf.extractall(dest)

@@ -9,13 +9,14 @@ from typing import TYPE_CHECKING
 from vdp.errors import JobCancelledError, JobTimeoutError, VdpError
 
 if TYPE_CHECKING:
-    from vdp.client.models import JobStatus
+    from vdp.api import JobStatus
 
 __all__ = [
-    "ApiError", "AuthenticationError", "ConflictError", "GatewayUnavailableError",
+    "ApiError", "AuthenticationError", "ConflictError", "DownloadVerificationError",
+    "GatewayUnavailableError", "UnsafeOutputNameError",
     "InvalidRequestError", "JobCancelledError", "JobFailedError", "JobTimeoutError",
     "NotFoundError", "PayloadTooLargeError", "PermissionDeniedError", "ServerError",
-    "UnsupportedMediaError", "error_for_status",
+    "UnsupportedMediaError", "error_for_status", "error_from_response",
 ]
 
 
@@ -64,7 +65,15 @@ class UnsupportedMediaError(ApiError):
 
 
 class ServerError(ApiError):
-    """5xx: the gateway failed."""
+    """5xx: the gateway failed (507: its disk is full)."""
+
+
+class UnsafeOutputNameError(VdpError):
+    """The gateway named an output that would land outside the download folder (``../x``, ``/x``)."""
+
+
+class DownloadVerificationError(VdpError):
+    """A downloaded file does not match the digest the gateway sent (also after a fresh retry)."""
 
 
 class GatewayUnavailableError(VdpError):
@@ -86,7 +95,7 @@ class JobFailedError(VdpError):
 _BY_STATUS: dict[int, type[ApiError]] = {
     400: InvalidRequestError, 401: AuthenticationError, 403: PermissionDeniedError,
     404: NotFoundError, 409: ConflictError, 413: PayloadTooLargeError,
-    415: UnsupportedMediaError, 422: InvalidRequestError,
+    408: InvalidRequestError, 415: UnsupportedMediaError, 422: InvalidRequestError,
 }
 
 
@@ -94,3 +103,14 @@ def error_for_status(status: int, code: str, detail: str) -> ApiError:
     """The exception for an error response."""
     cls = _BY_STATUS.get(status, ServerError if status >= 500 else ApiError)
     return cls(status, code, detail)
+
+
+def error_from_response(response) -> ApiError:
+    """The exception for an error response (an ``httpx.Response``) with the gateway's error body,
+    or its text when the body is not one."""
+    try:
+        body = response.json()
+        detail, code = str(body["detail"]), str(body.get("code", "error"))
+    except (ValueError, KeyError, TypeError):
+        detail, code = response.text[:500] or response.reason_phrase, "error"
+    return error_for_status(response.status_code, code, detail)

@@ -1,6 +1,6 @@
 """``python -m vdp.service [--host H] [--port P]``: the same as `vdp serve`."""
 import sys
 
-from vdp.cli.service import main_serve
+from vdp.service.server import main
 
-sys.exit(main_serve())
+sys.exit(main())

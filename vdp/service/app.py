@@ -1,9 +1,11 @@
 """The gateway's FastAPI app: `create_app(settings)` wires store, manager, Ray and routers.
 
-Startup (lifespan): jobs a previous gateway left running are queued again, the workers start,
-and Ray is connected in the background (workers wait for it; `/readyz` reports it). Shutdown:
-event streams end, running jobs stop at their next batch and go back to the queue, Ray is
-disconnected.
+`create_app` locks the data directory (one gateway per store) and opens the store (refusing a
+damaged one). Startup (lifespan, which `serve` runs after the port is bound): jobs a previous
+gateway left running are queued again, job folders without a record are adopted, stale uploads
+go, the workers start, and Ray is connected in the background (workers wait for it; `/readyz`
+reports it). Shutdown: event streams end, running jobs stop at their next batch and go back to
+the queue, Ray is disconnected.
 """
 from __future__ import annotations
 
@@ -20,7 +22,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import vdp
 from vdp.service.deps import StrictQuery
-from vdp.service.errors import HttpError
+from vdp.service.errors import ServiceError, http_status
+from vdp.service.lock import acquire as lock_data_dir
 from vdp.service.manager import JobManager, JobRunner, run_with_engine
 from vdp.service.metrics import Metrics, MetricsMiddleware
 from vdp.service.readiness import RayConnection
@@ -49,7 +52,12 @@ def create_app(settings: Settings | None = None, *, runner: JobRunner = run_with
     settings = settings or get_settings()
     for d in (settings.data_dir, settings.jobs_dir, settings.uploads_dir):
         d.mkdir(parents=True, exist_ok=True)
-    store = JobStore(settings.db_path)
+    data_lock = lock_data_dir(settings.data_dir, port=settings.port)
+    try:
+        store = JobStore(settings.db_path)
+    except BaseException:
+        data_lock.release()
+        raise
     ray_conn = RayConnection(settings.ray_address)
     metrics = Metrics(store.count_by_state, lambda: ray_conn.reachable(timeout_s=0.5))
     manager = JobManager(store, settings, runner=runner, on_finish=metrics.job_finished)
@@ -61,6 +69,9 @@ def create_app(settings: Settings | None = None, *, runner: JobRunner = run_with
             log.info("recovered after restart: %d job(s) queued again, %d cancelled",
                      len(requeued), len(cancelled))
         ray_conn.start(on_connected=manager.ready.set)
+        sweeper = threading.Thread(target=_sweep_uploads, args=(manager, app.state.stopping),
+                                   name="vdp-upload-expiry", daemon=True)
+        sweeper.start()
         try:
             yield
         finally:
@@ -68,6 +79,7 @@ def create_app(settings: Settings | None = None, *, runner: JobRunner = run_with
             manager.stop()
             ray_conn.close()
             store.close()
+            data_lock.release()
 
     app = FastAPI(
         title="vdp gateway", version=vdp.__version__, lifespan=lifespan,
@@ -82,6 +94,7 @@ def create_app(settings: Settings | None = None, *, runner: JobRunner = run_with
     app.state.metrics = metrics
     app.state.ray = ray_conn
     app.state.stopping = threading.Event()
+    app.state.uploads = UploadSlots(settings.max_concurrent_uploads)
 
     for module in (jobs, outputs, uploads, presets):
         app.include_router(module.router, dependencies=[Authenticated, StrictQuery])
@@ -91,6 +104,36 @@ def create_app(settings: Settings | None = None, *, runner: JobRunner = run_with
     _install_error_handlers(app)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+class UploadSlots:
+    """A cap on uploads receiving at once (each holds a connection and a file open)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.active = 0
+        self._guard = threading.Lock()
+
+    def take(self) -> bool:
+        with self._guard:
+            if self.active >= self.limit:
+                return False
+            self.active += 1
+            return True
+
+    def give_back(self) -> None:
+        with self._guard:
+            self.active -= 1
+
+
+def _sweep_uploads(manager: JobManager, stopping: threading.Event) -> None:
+    """Expire unused uploads every few minutes (more often with a short TTL) until shutdown."""
+    period = min(300.0, max(0.5, manager.settings.upload_ttl_s / 4))
+    while not stopping.wait(period):
+        try:
+            manager.expire_uploads()
+        except Exception:  # a failed sweep is retried at the next period
+            log.exception("upload expiry failed")
 
 
 def _openapi(app: FastAPI) -> dict:
@@ -119,9 +162,9 @@ def _openapi(app: FastAPI) -> dict:
 def _install_error_handlers(app: FastAPI) -> None:
     """Every error answers ``{"detail": str, "code": str}``; none carries a traceback."""
 
-    @app.exception_handler(HttpError)
-    async def _http_error(request: Request, exc: HttpError) -> JSONResponse:
-        return JSONResponse({"detail": exc.detail, "code": exc.code}, status_code=exc.status,
+    @app.exception_handler(ServiceError)
+    async def _service_error(request: Request, exc: ServiceError) -> JSONResponse:
+        return JSONResponse({"detail": exc.detail, "code": exc.code}, status_code=http_status(exc),
                             headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)

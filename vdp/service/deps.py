@@ -43,7 +43,7 @@ def _query_names(dependant) -> set[str]:
 def reject_unknown_query(request: Request) -> None:
     """Dependency: a query parameter the route does not declare is an error (catches typos
     such as ``?stat=queued`` that would otherwise be ignored)."""
-    from vdp.service.errors import HttpError
+    from vdp.service.errors import InvalidRequest
 
     route = request.scope.get("route")
     dependant = getattr(route, "dependant", None)
@@ -52,7 +52,7 @@ def reject_unknown_query(request: Request) -> None:
     allowed = _query_names(dependant)
     unknown = sorted(set(request.query_params) - allowed)
     if unknown:
-        raise HttpError(422, "invalid_request", f"unknown query parameter(s) {unknown}; this route "
+        raise InvalidRequest.with_code("invalid_request", f"unknown query parameter(s) {unknown}; this route "
                         f"accepts {sorted(allowed) or 'none'}")
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from pathlib import Path, PurePosixPath
 
-from vdp.service.errors import HttpError
+from vdp.service.errors import Forbidden, InvalidRequest, MalformedRequest, NotFound
 
 UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
 JOB_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -28,23 +28,23 @@ def resolve_input(raw: str, roots: list[Path]) -> Path:
         The resolved file path (symbolic links followed), inside a root.
 
     Raises:
-        HttpError: 400 for a malformed path (``..``, NUL); 403 for a path outside the roots
+        ServiceError: 400 for a malformed path (``..``, NUL); 403 for a path outside the roots
             or one whose links lead outside; 422 when nothing is there or it is not a file.
     """
     if "\x00" in raw:
-        raise HttpError(400, "bad_path", "input path contains a NUL byte")
+        raise MalformedRequest.with_code("bad_path", "input path contains a NUL byte")
     parts = PurePosixPath(raw.replace("\\", "/")).parts
     if ".." in parts:
-        raise HttpError(400, "bad_path", f"input path {raw!r} must not contain '..' components")
+        raise MalformedRequest.with_code("bad_path", f"input path {raw!r} must not contain '..' components")
     if not roots:
-        raise HttpError(403, "path_forbidden", "this gateway reads no paths (no input roots are "
+        raise Forbidden.with_code("path_forbidden", "this gateway reads no paths (no input roots are "
                         "configured); upload the file with POST /v1/uploads instead")
     given = Path(raw)
     if given.is_absolute():
         candidates = [(root, given) for root in roots
                       if _inside(given, root) or _inside(given, root.resolve())]
         if not candidates:
-            raise HttpError(403, "path_forbidden",
+            raise Forbidden.with_code("path_forbidden",
                             f"input path {raw!r} is outside the gateway's input roots")
     else:
         candidates = [(root, root / given) for root in roots]
@@ -55,30 +55,30 @@ def resolve_input(raw: str, roots: list[Path]) -> Path:
             real = path.resolve()
             is_file = real.is_file()
         except OSError as exc:
-            raise HttpError(422, "input_unreadable", f"input {raw!r} cannot be accessed: "
+            raise InvalidRequest.with_code("input_unreadable", f"input {raw!r} cannot be accessed: "
                             f"{exc.strerror or type(exc).__name__}") from None
         if not _inside(real, root.resolve()):
-            raise HttpError(403, "path_forbidden", f"input path {raw!r} leads outside the gateway's "
+            raise Forbidden.with_code("path_forbidden", f"input path {raw!r} leads outside the gateway's "
                             "input roots through a symbolic link")
         if not is_file:
-            raise HttpError(422, "input_not_file", f"input {raw!r} is not a regular file")
+            raise InvalidRequest.with_code("input_not_file", f"input {raw!r} is not a regular file")
         return real
-    raise HttpError(422, "input_not_found", f"input {raw!r} not found under the gateway's input roots")
+    raise InvalidRequest.with_code("input_not_found", f"input {raw!r} not found under the gateway's input roots")
 
 
 def resolve_upload(upload_id: str, uploads_dir: Path) -> Path:
     """The stored file of an upload id.
 
     Raises:
-        HttpError: 422 for a malformed or unknown upload id.
+        InvalidRequest: for a malformed or unknown upload id.
     """
     if not UPLOAD_ID.match(upload_id):
-        raise HttpError(422, "unknown_upload", f"{upload_id!r} is not an upload id (32 hex digits)")
+        raise InvalidRequest.with_code("unknown_upload", f"{upload_id!r} is not an upload id (32 hex digits)")
     folder = uploads_dir / upload_id
     files = sorted(folder.iterdir()) if folder.is_dir() else []
     files = [f for f in files if f.is_file() and not f.name.startswith(".")]
     if not files:
-        raise HttpError(422, "unknown_upload", f"no upload with id {upload_id!r}")
+        raise InvalidRequest.with_code("unknown_upload", f"no upload with id {upload_id!r}")
     return files[0]
 
 
@@ -86,14 +86,14 @@ def output_path(job_dir: Path, name: str) -> Path:
     """A top-level entry of a job's directory, by name.
 
     Raises:
-        HttpError: 400 for a name with a path separator or a hidden name; 404 when missing;
+        ServiceError: 400 for a name with a path separator or a hidden name; 404 when missing;
             403 when it resolves outside the job's directory.
     """
     if "/" in name or "\\" in name:
-        raise HttpError(400, "bad_name", f"output name {name!r} must be a plain name without '/' "
+        raise MalformedRequest.with_code("bad_name", f"output name {name!r} must be a plain name without '/' "
                         "(folders download whole, as ZIP)")
     if name in ("", ".", "..") or name.startswith(".") or "\x00" in name:
-        raise HttpError(400, "bad_name", f"{name!r} is not a valid output name")
+        raise MalformedRequest.with_code("bad_name", f"{name!r} is not a valid output name")
     path = job_dir / name
     try:
         present = path.exists() or path.is_symlink()
@@ -101,9 +101,9 @@ def output_path(job_dir: Path, name: str) -> Path:
     except OSError:
         present = False
     if not present:
-        raise HttpError(404, "not_found", f"the job has no output named {name!r}")
+        raise NotFound.with_code("not_found", f"the job has no output named {name!r}")
     if not _inside(real, job_dir.resolve()):
-        raise HttpError(403, "path_forbidden", f"output {name!r} leads outside the job's directory")
+        raise Forbidden.with_code("path_forbidden", f"output {name!r} leads outside the job's directory")
     return path
 
 

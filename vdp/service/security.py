@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from vdp.service.errors import HttpError
+from vdp.service.errors import Unauthenticated
 
 #: Declares the scheme in the OpenAPI schema; checking is ours (so the messages are too).
 bearer_scheme = HTTPBearer(auto_error=False, description="VDP_API_TOKEN of the gateway")
@@ -23,20 +23,20 @@ def check_token(expected: str | None, authorization: str | None) -> None:
         authorization: The request's ``Authorization`` header.
 
     Raises:
-        HttpError: 401 when the header is missing, not a bearer token, or wrong.
+        Unauthenticated: when the header is missing, not a bearer token, or wrong.
     """
     if expected is None:
         return
     if not authorization:
-        raise HttpError(401, "missing_token", "this gateway requires a bearer token: send "
+        raise Unauthenticated.with_code("missing_token", "this gateway requires a bearer token: send "
                         "'Authorization: Bearer <token>'", headers=_CHALLENGE)
     scheme, _, given = authorization.partition(" ")
     if scheme.lower() != "bearer" or not given.strip():
-        raise HttpError(401, "missing_token", "the Authorization header must be 'Bearer <token>'",
+        raise Unauthenticated.with_code("missing_token", "the Authorization header must be 'Bearer <token>'",
                         headers=_CHALLENGE)
     if not hmac.compare_digest(given.strip().encode("utf-8", "surrogateescape"),
                                expected.encode("utf-8")):
-        raise HttpError(401, "invalid_token", "the bearer token is not valid for this gateway",
+        raise Unauthenticated.with_code("invalid_token", "the bearer token is not valid for this gateway",
                         headers={"WWW-Authenticate": 'Bearer realm="vdp", error="invalid_token"'})
 
 

@@ -47,6 +47,9 @@ class Settings(BaseSettings):
         input_roots: Directories jobs may read inputs from (besides uploads); ``VDP_INPUT_ROOTS``
             is a list separated by ``os.pathsep`` or a JSON list.
         max_upload_bytes: Largest accepted upload.
+        max_concurrent_uploads: Uploads receiving at once; more get 429.
+        upload_read_timeout_s: Longest wait for the next piece of an upload's body (408 after).
+        upload_ttl_s: Uploads no queued or running job reads are deleted after this long.
         max_concurrent_jobs: Jobs running at once; 0 accepts jobs but runs none (maintenance).
         ray_address: Ray cluster to join (``RAY_ADDRESS``); None starts a local instance.
         ready_presets: Presets whose weights `/readyz` requires (None: every preset; empty: none).
@@ -63,6 +66,9 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default_factory=_default_data_dir)
     input_roots: Annotated[list[Path], NoDecode] = Field(default_factory=list)
     max_upload_bytes: int = Field(2 * 1024**3, ge=1)
+    max_concurrent_uploads: int = Field(8, ge=1, le=1024)
+    upload_read_timeout_s: float = Field(30.0, gt=0, le=3600)
+    upload_ttl_s: float = Field(7 * 24 * 3600.0, gt=0)
     max_concurrent_jobs: int = Field(1, ge=0, le=64)
     ray_address: str | None = Field(None, validation_alias=AliasChoices("RAY_ADDRESS", "ray_address"))
     ready_presets: Annotated[list[str] | None, NoDecode] = None

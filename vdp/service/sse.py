@@ -12,7 +12,7 @@ import threading
 import time
 from typing import AsyncIterator
 
-from vdp.client.models import TERMINAL_STATES
+from vdp.api import TERMINAL_STATES
 from vdp.service.store import JobStore
 from vdp.service.views import job_status
 

@@ -3,6 +3,10 @@
 A job moves ``queued → running → succeeded | failed | cancelled``; every transition is one
 conditional UPDATE (``... WHERE state = 'running'``), so two threads can never both move a
 job, and each change bumps the job's ``version`` (what the event stream watches).
+
+Opening checks the file (an SQLite header, then ``PRAGMA quick_check``) and refuses a damaged
+one with `StoreCorruptError`; a write that finds the disk full raises `StorageFull` and leaves
+nothing behind (each write is one statement, so SQLite rolls it back whole).
 """
 from __future__ import annotations
 
@@ -13,6 +17,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from vdp.service.errors import StorageFull, StoreError
 
 SCHEMA_VERSION = 1
 
@@ -45,6 +51,44 @@ CREATE TABLE IF NOT EXISTS uploads (
 """
 
 STATES = ("queued", "running", "succeeded", "failed", "cancelled")
+_SQLITE_HEADER = b"SQLite format 3\x00"
+_SQLITE_FULL = 13
+
+
+class StoreCorruptError(StoreError):
+    """The job store's file is damaged or is not a vdp store; the gateway will not start on it."""
+
+
+class _Connection(sqlite3.Connection):
+    """A connection whose "disk full" failures are `StorageFull` (HTTP 507), not a 500."""
+
+    def execute(self, *args: Any) -> sqlite3.Cursor:  # type: ignore[override]
+        try:
+            return super().execute(*args)
+        except sqlite3.OperationalError as exc:
+            if getattr(exc, "sqlite_errorcode", 0) & 0xFF == _SQLITE_FULL:
+                raise StorageFull("the gateway's disk is full: nothing was stored; free space on "
+                                  "its data volume and try again") from exc
+            raise
+
+
+def check_store_file(path: Path) -> None:
+    """Refuse a store file that is not an SQLite database (an empty or missing file is fine).
+
+    Raises:
+        StoreCorruptError: Its header is not SQLite's (zeroed, truncated, another file type).
+    """
+    try:
+        with path.open("rb") as f:
+            head = f.read(len(_SQLITE_HEADER))
+    except FileNotFoundError:
+        return
+    if head and head != _SQLITE_HEADER:
+        raise StoreCorruptError(
+            f"the job store {path} is not an SQLite database (its first bytes are "
+            f"{head[:8]!r}): it is damaged or was replaced. The gateway will not start on it: "
+            "restore it from a backup, or move it away to start with an empty store (the job "
+            "folders are then adopted)")
 
 
 @dataclass
@@ -98,16 +142,34 @@ class JobStore:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        check_store_file(self.path)
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
+                                   factory=_Connection)
+        try:
+            self._open()
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            raise StoreCorruptError(
+                f"the job store {self.path} is damaged ({exc}). The gateway will not start on "
+                "it: restore it from a backup, or move it away to start with an empty store "
+                "(the job folders are then adopted)") from None
+        except BaseException:
+            self._db.close()
+            raise
+
+    def _open(self) -> None:
         self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA busy_timeout=10000")
+        problems = [r[0] for r in self._db.execute("PRAGMA quick_check").fetchall()]
+        if problems != ["ok"]:
+            raise sqlite3.DatabaseError("; ".join(problems[:3]))
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA busy_timeout=10000")
         with self._lock:
             version = self._db.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
-                raise RuntimeError(f"{self.path} has schema version {version}; this vdp knows up to "
-                                   f"{SCHEMA_VERSION} (upgrade vdp)")
+                raise StoreError(f"{self.path} has schema version {version}; this vdp knows up to "
+                                 f"{SCHEMA_VERSION} (upgrade vdp)")
             self._db.executescript(_SCHEMA)
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
@@ -260,6 +322,25 @@ class JobStore:
                 raise
         return requeued, cancelled
 
+    def adopt_job(self, job_id: str, *, state: str, input: str, spec_json: str, created_at: float,
+                  error: str | None, outputs: list[str]) -> bool:
+        """Record a finished job found on disk without a row (the store was replaced or lost).
+
+        Returns:
+            False when a job with this id already exists.
+        """
+        with self._lock:
+            cur = self._db.execute(
+                "INSERT OR IGNORE INTO jobs (id, state, input, spec, created_at, finished_at, updated_at, "
+                "error, attempts, outputs) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?)",
+                (job_id, state, input, spec_json, created_at, created_at, time.time(), error,
+                 json.dumps(outputs)))
+        return cur.rowcount == 1
+
+    def job_ids(self) -> set[str]:
+        with self._lock:
+            return {r[0] for r in self._db.execute("SELECT id FROM jobs").fetchall()}
+
     def delete_job(self, job_id: str) -> bool:
         """Delete a finished job's row; False when it does not exist or is not finished."""
         with self._lock:
@@ -290,6 +371,19 @@ class JobStore:
         d = dict(row)
         d["video"] = json.loads(d["video"])
         return UploadRecord(**d)
+
+    def upload_ids(self) -> set[str]:
+        with self._lock:
+            return {r[0] for r in self._db.execute("SELECT id FROM uploads").fetchall()}
+
+    def expired_uploads(self, older_than: float) -> list[str]:
+        """Ids of uploads created before `older_than` that no queued or running job reads."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id FROM uploads WHERE created_at < ? AND NOT EXISTS (SELECT 1 FROM jobs "
+                "WHERE jobs.input = 'upload:' || uploads.id AND jobs.state IN ('queued', 'running'))",
+                (older_than,)).fetchall()
+        return [r[0] for r in rows]
 
     def delete_upload(self, upload_id: str) -> bool:
         with self._lock:

@@ -1,9 +1,9 @@
-"""Store records to the wire models of `vdp.client.models`."""
+"""Store records to the wire models of `vdp.api`."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from vdp.client.models import JobStatus, JobSummary, StageProgress
+from vdp.api import JobStatus, JobSummary, StageProgress
 from vdp.service.store import JobRecord
 from vdp.spec import JobSpec
 

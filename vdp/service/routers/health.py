@@ -5,7 +5,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from vdp.client.models import Health, Readiness
+from vdp.api import Health, Readiness
 from vdp.service.deps import MetricsDep, SettingsDep
 from vdp.service.metrics import CONTENT_TYPE
 from vdp.service.readiness import preset_weights

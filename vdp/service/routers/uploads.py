@@ -1,6 +1,8 @@
 """``/v1/uploads``: stream a video to the gateway (size-limited), then use it as a job input."""
 from __future__ import annotations
 
+import asyncio
+import errno
 import logging
 import os
 import shutil
@@ -13,13 +15,18 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
-from vdp.client.models import UPLOAD_PREFIX, UploadInfo, VideoSummary
+from vdp.api import UPLOAD_PREFIX, UploadInfo, VideoSummary
 from vdp.errors import VdpError
 from vdp.service.deps import MetricsDep, SettingsDep, StoreDep
-from vdp.service.errors import HttpError, conflict, not_found
+from vdp.service.errors import (
+    MalformedRequest, RequestTimedOut, StorageFull, TooLarge, TooManyRequests, UnsupportedMedia,
+    conflict, not_found,
+)
 from vdp.service.paths import UPLOAD_ID, sanitize_filename
+from vdp.service.public import public_text
 from vdp.service.responses import API_PREFIX, errors
-from vdp.service.store import UploadRecord
+from vdp.service.settings import Settings
+from vdp.service.store import JobStore, UploadRecord
 
 router = APIRouter(prefix=API_PREFIX + "/uploads", tags=["uploads"])
 log = logging.getLogger("vdp.service")
@@ -34,7 +41,7 @@ _BODY = {
 
 
 @router.post("", status_code=201, response_model=UploadInfo, openapi_extra=_BODY,
-             summary="Upload a video", responses=errors(400, 401, 413, 415, 422))
+             summary="Upload a video", responses=errors(400, 401, 408, 413, 415, 422, 429, 507))
 async def upload_video(request: Request, settings: SettingsDep, store: StoreDep, metrics: MetricsDep,
                        filename: Annotated[str | None, Query(
                            max_length=255, description="Original file name (sanitised).")] = None,
@@ -43,37 +50,65 @@ async def upload_video(request: Request, settings: SettingsDep, store: StoreDep,
     limit = settings.max_upload_bytes
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise HttpError(413, "upload_too_large", f"upload of {declared} bytes exceeds the limit of {limit} bytes")
-    upload_id = uuid.uuid4().hex
-    folder = settings.uploads_dir / upload_id
-    name = sanitize_filename(filename, default="upload.video")
-    folder.mkdir(parents=True, exist_ok=False)
+        raise TooLarge.with_code("upload_too_large", f"upload of {declared} bytes exceeds the limit of {limit} bytes")
+    slots = request.app.state.uploads
+    if not slots.take():
+        raise TooManyRequests(f"{slots.limit} uploads are in progress, the most this gateway takes "
+                              "at once; try again when one has finished", headers={"Retry-After": "5"})
     try:
-        size = await _receive(request, folder / f".{name}.part", limit)
-        if size == 0:
-            raise HttpError(400, "empty_upload", "the upload is empty: send the video's bytes as the request body")
-        path = folder / name
-        os.replace(folder / f".{name}.part", path)
-        video = await run_in_threadpool(_probe, path)
-        record = store.add_upload(upload_id, name, size, video)
-    except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise
-    metrics.upload_bytes.inc(size)
+        record = await _store_upload(request, settings, store, filename, limit)
+    finally:
+        slots.give_back()
+    metrics.upload_bytes.inc(record.size_bytes)
     return _info(record)
 
 
-async def _receive(request: Request, part: FsPath, limit: int) -> int:
+async def _store_upload(request: Request, settings: Settings, store: JobStore,
+                        filename: str | None, limit: int) -> UploadRecord:
+    """Receive, probe and record one upload; nothing of it stays when any step fails."""
+    upload_id = uuid.uuid4().hex
+    folder = settings.uploads_dir / upload_id
+    name = sanitize_filename(filename, default="upload.video")
+    try:
+        folder.mkdir(parents=True, exist_ok=False)
+        size = await _receive(request, folder / f".{name}.part", limit, settings.upload_read_timeout_s)
+        if size == 0:
+            raise MalformedRequest.with_code("empty_upload", "the upload is empty: send the video's bytes as the request body")
+        path = folder / name
+        os.replace(folder / f".{name}.part", path)
+        video = await run_in_threadpool(_probe, path)
+        return store.add_upload(upload_id, name, size, video)
+    except OSError as exc:
+        shutil.rmtree(folder, ignore_errors=True)
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise StorageFull("the gateway's disk is full: the upload was not stored (nothing of it "
+                              "was kept); try again once space is freed") from None
+        raise
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+
+async def _receive(request: Request, part: FsPath, limit: int, read_timeout_s: float) -> int:
+    """Write the body to `part` as it arrives: 413 past `limit`, 408 when it stalls."""
     size = 0
+    chunks = request.stream().__aiter__()
     try:
         with part.open("wb") as f:
-            async for chunk in request.stream():
+            while True:
+                try:
+                    chunk = await asyncio.wait_for(chunks.__anext__(), read_timeout_s)
+                except StopAsyncIteration:
+                    break
+                except asyncio.TimeoutError:
+                    raise RequestTimedOut(f"no upload data for {read_timeout_s:g} s; the upload was "
+                                          "abandoned", headers={"Connection": "close"}) from None
                 size += len(chunk)
                 if size > limit:
-                    raise HttpError(413, "upload_too_large", f"upload exceeds the limit of {limit} bytes")
+                    raise TooLarge.with_code("upload_too_large", f"upload exceeds the limit of {limit} bytes")
                 f.write(chunk)
     except ClientDisconnect:
-        raise HttpError(400, "upload_interrupted", "the client disconnected during the upload") from None
+        raise MalformedRequest.with_code("upload_interrupted", "the client disconnected during the upload") from None
     return size
 
 
@@ -83,10 +118,12 @@ def _probe(path: FsPath) -> dict[str, Any]:
     try:
         info = probe(str(path))
     except VdpError as exc:
-        raise HttpError(415, "not_a_video", f"the upload is not a decodable video: {exc}") from None
+        log.info("probe of upload %s: %s", path, exc)
+        detail = public_text(str(exc), input_path=str(path), input_label=path.name)
+        raise UnsupportedMedia.with_code("not_a_video", f"the upload is not a decodable video: {detail}") from None
     except Exception as exc:  # a decoder failure we did not foresee is still the file's fault
         log.warning("probe of upload %s raised %s: %s", path.name, type(exc).__name__, exc)
-        raise HttpError(415, "not_a_video", "the upload is not a decodable video") from None
+        raise UnsupportedMedia.with_code("not_a_video", "the upload is not a decodable video") from None
     return {k: getattr(info, k) for k in VideoSummary.model_fields}
 
 
