@@ -175,7 +175,8 @@ def test_every_numeric_field_has_an_upper_bound_named_in_the_error(http):
         node[leaf] = 10**30 if prop["type"] == "integer" else 1e30
         body = check(http.post("/v1/jobs", json=spec), 422, "invalid_spec", path)
         assert "less than" in body["detail"], body
-        assert f"{bound:g}" in body["detail"] or str(bound) in body["detail"], (path, bound, body)
+        written = {f"{bound:g}", str(bound)} | ({str(int(bound))} if float(bound).is_integer() else set())
+        assert any(w in body["detail"] for w in written), (path, bound, body)
 
 
 @pytest.mark.parametrize("field,value", [("max_frames", "8"), ("max_frames", True), ("max_frames", 8.0),

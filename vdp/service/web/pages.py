@@ -13,10 +13,11 @@ from fastapi import APIRouter, Path, Request, Response
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from vdp.client.models import TERMINAL_STATES
+from vdp.api import TERMINAL_STATES
 from vdp.errors import SpecError
 from vdp.service.deps import ManagerDep, SettingsDep, StoreDep
-from vdp.service.errors import HttpError, not_found
+from vdp.service.errors import (Conflict, Forbidden, InvalidRequest, MalformedRequest, NotFound,
+                                Unauthenticated)
 from vdp.service.paths import JOB_ID, output_path
 from vdp.service.security import Authenticated, check_token
 from vdp.service.web.session import (CSRF_HEADER, LOGIN_PATH, cookie_header, same_origin,
@@ -48,7 +49,7 @@ def _signed_in(request: Request) -> bool:
     try:
         check_token(None if token is None else token.get_secret_value(),
                     request.headers.get("authorization"))
-    except HttpError:
+    except Unauthenticated:
         return False
     return True
 
@@ -74,21 +75,21 @@ async def job_page(request: Request, job_id: str) -> HTMLResponse:
 async def login(request: Request) -> Response:
     """Check the token in the JSON body ``{"token": ...}`` and set the session cookie."""
     if request.headers.get(CSRF_HEADER) != "1" or not same_origin(dict(request.headers)):
-        raise HttpError(403, "csrf", f"sign in from the gateway's page (header '{CSRF_HEADER}: 1')")
+        raise Forbidden.with_code("csrf", f"sign in from the gateway's page (header '{CSRF_HEADER}: 1')")
     try:
         given = json.loads(await request.body()).get("token")
     except (ValueError, AttributeError):
         given = None
     if not isinstance(given, str) or not given:
-        raise HttpError(422, "invalid_request", 'send {"token": "<the gateway token>"}')
+        raise InvalidRequest('send {"token": "<the gateway token>"}')
     expected = request.app.state.settings.api_token
     if expected is None:
         return Response(status_code=204)
     try:
         check_token(expected.get_secret_value(), f"Bearer {given}")
-    except HttpError:
+    except Unauthenticated:
         await asyncio.sleep(_FAILED_LOGIN_DELAY_S)  # slows guessing
-        raise HttpError(401, "invalid_token", "that token is not valid for this gateway") from None
+        raise Unauthenticated.with_code("invalid_token", "that token is not valid for this gateway") from None
     value = session_value(expected.get_secret_value())
     secure = request.url.scheme == "https"
     return Response(status_code=204, headers={
@@ -124,16 +125,16 @@ def _config(settings: Any) -> dict[str, Any]:
 
 def _finished_dir(store: Any, manager: Any, job_id: str, folder: str):
     if not JOB_ID.match(job_id):
-        raise not_found(f"no job with id {job_id!r}")
+        raise NotFound(f"no job with id {job_id!r}")
     record = store.get_job(job_id)
     if record is None:
-        raise not_found(f"no job with id {job_id!r}")
+        raise NotFound(f"no job with id {job_id!r}")
     if record.state not in TERMINAL_STATES:
-        raise HttpError(409, "conflict", f"job {job_id} is {record.state}; its frames can be "
-                        "viewed once it has finished")
+        raise Conflict(f"job {job_id} is {record.state}; its frames can be viewed once it has "
+                       "finished")
     path = output_path(manager.job_dir(job_id), folder)
     if not path.is_dir() or path.is_symlink():
-        raise HttpError(400, "not_a_folder", f"output {folder!r} is not a folder of frames")
+        raise MalformedRequest.with_code("not_a_folder", f"output {folder!r} is not a folder of frames")
     return path
 
 
@@ -153,8 +154,8 @@ async def get_frame(job_id: str, folder: str, store: StoreDep, manager: ManagerD
     """One PNG frame of a folder output."""
     path = _finished_dir(store, manager, job_id, folder)
     if not _FRAME.match(frame):
-        raise HttpError(400, "bad_name", f"{frame!r} is not a PNG frame name")
+        raise MalformedRequest.with_code("bad_name", f"{frame!r} is not a PNG frame name")
     target = path / frame
     if not target.is_file() or target.is_symlink():
-        raise not_found(f"output {folder!r} has no frame {frame!r}")
+        raise NotFound(f"output {folder!r} has no frame {frame!r}")
     return FileResponse(target, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
