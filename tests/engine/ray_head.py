@@ -73,11 +73,25 @@ def start_head(*, num_cpus: int = 2, num_gpus: int = 2, timeout_s: float = 60.0)
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"ray start exited with {proc.returncode}")
-        if _gcs_call(head.address, token, 1.0)[0] == "OK":
+        if _gcs_call(head.address, token, 1.0)[0] == "OK" and _http_answers(head.dashboard):
             return head
         time.sleep(0.5)
     stop_head(head)
     raise ClusterConnectError(f"the test head at {head.address} did not come up in {timeout_s:g} s")
+
+
+def _http_answers(url: str) -> bool:
+    """Whether the dashboard answers HTTP (any status: it requires the token)."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        urllib.request.urlopen(f"{url}/api/version", timeout=1.0).close()
+    except urllib.error.HTTPError:
+        return True
+    except OSError:
+        return False
+    return True
 
 
 def stop_head(head: RayHead) -> None:

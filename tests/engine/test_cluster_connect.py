@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import MEDIA
 from tests.engine.ray_head import base_env, start_head, stop_head
-from tests.engine.test_multinode import free_port
+from tests.engine.test_multinode import RAY, free_port
 
 #: A small real depth job (VDA Small, synthetic weights, tiny input) so the test stays quick.
 SPEC = {"stages": {"depth": {"model": "vits", "input_size": 56, "max_res": 128, "mode": "stream",
@@ -74,3 +74,24 @@ def test_connection_failure_is_one_clear_line(head, tmp_path, case):
     assert took < 30  # Ray alone retries for 20 s after the imports
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["status"] == "failed" and "ClusterConnectError" in report["error"]
+
+
+def test_ray_job_submit_runs_vdp_on_the_cluster(head, tmp_path):
+    """The documented path: ``ray job submit`` to the dashboard with the token; the entrypoint
+    (``vdp run``) runs on the head as the job's driver."""
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(SPEC))
+    out = tmp_path / "out"
+    env = dict(base_env(tmp_path), RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=head.token)
+    entry = (f"{sys.executable} -m vdp.cli.main run {MEDIA / 'av1_video.mkv'} --spec {spec} "
+             f"--max-frames 6 --out {out}")
+    proc = subprocess.run([str(RAY), "job", "submit", "--address", head.dashboard, "--", *entry.split()],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "succeeded" in proc.stdout.lower()
+    report = json.loads((out / "report.json").read_text())
+    assert report["status"] == "succeeded" and report["frames"] == 6 and report["runner"] == "ray"
+    wrong = subprocess.run([str(RAY), "job", "list", "--address", head.dashboard],
+                           env=dict(env, RAY_AUTH_TOKEN="not-the-token"), capture_output=True,
+                           text=True, timeout=120)
+    assert wrong.returncode != 0  # the dashboard really checks the token

@@ -129,8 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
     presets = sub.add_parser("presets", help="list the named presets")
     presets.set_defaults(func=_cmd_presets)
 
-    from vdp.cli import models, refiner, service
+    from vdp.cli import actors, doctor, models, refiner, service
 
+    actors.add_parser(sub)
+    doctor.add_parser(sub)
     models.add_parser(sub)
     refiner.add_parser(sub)
     service.add_parser(sub)
