@@ -28,17 +28,20 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 def _cmd_release(args: argparse.Namespace) -> int:
     from vdp.engine.cluster import ensure_ray
-    from vdp.engine.placement import release_actors
+    from vdp.engine.lifecycle import actor_names, release
+    from vdp.errors import SpecError
 
+    if not (args.names or args.stage or args.all):
+        raise SpecError("give actor NAMEs (see `vdp actors list`), --stage STAGE or --all")
     ensure_ray(args.address)
-    prefix = "vdp:" if args.all else f"vdp:{args.stage}:" if args.stage else None
-    names = [n for n in (args.names or []) if n]
-    if prefix is None and not names:
-        raise SystemExit("vdp actors release: give actor NAMEs, --stage STAGE or --all")
-    released = release_actors(prefix) if prefix else []
-    for name in names:
-        released += release_actors(name)
-    for name in sorted(set(released)):
+    existing = actor_names()
+    unknown = sorted(set(args.names) - set(existing))
+    if unknown:
+        raise SpecError(f"no vdp actor named {', '.join(unknown)} (see `vdp actors list`)")
+    chosen = [n for n in existing if args.all or n in args.names
+              or (args.stage and n.startswith(f"vdp:{args.stage}:"))]
+    released = release(chosen)
+    for name in released:
         print(f"released {name}")
     if not released:
         print("nothing to release")

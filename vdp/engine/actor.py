@@ -14,6 +14,7 @@ from typing import Any
 import ray
 import torch
 
+from vdp.engine.lifecycle import idle_info, watch_idle
 from vdp.engine.plan import StagePlan
 from vdp.engine.step import flush_step, process_step
 from vdp.errors import VdpError
@@ -33,7 +34,7 @@ class StageActor:
     frame order and its state is threaded through them.
     """
 
-    def __init__(self, plan: StagePlan, threads: int | None = None) -> None:
+    def __init__(self, plan: StagePlan, threads: int | None = None, idle_s: float | None = None) -> None:
         # Ray starts workers with OMP_NUM_THREADS=1 (actors here reserve no CPUs); without an
         # explicit count, use the node's cores as torch would outside Ray.
         torch.set_num_threads(threads or len(os.sched_getaffinity(0)))
@@ -47,6 +48,7 @@ class StageActor:
         self.started = time.time()
         self.frames = 0
         self.busy_seconds = 0.0
+        watch_idle(self, idle_s)  # [issue-19 hook] released after idle_s idle seconds
 
     def info(self) -> dict:
         """Process, node, device, assigned resources and work done (monitoring, planning, tests)."""
@@ -56,7 +58,8 @@ class StageActor:
                 "resources": ctx.get_assigned_resources(), "streams": list(self.streams),
                 "frames": self.frames, "busy_seconds": self.busy_seconds,
                 "started": self.started, "torch_threads": torch.get_num_threads(),
-                "thp_alloc": os.environ.get("THP_MEM_ALLOC_ENABLE")}
+                "thp_alloc": os.environ.get("THP_MEM_ALLOC_ENABLE"),
+                **idle_info(self)}  # [issue-19 hook]
 
     def open(self, stream_id: str, info: VideoInfo) -> None:
         self.streams[stream_id] = self.stage.init_state(info)
