@@ -15,6 +15,7 @@ import ray
 import torch
 
 from vdp.engine.lifecycle import idle_info, watch_idle
+from vdp.engine.metrics import record_batch, record_fallbacks
 from vdp.engine.plan import StagePlan
 from vdp.engine.step import flush_step, process_step
 from vdp.errors import VdpError
@@ -73,6 +74,7 @@ class StageActor:
                                                           self._state(stream_id))
         self.frames += len(batch)
         self.busy_seconds += secs
+        record_batch(self.name, stream_id, len(batch), secs)  # [issue-19 hook] Ray metrics
         return out, {"frames": len(out), "seconds": secs}
 
     @ray.method(num_returns=2)
@@ -84,7 +86,9 @@ class StageActor:
     def close(self, stream_id: str) -> StageReport:
         """Drop the stream's state and return what the stage wants reported."""
         self.streams.pop(stream_id, None)
-        return self.stage.take_report()
+        report = self.stage.take_report()
+        record_fallbacks(self.name, stream_id, report.fallbacks)  # [issue-19 hook] Ray metrics
+        return report
 
     def prune(self, live_jobs: list[str]) -> int:
         """Drop streams opened by drivers that are gone (ids start with the driver's job id and
