@@ -101,8 +101,9 @@ def record_driver(stage: str, frames: int, busy_seconds: float) -> None:
         return
     try:
         tags = {**_context(), "stage": stage}
-        _metric("counter", "vdp_driver_frames", "Frames a driver decoded, received or wrote.",
-                DRIVER_TAGS).inc(max(frames, 0), tags) if frames > 0 else None
+        if frames > 0:
+            _metric("counter", "vdp_driver_frames", "Frames a driver decoded, received or wrote.",
+                    DRIVER_TAGS).inc(frames, tags)
         if busy_seconds > 0:
             _metric("counter", "vdp_driver_busy_seconds", "Seconds a driver's stage was busy.",
                     DRIVER_TAGS).inc(busy_seconds, tags)
