@@ -84,3 +84,31 @@ def test_vdp_actors_list_and_release(head, tmp_path):
         env=dict(head.env, RAY_ADDRESS=head.address), capture_output=True, text=True, timeout=120)
     assert check.stdout.strip().splitlines()[-1] == "2.0", check.stderr
     assert json.loads(vdp(head, "list", "--json").stdout) == []
+
+
+def cluster_gpus_free(head) -> float:
+    check = subprocess.run(
+        [sys.executable, "-c", "import ray; from vdp.engine.cluster import ensure_ray; ensure_ray(); "
+         "print(ray.available_resources().get('GPU', 0.0))"],
+        env=dict(head.env, RAY_ADDRESS=head.address), capture_output=True, text=True, timeout=120)
+    assert check.returncode == 0, check.stderr[-2000:]
+    return float(check.stdout.strip().splitlines()[-1])
+
+
+def test_the_gateway_releases_its_actors_on_shutdown(head, tmp_path):
+    from tests.service.gateway import BEAR, TOKEN, Gateway, depth_spec, make_roots
+    from vdp.client import Client
+
+    roots = make_roots(tmp_path / "roots")
+    gw = Gateway(tmp_path / "data", [roots["root"]], RAY_ADDRESS=head.address, HOME=str(head.home)).start()
+    try:
+        with Client(gw.url, token=TOKEN) as c:
+            spec = depth_spec(BEAR, max_frames=8, resources={"device": "auto", "threads": 1, "batch_frames": 8})
+            job = c.submit(BEAR, spec=spec).wait(timeout_s=240)
+            assert job.state == "succeeded", gw.log_tail()
+        assert cluster_gpus_free(head) == 1.0  # its depth actor holds a (fake) GPU between jobs
+    finally:
+        code = gw.stop()
+    assert code in (0, -15), gw.log_tail()
+    assert "released 1 idle model actor(s): vdp:depth:" in gw.log_tail()
+    assert cluster_gpus_free(head) == 2.0
