@@ -153,8 +153,10 @@ def build_parser() -> argparse.ArgumentParser:
                          help="also list every stage and output kind with the layers they use")
     presets.set_defaults(func=_cmd_presets)
 
-    from vdp.cli import lift, models, refiner, service
+    from vdp.cli import actors, doctor, lift, models, refiner, service
 
+    actors.add_parser(sub)
+    doctor.add_parser(sub)
     lift.add_parser(sub)
     models.add_parser(sub)
     refiner.add_parser(sub)

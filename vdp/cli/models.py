@@ -24,7 +24,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p_list = sub.add_parser("list", help="known checkpoints: file, present or missing, licence")
     p_list.set_defaults(func=cmd_list)
 
-    p_fetch = sub.add_parser("fetch", help="download checkpoints (needs network)")
+    p_fetch = sub.add_parser("fetch", help="download checkpoints (needs network; Hub files go through huggingface_hub: its cache, resume, HF_ENDPOINT mirror, HF_TOKEN)")
     p_fetch.add_argument("names", nargs="+", choices=sorted(CHECKPOINTS), metavar="NAME",
                          help=f"one or more of: {', '.join(CHECKPOINTS)}")
     p_fetch.add_argument("--force", action="store_true", help="download even if the file is there")

@@ -14,6 +14,8 @@ from typing import Any
 import ray
 import torch
 
+from vdp.engine.lifecycle import idle_info, watch_idle
+from vdp.engine.metrics import record_batch, record_fallbacks
 from vdp.engine.plan import StagePlan
 from vdp.engine.step import flush_step, process_step, step_meta
 from vdp.errors import VdpError
@@ -33,7 +35,7 @@ class StageActor:
     frame order and its state is threaded through them.
     """
 
-    def __init__(self, plan: StagePlan, threads: int | None = None) -> None:
+    def __init__(self, plan: StagePlan, threads: int | None = None, idle_s: float | None = None) -> None:
         # Ray starts workers with OMP_NUM_THREADS=1 (actors here reserve no CPUs); without an
         # explicit count, use the node's cores as torch would outside Ray.
         torch.set_num_threads(threads or len(os.sched_getaffinity(0)))
@@ -47,6 +49,7 @@ class StageActor:
         self.started = time.time()
         self.frames = 0
         self.busy_seconds = 0.0
+        watch_idle(self, idle_s)  # released after idle_s idle seconds
 
     def info(self) -> dict:
         """Process, node, device, assigned resources and work done (monitoring, planning, tests)."""
@@ -56,7 +59,8 @@ class StageActor:
                 "resources": ctx.get_assigned_resources(), "streams": list(self.streams),
                 "frames": self.frames, "busy_seconds": self.busy_seconds,
                 "started": self.started, "torch_threads": torch.get_num_threads(),
-                "thp_alloc": os.environ.get("THP_MEM_ALLOC_ENABLE")}
+                "thp_alloc": os.environ.get("THP_MEM_ALLOC_ENABLE"),
+                **idle_info(self)}  #
 
     def open(self, stream_id: str, info: VideoInfo) -> None:
         self.streams[stream_id] = self.stage.init_state(info)
@@ -70,6 +74,7 @@ class StageActor:
                                                           self._state(stream_id))
         self.frames += len(batch)
         self.busy_seconds += secs
+        record_batch(self.name, stream_id, len(batch), secs)  # Ray metrics
         return out, step_meta(out, secs)
 
     @ray.method(num_returns=2)
@@ -81,7 +86,9 @@ class StageActor:
     def close(self, stream_id: str) -> StageReport:
         """Drop the stream's state and return what the stage wants reported."""
         self.streams.pop(stream_id, None)
-        return self.stage.take_report()
+        report = self.stage.take_report()
+        record_fallbacks(self.name, stream_id, report.fallbacks)  # Ray metrics
+        return report
 
     def prune(self, live_jobs: list[str]) -> int:
         """Drop streams opened by drivers that are gone (ids start with the driver's job id and

@@ -107,6 +107,9 @@ def run_job(spec: JobSpec, out_dir: str | Path, *, local: bool = False,
                        environment=_environment(), resumed=resume)
     writers: list = []
     try:
+        from vdp.engine.devices import require_device  # --device cuda without CUDA
+
+        require_device(spec.resources.device, local=local)
         _run(spec, spec_json, out, work, report, writers, local=local, progress=progress,
              plans=plans, cancel=cancel, resume=resume)
         report.status = "succeeded"

@@ -262,7 +262,7 @@ def acquire_replicas(plans: list[StagePlan], resources: ResourcesSpec, *, max_re
                 name=p.plan.actor_name(i), namespace=NAMESPACE, get_if_exists=True,
                 lifetime="detached", num_gpus=p.num_gpus, num_cpus=0,
                 scheduling_strategy="DEFAULT" if gpu else "SPREAD",
-            ).remote(p.plan, threads)
+            ).remote(p.plan, threads, resources.actor_idle_s)  # idle timeout
             replicas[p.plan.name].append(Replica(p.plan.name, i, p.plan.actor_name(i), handle))
     everyone = [r for rs in replicas.values() for r in rs]
     live = live_job_ids()

@@ -6,6 +6,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
+from vdp.engine.metrics import record_driver
+
 
 @dataclass
 class StageProgress:
@@ -74,6 +76,7 @@ class ProgressTracker:
             p.frames_done += frames
             p.busy_seconds += busy_seconds
             self._maybe_emit()
+        record_driver(stage, frames, busy_seconds)  # Ray metrics
 
     def snapshot(self) -> list[StageProgress]:
         now = time.monotonic() - self._start

@@ -99,7 +99,7 @@ def fetch(name: str, *, progress: ProgressCallback | None = None, timeout_s: flo
     fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=f".{ckpt.filename}.", suffix=".part")
     tmp = Path(tmp_name)
     try:
-        digest = _download(ckpt, fd, progress, timeout_s)
+        digest = _download_any(ckpt, fd, progress, timeout_s)
         if ckpt.sha256 and digest != ckpt.sha256.lower():
             raise WeightsError(f"sha256 mismatch for {name} from {ckpt.url}: expected {ckpt.sha256.lower()}, "
                                f"got {digest}; the download was discarded")
@@ -109,6 +109,30 @@ def fetch(name: str, *, progress: ProgressCallback | None = None, timeout_s: flo
     finally:
         tmp.unlink(missing_ok=True)
     return dest
+
+
+def _download_any(ckpt: Checkpoint, fd: int, progress: ProgressCallback | None, timeout_s: float) -> str:
+    """Hub checkpoints through `huggingface_hub` (cache, resume, mirror, token; see
+    `vdp.models.hub`) when it is installed, others by a plain download."""
+    from vdp.models import hub
+
+    loc = hub.hub_file(ckpt.url)
+    if loc is None or not hub.hub_available():
+        return _download(ckpt, fd, progress, timeout_s)
+    cached = hub.download(loc, timeout_s=timeout_s, name=ckpt.name)
+    size = cached.stat().st_size
+    h = hashlib.sha256()
+    done = 0
+    if progress:
+        progress(0, size)
+    with open(cached, "rb") as src, os.fdopen(fd, "wb") as out:
+        while chunk := src.read(_CHUNK):
+            out.write(chunk)
+            h.update(chunk)
+            done += len(chunk)
+            if progress:
+                progress(done, size)
+    return h.hexdigest()
 
 
 def _download(ckpt: Checkpoint, fd: int, progress: ProgressCallback | None, timeout_s: float) -> str:

@@ -77,7 +77,15 @@ class RayConnection:
         self._probe.shutdown(wait=False, cancel_futures=True)
         if self.connected.is_set():
             from vdp.engine.cluster import shutdown_ray
+            from vdp.engine.lifecycle import release_idle
 
+            if self.address and self.address != "local":  # an embedded instance takes them down anyway
+                try:  # the gateway's model actors give their GPUs back
+                    released = release_idle(wait_s=5.0)
+                    if released:
+                        log.info("released %d idle model actor(s): %s", len(released), ", ".join(released))
+                except Exception as exc:  # the cluster may already be gone
+                    log.warning("could not release the model actors: %s", exc)
             shutdown_ray()
         self._stop.set()
         if self._thread is not None:
