@@ -16,6 +16,7 @@ import torch
 
 from vdp.engine.plan import StagePlan
 from vdp.engine.step import flush_step, process_step
+from vdp.engine.worker_decode import DecodeRequest, DecodeTicket, WorkerDecoder, check_readable, decode_device
 from vdp.errors import VdpError
 from vdp.stages.base import StageReport
 from vdp.types import FrameBatch, VideoInfo
@@ -44,6 +45,7 @@ class StageActor:
         self.device = torch.device("cuda" if use_cuda else "cpu")
         self.stage.setup(self.device)
         self.streams: dict[str, Any] = {}
+        self.decoders: dict[str, WorkerDecoder] = {}  # streams whose frames this actor decodes
         self.started = time.time()
         self.frames = 0
         self.busy_seconds = 0.0
@@ -58,19 +60,37 @@ class StageActor:
                 "started": self.started, "torch_threads": torch.get_num_threads(),
                 "thp_alloc": os.environ.get("THP_MEM_ALLOC_ENABLE")}
 
-    def open(self, stream_id: str, info: VideoInfo) -> None:
+    def can_read(self, path: str, size: int) -> dict:
+        """Whether this process can decode the driver's input (`check_readable`), and where it is."""
+        return {"reason": check_readable(path, size), "pid": os.getpid(),
+                "node_id": ray.get_runtime_context().get_node_id()}
+
+    def open(self, stream_id: str, info: VideoInfo, decode: DecodeRequest | None = None) -> None:
+        """Open a stream's state; with `decode`, this actor decodes its frames (tickets)."""
         self.streams[stream_id] = self.stage.init_state(info)
+        if decode is not None:
+            request = DecodeRequest(**{**decode.__dict__, "device": decode_device(self.device)})
+            self.decoders[stream_id] = WorkerDecoder(request, ray.get_runtime_context().get_node_id())
 
     @ray.method(num_returns=2)
     def process(self, stream_id: str, batch: FrameBatch | None) -> tuple[FrameBatch | None, dict]:
         """Process one batch of a stream; returns (batch, {"frames", "seconds"})."""
+        decoded = None
+        if isinstance(batch, DecodeTicket):
+            self._state(stream_id)  # a stream lost with a restart raises StreamLostError here
+            decoder = self.decoders[stream_id]
+            batch, decode_secs = decoder.take(batch)
+            decoded = {"frames": len(batch), "seconds": decode_secs, "where": dict(decoder.where)}
         if batch is None or len(batch) == 0:
             return batch, {"frames": 0, "seconds": 0.0}
         out, self.streams[stream_id], secs = process_step(self.stage, self.name, batch,
                                                           self._state(stream_id))
         self.frames += len(batch)
         self.busy_seconds += secs
-        return out, {"frames": len(out), "seconds": secs}
+        meta = {"frames": len(out), "seconds": secs}
+        if decoded is not None:
+            meta["decode"] = decoded
+        return out, meta
 
     @ray.method(num_returns=2)
     def flush(self, stream_id: str) -> tuple[FrameBatch | None, dict]:
@@ -81,6 +101,9 @@ class StageActor:
     def close(self, stream_id: str) -> StageReport:
         """Drop the stream's state and return what the stage wants reported."""
         self.streams.pop(stream_id, None)
+        decoder = self.decoders.pop(stream_id, None)
+        if decoder is not None:
+            decoder.stop()
         return self.stage.take_report()
 
     def prune(self, live_jobs: list[str]) -> int:
@@ -89,6 +112,9 @@ class StageActor:
         dead = [sid for sid in self.streams if sid.split(":", 1)[0] not in live_jobs]
         for sid in dead:
             del self.streams[sid]
+            decoder = self.decoders.pop(sid, None)
+            if decoder is not None:
+                decoder.stop()
         return len(dead)
 
     def _state(self, stream_id: str) -> Any:
