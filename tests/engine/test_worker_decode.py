@@ -13,6 +13,7 @@ from vdp.engine.worker_decode import DecodeRequest, check_readable, tickets
 from vdp.io import iter_batches
 from tests.engine.test_seams import CLIP, affine_plans, layers, rel_err, sequential, spec  # noqa: F401
 
+PREVIEW = "depth_preview.mp4"
 CHUNKING = {"enabled": True, "chunk_frames": 16, "overlap_frames": 8}
 
 
@@ -48,6 +49,18 @@ def test_chunks_are_decoded_by_the_actor_that_runs_their_first_stage(tmp_path, s
     assert os.getpid() not in {d["decode"]["pid"] for d in runs}
     assert not any("cannot read the input" in w for w in saved["warnings"])
     assert saved["stages"]["decode"]["frames_done"] == 70 + 3 * 8
+    assert saved["placement"]["frames_to_driver"] is False  # depth_npz reads no rgb
+
+
+def test_results_keep_their_frames_when_an_output_reads_them(tmp_path, fresh_actors):
+    from vdp.spec import JobSpec
+
+    data = spec(CHUNKING, replicas={"depth": 2}).model_dump(exclude_none=True)
+    data["outputs"] = [{"kind": "depth_npz"}, {"kind": "depth_preview_mp4"}]
+    report = run_job(JobSpec.parse(data), tmp_path, plans=affine_plans())
+    assert report.status == "succeeded" and report.placement["frames_to_driver"] is True
+    assert all(r["decode"]["on"] == "worker" for r in report.chunks["runs"])
+    assert (tmp_path / PREVIEW).stat().st_size > 0
 
 
 def test_a_replica_that_cannot_read_the_input_gets_frames_from_the_driver(tmp_path, sequential, fresh_actors,

@@ -16,7 +16,8 @@ import torch
 
 from vdp.engine.plan import StagePlan
 from vdp.engine.step import flush_step, process_step
-from vdp.engine.worker_decode import DecodeRequest, DecodeTicket, WorkerDecoder, check_readable, decode_device
+from vdp.engine.worker_decode import (DecodeRequest, DecodeTicket, WorkerDecoder, check_readable, decode_device,
+                                      frameless)
 from vdp.errors import VdpError
 from vdp.stages.base import StageReport
 from vdp.types import FrameBatch, VideoInfo
@@ -46,6 +47,7 @@ class StageActor:
         self.stage.setup(self.device)
         self.streams: dict[str, Any] = {}
         self.decoders: dict[str, WorkerDecoder] = {}  # streams whose frames this actor decodes
+        self.frameless: set[str] = set()  # streams whose results go out without RGB frames
         self.started = time.time()
         self.frames = 0
         self.busy_seconds = 0.0
@@ -65,9 +67,13 @@ class StageActor:
         return {"reason": check_readable(path, size), "pid": os.getpid(),
                 "node_id": ray.get_runtime_context().get_node_id()}
 
-    def open(self, stream_id: str, info: VideoInfo, decode: DecodeRequest | None = None) -> None:
-        """Open a stream's state; with `decode`, this actor decodes its frames (tickets)."""
+    def open(self, stream_id: str, info: VideoInfo, decode: DecodeRequest | None = None,
+             drop_frames: bool = False) -> None:
+        """Open a stream's state; with `decode`, this actor decodes its frames (tickets); with
+        `drop_frames`, its results carry no RGB frames (`frameless`)."""
         self.streams[stream_id] = self.stage.init_state(info)
+        if drop_frames:
+            self.frameless.add(stream_id)
         if decode is not None:
             request = DecodeRequest(**{**decode.__dict__, "device": decode_device(self.device)})
             self.decoders[stream_id] = WorkerDecoder(request, ray.get_runtime_context().get_node_id())
@@ -90,17 +96,21 @@ class StageActor:
         meta = {"frames": len(out), "seconds": secs}
         if decoded is not None:
             meta["decode"] = decoded
-        return out, meta
+        return self._outgoing(stream_id, out), meta
 
     @ray.method(num_returns=2)
     def flush(self, stream_id: str) -> tuple[FrameBatch | None, dict]:
         out, secs = flush_step(self.stage, self.name, self._state(stream_id))
         self.busy_seconds += secs
-        return out, {"frames": 0 if out is None else len(out), "seconds": secs}
+        return self._outgoing(stream_id, out), {"frames": 0 if out is None else len(out), "seconds": secs}
+
+    def _outgoing(self, stream_id: str, out: FrameBatch | None) -> FrameBatch | None:
+        return frameless(out) if out is not None and stream_id in self.frameless else out
 
     def close(self, stream_id: str) -> StageReport:
         """Drop the stream's state and return what the stage wants reported."""
         self.streams.pop(stream_id, None)
+        self.frameless.discard(stream_id)
         decoder = self.decoders.pop(stream_id, None)
         if decoder is not None:
             decoder.stop()
@@ -112,6 +122,7 @@ class StageActor:
         dead = [sid for sid in self.streams if sid.split(":", 1)[0] not in live_jobs]
         for sid in dead:
             del self.streams[sid]
+            self.frameless.discard(sid)
             decoder = self.decoders.pop(sid, None)
             if decoder is not None:
                 decoder.stop()

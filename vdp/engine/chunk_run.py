@@ -45,6 +45,8 @@ class RunContext:
     max_in_flight: int
     batch_timeout_s: float
     tracker: ProgressTracker | None = None
+    #: Results come back with their RGB frames (some output reads them).
+    keep_frames: bool = True
     #: (stage name, ref of its ``close`` call) of every closed stream, for the reports.
     closing: list[tuple[str, Any]] = field(default_factory=list)
     job_id: str = field(default_factory=lambda: ray.get_runtime_context().get_job_id())
@@ -116,7 +118,9 @@ class ChunkRun:
     def open(self) -> None:
         self.sid = f"{self.ctx.job_id}:{uuid.uuid4().hex[:12]}:c{self.chunk.index}"  # see StageActor.prune
         self.open_sids.append(self.sid)
-        self.opens.extend(r.handle.open.remote(self.sid, self.ctx.info, self.decode if i == 0 else None)
+        last = len(self.replicas) - 1
+        self.opens.extend(r.handle.open.remote(self.sid, self.ctx.info, self.decode if i == 0 else None,
+                                               i == last and not self.ctx.keep_frames)
                           for i, r in enumerate(self.replicas))
 
     def process(self, batch: FrameBatch | DecodeTicket) -> None:

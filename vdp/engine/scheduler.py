@@ -94,7 +94,7 @@ class ChunkScheduler:
     def run(self, todo: list[Chunk], attempts: dict[int, int], assembler: Assembler,
             open_source: SourceFactory, info: VideoInfo, tracker: ProgressTracker | None = None,
             cancel: threading.Event | None = None, decode: DecodeRequest | None = None,
-            why_driver: str = "") -> dict[str, StageReport]:
+            why_driver: str = "", keep_frames: bool = True) -> dict[str, StageReport]:
         """Run `todo` (in this order of priority) and feed their results to `assembler`.
 
         Args:
@@ -108,12 +108,13 @@ class ChunkScheduler:
             decode: The input for decoding on the first stage's replicas (its range is set per
                 chunk); None: every chunk is decoded here (`open_source`) and shipped.
             why_driver: Why `decode` is None (recorded per chunk).
+            keep_frames: Results come back with their RGB frames (else the last stage drops them).
 
         Returns:
             Each stage's report.
         """
         ctx = RunContext([p.name for p in self.plans], info, self.budget, self.costs,
-                         self.max_in_flight, self.batch_timeout_s, tracker)
+                         self.max_in_flight, self.batch_timeout_s, tracker, keep_frames=keep_frames)
         queue: deque[Chunk] = deque(todo)
         active: list[ChunkRun] = []
         dropped = DroppedRefs()

@@ -61,6 +61,13 @@ def tickets(request: DecodeRequest) -> list[DecodeTicket]:
     return [DecodeTicket(f, min(f + step, request.stop)) for f in range(request.start, request.stop, step)]
 
 
+def frameless(batch: FrameBatch) -> FrameBatch:
+    """`batch` without its RGB frames (``[T,3,0,0]``): what a job whose outputs read no ``rgb``
+    needs of a result, so full-resolution frames do not travel back to the driver."""
+    empty = torch.empty((len(batch), 3, 0, 0), dtype=torch.uint8)
+    return FrameBatch(empty, batch.indices, batch.pts_seconds, batch.layers, batch.starts_segment)
+
+
 def check_readable(path: str, size: int) -> str:
     """Why this process cannot read the driver's input at `path` ("" when it can)."""
     try:
