@@ -89,3 +89,12 @@ def test_scene_cut_jobs_decode_on_the_driver_and_say_why(tmp_path, fresh_actors)
     assert report.status == "succeeded"
     assert all(r["decode"] == {"on": "driver", "reason": "scene-cut detection runs on frames decoded by the driver"}
                for r in report.chunks["runs"])
+
+
+def test_decode_device_follows_the_actor_and_falls_back_to_cpu():
+    import torch
+
+    from vdp.engine.worker_decode import decode_device
+
+    assert decode_device(torch.device("cpu")) == "cpu"
+    assert decode_device(torch.device("cuda")) == ("cuda" if torch.cuda.is_available() else "cpu")
