@@ -129,7 +129,8 @@ def job_on_cluster(out: str) -> dict:
     chunking = {"enabled": True, "chunk_frames": 16, "overlap_frames": 8}
     report = run_job(spec(chunking, replicas={"depth": 4}, threads=1), out, plans=plans())
     return {"nodes": [n["NodeID"] for n in ray.nodes() if n["Alive"]],
-            "replicas": report.placement["replicas"]["depth"], "status": report.status}
+            "replicas": report.placement["replicas"]["depth"], "runs": report.chunks["runs"],
+            "status": report.status, "driver": {"pid": os.getpid(), "node_id": ray.get_runtime_context().get_node_id()}}
 
 
 def test_job_runs_across_a_two_node_cluster(tmp_path, two_node_cluster):
@@ -141,6 +142,13 @@ def test_job_runs_across_a_two_node_cluster(tmp_path, two_node_cluster):
     assert result["status"] == "succeeded" and len(result["nodes"]) == 2
     used = {r["node_id"] for r in result["replicas"] if r["chunks"]}
     assert used == set(result["nodes"]), result["replicas"]  # chunks ran on both nodes
+    # each chunk was decoded by the actor (node and process) that ran it, never by the driver
+    where = {r["name"]: (r["node_id"], r["pid"]) for r in result["replicas"]}
+    for run in result["runs"]:
+        assert run["decode"]["on"] == "worker", run
+        assert (run["decode"]["node_id"], run["decode"]["pid"]) == where[run["actors"]["depth"]], run
+    assert {run["decode"]["node_id"] for run in result["runs"]} == set(result["nodes"])
+    assert result["driver"]["pid"] not in {run["decode"]["pid"] for run in result["runs"]}
     run_job(spec(threads=1), tmp_path / "seq", local=True, plans=plans())
     a = np.load(tmp_path / "out" / "depth.npz")["depth"]
     b = np.load(tmp_path / "seq" / "depth.npz")["depth"]

@@ -18,6 +18,8 @@ from vdp.engine.lifecycle import idle_info, watch_idle
 from vdp.engine.metrics import record_batch, record_fallbacks
 from vdp.engine.plan import StagePlan
 from vdp.engine.step import flush_step, process_step, step_meta
+from vdp.engine.worker_decode import (DecodeRequest, DecodeTicket, WorkerDecoder, check_readable, decode_device,
+                                      frameless)
 from vdp.errors import VdpError
 from vdp.stages.base import StageReport
 from vdp.types import FrameBatch, VideoInfo
@@ -46,6 +48,8 @@ class StageActor:
         self.device = torch.device("cuda" if use_cuda else "cpu")
         self.stage.setup(self.device)
         self.streams: dict[str, Any] = {}
+        self.decoders: dict[str, WorkerDecoder] = {}  # streams whose frames this actor decodes
+        self.frameless: set[str] = set()  # streams whose results go out without RGB frames
         self.started = time.time()
         self.frames = 0
         self.busy_seconds = 0.0
@@ -60,14 +64,33 @@ class StageActor:
                 "frames": self.frames, "busy_seconds": self.busy_seconds,
                 "started": self.started, "torch_threads": torch.get_num_threads(),
                 "thp_alloc": os.environ.get("THP_MEM_ALLOC_ENABLE"),
-                **idle_info(self)}  #
+                **idle_info(self)}
 
-    def open(self, stream_id: str, info: VideoInfo) -> None:
+    def can_read(self, path: str, size: int) -> dict:
+        """Whether this process can decode the driver's input (`check_readable`), and where it is."""
+        return {"reason": check_readable(path, size), "pid": os.getpid(),
+                "node_id": ray.get_runtime_context().get_node_id()}
+
+    def open(self, stream_id: str, info: VideoInfo, decode: DecodeRequest | None = None,
+             drop_frames: bool = False) -> None:
+        """Open a stream's state; with `decode`, this actor decodes its frames (tickets); with
+        `drop_frames`, its results carry no RGB frames (`frameless`)."""
         self.streams[stream_id] = self.stage.init_state(info)
+        if drop_frames:
+            self.frameless.add(stream_id)
+        if decode is not None:
+            request = DecodeRequest(**{**decode.__dict__, "device": decode_device(self.device)})
+            self.decoders[stream_id] = WorkerDecoder(request, ray.get_runtime_context().get_node_id())
 
     @ray.method(num_returns=2)
     def process(self, stream_id: str, batch: FrameBatch | None) -> tuple[FrameBatch | None, dict]:
         """Process one batch of a stream; returns (batch, {"frames", "seconds"})."""
+        decoded = None
+        if isinstance(batch, DecodeTicket):
+            self._state(stream_id)  # a stream lost with a restart raises StreamLostError here
+            decoder = self.decoders[stream_id]
+            batch, decode_secs = decoder.take(batch)
+            decoded = {"frames": len(batch), "seconds": decode_secs, "where": dict(decoder.where)}
         if batch is None or len(batch) == 0:
             return batch, step_meta(None, 0.0)
         out, self.streams[stream_id], secs = process_step(self.stage, self.name, batch,
@@ -75,17 +98,27 @@ class StageActor:
         self.frames += len(batch)
         self.busy_seconds += secs
         record_batch(self.name, stream_id, len(batch), secs)  # Ray metrics
-        return out, step_meta(out, secs)
+        meta = step_meta(out, secs)
+        if decoded is not None:
+            meta["decode"] = decoded
+        return self._outgoing(stream_id, out), meta
 
     @ray.method(num_returns=2)
     def flush(self, stream_id: str) -> tuple[FrameBatch | None, dict]:
         out, secs = flush_step(self.stage, self.name, self._state(stream_id))
         self.busy_seconds += secs
-        return out, step_meta(out, secs)
+        return self._outgoing(stream_id, out), step_meta(out, secs)
+
+    def _outgoing(self, stream_id: str, out: FrameBatch | None) -> FrameBatch | None:
+        return frameless(out) if out is not None and stream_id in self.frameless else out
 
     def close(self, stream_id: str) -> StageReport:
         """Drop the stream's state and return what the stage wants reported."""
         self.streams.pop(stream_id, None)
+        self.frameless.discard(stream_id)
+        decoder = self.decoders.pop(stream_id, None)
+        if decoder is not None:
+            decoder.stop()
         report = self.stage.take_report()
         record_fallbacks(self.name, stream_id, report.fallbacks)  # Ray metrics
         return report
@@ -96,6 +129,10 @@ class StageActor:
         dead = [sid for sid in self.streams if sid.split(":", 1)[0] not in live_jobs]
         for sid in dead:
             del self.streams[sid]
+            self.frameless.discard(sid)
+            decoder = self.decoders.pop(sid, None)
+            if decoder is not None:
+                decoder.stop()
         return len(dead)
 
     def _state(self, stream_id: str) -> Any:

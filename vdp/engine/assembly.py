@@ -5,7 +5,8 @@ a chunk gets a `ChunkResults`; `Assembler.add` hands a result batch straight to 
 its chunk is the one being merged and nothing of it is waiting, and otherwise spills it to the
 chunk store on disk (layers only), so results that cannot be merged yet never pile up in RAM.
 When the merge reaches a chunk, its spilled batches are replayed (their RGB frames decoded again
-from the source, seeking to the first one) before its live ones.
+from the source, seeking to the first one; not at all when no output reads them) before its
+live ones.
 
 With ``persist`` every batch is also stored, and a finished chunk's files are kept (and listed in
 the ledger) until the job ends, so a resumed driver replays them instead of running the chunk
@@ -17,9 +18,12 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Iterator
 
+import torch
+
 from vdp.engine.chunks import Chunk
 from vdp.engine.ledger import ChunkStore, Ledger, StoredBatch, describe_files
 from vdp.engine.merge import ChunkMerger
+from vdp.engine.worker_decode import frameless
 from vdp.types import FrameBatch
 
 
@@ -107,16 +111,19 @@ class Assembler:
         ledger: Receives ``done`` events.
         reader: Decodes frames of replayed batches.
         persist: Keep every finished chunk's results until the job ends (resume).
+        keep_frames: Some output reads the RGB frames; else results are held and merged without
+            them (`vdp.engine.worker_decode.frameless`) and replayed ones are not decoded.
     """
 
     def __init__(self, chunks: list[Chunk], merger: ChunkMerger, store: ChunkStore, ledger: Ledger,
-                 reader: FrameReader, *, persist: bool) -> None:
+                 reader: FrameReader, *, persist: bool, keep_frames: bool = True) -> None:
         self.chunks = chunks
         self.merger = merger
         self.store = store
         self.ledger = ledger
         self.reader = reader
         self.persist = persist
+        self.keep_frames = keep_frames
         self.current: dict[int, ChunkResults] = {}
         self.spilled_bytes = 0
 
@@ -140,6 +147,8 @@ class Assembler:
         """One result batch of a run (frame order)."""
         if len(batch) == 0 or self.current.get(res.chunk.index) is not res:
             return
+        if not self.keep_frames:
+            batch = frameless(batch)
         first, stop = int(batch.indices[0]), int(batch.indices[-1]) + 1
         live = self.merger.index == res.chunk.index and not res._queue
         stored = None
@@ -197,5 +206,8 @@ class Assembler:
         if entry.stored is None:
             raise ValueError(f"result frames {entry.first}-{entry.stop - 1} are neither in memory nor stored")
         data = entry.stored.load()
+        if not self.keep_frames:
+            empty = torch.empty((entry.stop - entry.first, 3, 0, 0), dtype=torch.uint8)
+            return FrameBatch(empty, data["indices"], data["pts_seconds"], data["layers"])
         src = self.reader.read(entry.first, entry.stop)
         return FrameBatch(src.frames, data["indices"], data["pts_seconds"], data["layers"])

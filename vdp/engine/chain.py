@@ -109,14 +109,16 @@ class Chain:
         """Whether pushing `batch` first ends the current segment (a cut after the start)."""
         return batch.starts_segment and self.started
 
-    def push(self, batch: FrameBatch, decode_seconds: float = 0.0) -> None:
-        """Feed one decoded batch (`decode_seconds`: what getting it took)."""
+    def push(self, batch: FrameBatch, decode_seconds: float | None = 0.0) -> None:
+        """Feed one decoded batch (`decode_seconds`: what getting it took; None when the
+        transport decodes it and counts ``decode`` itself)."""
         self.begin()
         if self.cuts_at(batch):
             self.end_segment()
             self.transport.open()
         self.started = True
-        self.count("decode", {"frames": len(batch), "seconds": decode_seconds})
+        if decode_seconds is not None:
+            self.count("decode", {"frames": len(batch), "seconds": decode_seconds})
         self.transport.process(batch)
 
     def finish(self) -> None:

@@ -1,7 +1,9 @@
 """One chunk run on Ray: the stage-chain protocol's Ray transport, with its in-flight batches.
 
-The chunk's frames are decoded in a background thread (`Prefetcher`) and travel as object refs
-from one stage's actor to the next under a stream id of their own; `vdp.engine.chain.Chain`
+The chunk's frames are decoded by the first stage's actor from tickets (`vdp.engine.worker_decode`),
+or, where that actor cannot read the input, in a background thread here (`Prefetcher`) and put
+in the object store; results travel as object refs from one stage's actor to the next under a
+stream id of their own; `vdp.engine.chain.Chain`
 decides the calls (segments, flush order, reports, progress), this module makes them and keeps
 what they return in order until the results are collected.
 """
@@ -23,6 +25,7 @@ from vdp.engine.chunks import Chunk
 from vdp.engine.placement import Replica
 from vdp.engine.prefetch import Prefetcher
 from vdp.engine.progress import ProgressTracker
+from vdp.engine.worker_decode import DecodeRequest, DecodeTicket, tickets
 from vdp.errors import JobTimeoutError
 from vdp.types import FrameBatch, VideoInfo
 
@@ -42,6 +45,8 @@ class RunContext:
     max_in_flight: int
     batch_timeout_s: float
     tracker: ProgressTracker | None = None
+    #: Results come back with their RGB frames (some output reads them).
+    keep_frames: bool = True
     #: (stage name, ref of its ``close`` call) of every closed stream, for the reports.
     closing: list[tuple[str, Any]] = field(default_factory=list)
     job_id: str = field(default_factory=lambda: ray.get_runtime_context().get_job_id())
@@ -56,13 +61,44 @@ class InFlight:
     cost: int
 
 
+class TicketSource:
+    """The batches of a run whose first stage decodes them: tickets, ready at once (the
+    `Prefetcher` interface `ChunkRun` and the scheduler use)."""
+
+    def __init__(self, request: DecodeRequest) -> None:
+        self._tickets = deque(tickets(request))
+        self.exhausted = False
+        self.last_seconds = 0.0
+        self.ready = True
+
+    def poll(self) -> DecodeTicket | None:
+        if not self._tickets:
+            self.exhausted = True
+            return None
+        return self._tickets.popleft()
+
+    def wait(self, timeout_s: float) -> None:
+        pass
+
+    def stop(self) -> None:
+        self._tickets.clear()
+
+
 class ChunkRun:
-    """A chunk running on one replica per stage (a `ChainTransport`)."""
+    """A chunk running on one replica per stage (a `ChainTransport`).
+
+    With `decode`, the first stage's actor decodes the frames (`source` is a `TicketSource`);
+    `decoded_on` then says where (node, pid, device), else that the driver shipped them.
+    """
 
     def __init__(self, ctx: RunContext, chunk: Chunk, attempt: int, replicas: list[Replica],
-                 results: ChunkResults, source: Prefetcher) -> None:
+                 results: ChunkResults, source: Prefetcher | TicketSource,
+                 decode: DecodeRequest | None = None, why_driver: str = "") -> None:
         self.ctx, self.chunk, self.attempt = ctx, chunk, attempt
         self.replicas, self.results, self.source = replicas, results, source
+        self.decode = decode
+        self.decoded_on: dict[str, Any] = ({"on": "worker"} if decode is not None
+                                           else {"on": "driver", "reason": why_driver})
         self.sid = ""
         self.open_sids: list[str] = []
         self.opens: list[Any] = []  # refs of every `open` call (their errors explain a lost stream)
@@ -82,11 +118,23 @@ class ChunkRun:
     def open(self) -> None:
         self.sid = f"{self.ctx.job_id}:{uuid.uuid4().hex[:12]}:c{self.chunk.index}"  # see StageActor.prune
         self.open_sids.append(self.sid)
-        self.opens.extend(r.handle.open.remote(self.sid, self.ctx.info) for r in self.replicas)
+        last = len(self.replicas) - 1
+        self.opens.extend(r.handle.open.remote(self.sid, self.ctx.info, self.decode if i == 0 else None,
+                                               i == last and not self.ctx.keep_frames)
+                          for i, r in enumerate(self.replicas))
 
-    def process(self, batch: FrameBatch) -> None:
-        self.last_in_bytes = batch_nbytes(batch)
-        self._submit(ray.put(batch), 0, self.ctx.costs.batch(self.last_in_bytes))
+    def process(self, batch: FrameBatch | DecodeTicket) -> None:
+        self.last_in_bytes = self.in_bytes(batch)
+        if isinstance(batch, DecodeTicket):
+            self._submit(batch, 0, self.ctx.costs.batch(self.last_in_bytes, with_input=False))
+        else:
+            self._submit(ray.put(batch), 0, self.ctx.costs.batch(self.last_in_bytes))
+
+    def in_bytes(self, batch: FrameBatch | DecodeTicket) -> int:
+        """Bytes of a batch's frames (a ticket's: as they will be once decoded)."""
+        if isinstance(batch, DecodeTicket):
+            return len(batch) * 3 * self.ctx.info.width * self.ctx.info.height
+        return batch_nbytes(batch)
 
     def flush(self, stage: int) -> None:
         out, meta = self.replicas[stage].handle.flush.remote(self.sid)
@@ -117,13 +165,13 @@ class ChunkRun:
                 self.pending = (batch, self.source.last_seconds)
             if self.pending is not None:
                 batch, secs = self.pending
-                cost = ctx.costs.batch(batch_nbytes(batch))
+                cost = ctx.costs.batch(self.in_bytes(batch), with_input=not isinstance(batch, DecodeTicket))
                 if self.chain.cuts_at(batch):
                     cost += ctx.costs.flush(self.last_in_bytes)
                 if not ctx.budget.fits(cost):
                     break
                 self.pending = None
-                self.chain.push(batch, secs)
+                self.chain.push(batch, None if isinstance(batch, DecodeTicket) else secs)
             elif not self.chain.finished:
                 if not ctx.budget.fits(ctx.costs.flush(self.last_in_bytes)):
                     break
@@ -153,7 +201,7 @@ class ChunkRun:
                                   f"{self.ctx.batch_timeout_s:.0f} s") from None
         except Exception as exc:  # noqa: BLE001 - classified
             raise ChunkLost(classify(exc, self.chunk.index, self.opens)) from None
-        count_metas(self.chain, item.metas, self.ctx.batch_timeout_s)  # the ones `harvest` has not seen finish yet
+        count_metas(self, item.metas, self.ctx.batch_timeout_s)  # the ones `harvest` has not seen finish yet
         item.metas = []
         if out is None or len(out) == 0:
             return None
@@ -190,14 +238,19 @@ class ChunkRun:
         self.open_sids.remove(sid)
 
 
-def count_metas(chain: Chain, metas: list[tuple[str, Any]], timeout_s: float) -> None:
-    """Add finished stage calls to the chain's progress (each call's record is counted once)."""
+def count_metas(run: ChunkRun, metas: list[tuple[str, Any]], timeout_s: float) -> None:
+    """Add finished stage calls to the run's progress (each call's record is counted once),
+    with the decoding the first stage did for them and where it ran."""
     for name, ref in metas:
         try:
             meta = ray.get(ref, timeout=timeout_s)
         except Exception:  # noqa: BLE001 - the result ref reports the failure
             continue
-        chain.count(name, meta)
+        decoded = meta.get("decode")
+        if decoded is not None:
+            run.chain.count("decode", decoded)
+            run.decoded_on = decoded["where"]
+        run.chain.count(name, meta)
 
 
 def harvest(runs: list[ChunkRun]) -> None:
@@ -208,5 +261,5 @@ def harvest(runs: list[ChunkRun]) -> None:
     done = set(ray.wait(refs, num_returns=len(refs), timeout=0)[0])
     for run in runs:
         for item in run.items:
-            count_metas(run.chain, [(n, m) for n, m in item.metas if m in done], run.ctx.batch_timeout_s)
+            count_metas(run, [(n, m) for n, m in item.metas if m in done], run.ctx.batch_timeout_s)
             item.metas = [(n, m) for n, m in item.metas if m not in done]

@@ -96,7 +96,8 @@ class JobRun:
         reader = FrameReader(spec.input, batch_frames=spec.resources.batch_frames,
                              timeout_s=spec.resources.batch_timeout_s)
         persist = spec.chunking.resumable and len(self.chunks) > 1
-        assembler = Assembler(self.chunks, merger, self.store, self.ledger, reader, persist=persist)
+        assembler = Assembler(self.chunks, merger, self.store, self.ledger, reader, persist=persist,
+                              keep_frames=self.keep_frames)
         for k in self.reused:
             assembler.reuse(self.chunks[k], self.records[k].kept)
         stage_reports: dict[str, StageReport] = {}
@@ -147,6 +148,28 @@ class JobRun:
         return run_chunks_locally(runner, self.todo, self.attempts, assembler, source, self.info,
                                   self.ledger, self.tracker)
 
+    @property
+    def keep_frames(self) -> bool:
+        """Whether some output reads the RGB frames (its catalog entry needs ``rgb``); else
+        results travel and merge without them."""
+        from vdp import catalog
+
+        return any("rgb" in catalog.output(o.kind).needs for o in self.spec.outputs)
+
+    def worker_decode(self) -> tuple[Any, str]:
+        """The request for decoding on the first stage's actors (`vdp.engine.worker_decode`),
+        or None and why chunks are decoded here and shipped instead."""
+        import os
+
+        from vdp.engine.worker_decode import DecodeRequest
+
+        if self.spec.scene_cuts:
+            return None, "scene-cut detection runs on frames decoded by the driver"
+        res = self.spec.resources
+        return DecodeRequest(path=os.path.abspath(self.spec.input), size=os.path.getsize(self.spec.input),
+                             start=0, stop=0, batch_frames=res.batch_frames,
+                             timeout_s=res.batch_timeout_s), ""
+
     def _run_on_ray(self, assembler: Any) -> dict[str, StageReport]:
         from vdp.engine.cluster import ensure_ray
         from vdp.engine.placement import ClusterView, acquire_replicas
@@ -163,10 +186,14 @@ class JobRun:
                                    batch_timeout_s=res.batch_timeout_s, budget_bytes=budget,
                                    max_attempts=res.max_attempts)
         report.placement = {"gpus": gpu, "stages": {p.plan.name: p.to_dict() for p in placements}}
+        decode, why_driver = self.worker_decode()
+        report.placement["frames_to_driver"] = self.keep_frames
         try:
             return scheduler.run(self.todo, self.attempts, assembler, self.chunk_source, self.info,
-                                 self.tracker, self.cancel)
+                                 self.tracker, self.cancel, decode=decode, why_driver=why_driver,
+                                 keep_frames=self.keep_frames)
         finally:
+            report.warnings.extend(scheduler.warnings)
             report.placement["replicas"] = {n: [r.to_dict() for r in rs] for n, rs in replicas.items()}
             report.placement["object_store"] = {"budget_bytes": budget,
                                                 "peak_estimated_bytes": scheduler.budget.peak,

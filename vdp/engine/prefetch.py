@@ -79,6 +79,21 @@ class Prefetcher:
         except queue.Empty:
             pass
 
+    def get(self, timeout_s: float) -> FrameBatch | None:
+        """The next batch, waiting for it (None at the end).
+
+        Raises:
+            JobTimeoutError: No batch arrived for `timeout_s`.
+            Exception: Whatever the source raised.
+        """
+        while True:
+            batch = self.poll()
+            if batch is not None or self.exhausted:
+                return batch
+            self.wait(timeout_s)
+            if self._next is None and not self.exhausted:
+                raise JobTimeoutError(f"decoding produced no frames for {timeout_s:g} s")
+
     def batches(self, timeout_s: float) -> Iterator[FrameBatch]:
         """Blocking iteration over the batches, for a single consumer; stops the thread when
         the consumer leaves early.

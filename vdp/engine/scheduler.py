@@ -12,6 +12,9 @@ The loop only decides what happens next; its parts live beside it:
   estimated bytes of everything in flight stay under it; one batch is always admitted so the
   job progresses). Results are taken out of the object store as soon as they are ready; a slow
   writer stops submission, not collection.
+- `vdp.engine.worker_decode`: with a decode request, a chunk's frames are decoded by its
+  first stage's actor (tickets go out, no frames); a replica that cannot read the input gets
+  frames decoded here and shipped, with a warning.
 - `vdp.engine.faults`: a run that lost an actor is dropped (its unmerged results deleted, its
   streams closed) and its chunk goes back to the front of the queue; a chunk that fails
   ``max_attempts`` times fails the job.
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 from collections import deque
 from typing import Any, Callable, Iterator
 
@@ -28,7 +32,7 @@ import ray
 from vdp.engine.assembly import Assembler
 from vdp.engine.budget import CostModel, ObjectStoreBudget
 from vdp.engine.chain import ChainReports
-from vdp.engine.chunk_run import ChunkLost, ChunkRun, RunContext, harvest
+from vdp.engine.chunk_run import ChunkLost, ChunkRun, RunContext, TicketSource, harvest
 from vdp.engine.chunks import Chunk
 from vdp.engine.faults import DroppedRefs, RetryPolicy
 from vdp.engine.ledger import Ledger
@@ -38,6 +42,7 @@ from vdp.engine.prefetch import Prefetcher
 from vdp.engine.progress import ProgressTracker
 from vdp.engine.ray_errors import get_report
 from vdp.engine.replica_pool import ReplicaPool
+from vdp.engine.worker_decode import DecodeRequest
 from vdp.errors import JobCancelledError, JobTimeoutError
 from vdp.stages.base import StageReport
 from vdp.types import FrameBatch, VideoInfo
@@ -77,6 +82,9 @@ class ChunkScheduler:
         self.chunk_log: list[dict[str, Any]] = []
         #: Most batches in flight at once, over all runs.
         self.peak_in_flight = 0
+        #: Engine warnings for the job report (replicas that could not read the input).
+        self.warnings: list[str] = []
+        self._readable: dict[tuple[str, Any], str] = {}
 
     @property
     def retries(self) -> list[dict[str, Any]]:
@@ -85,7 +93,8 @@ class ChunkScheduler:
 
     def run(self, todo: list[Chunk], attempts: dict[int, int], assembler: Assembler,
             open_source: SourceFactory, info: VideoInfo, tracker: ProgressTracker | None = None,
-            cancel: threading.Event | None = None) -> dict[str, StageReport]:
+            cancel: threading.Event | None = None, decode: DecodeRequest | None = None,
+            why_driver: str = "", keep_frames: bool = True) -> dict[str, StageReport]:
         """Run `todo` (in this order of priority) and feed their results to `assembler`.
 
         Args:
@@ -96,12 +105,16 @@ class ChunkScheduler:
             info: The source's metadata (for the stages' `init_state`).
             tracker: Per-stage progress.
             cancel: When set, the run stops and raises `JobCancelledError`.
+            decode: The input for decoding on the first stage's replicas (its range is set per
+                chunk); None: every chunk is decoded here (`open_source`) and shipped.
+            why_driver: Why `decode` is None (recorded per chunk).
+            keep_frames: Results come back with their RGB frames (else the last stage drops them).
 
         Returns:
             Each stage's report.
         """
         ctx = RunContext([p.name for p in self.plans], info, self.budget, self.costs,
-                         self.max_in_flight, self.batch_timeout_s, tracker)
+                         self.max_in_flight, self.batch_timeout_s, tracker, keep_frames=keep_frames)
         queue: deque[Chunk] = deque(todo)
         active: list[ChunkRun] = []
         dropped = DroppedRefs()
@@ -114,7 +127,8 @@ class ChunkScheduler:
                     reps = self.pool.take()
                     if reps is None:
                         break
-                    active.append(self._start(ctx, queue.popleft(), reps, attempts, assembler, open_source))
+                    active.append(self._start(ctx, queue.popleft(), reps, attempts, assembler, open_source,
+                                              decode, why_driver))
                 if not active:
                     self.pool.wait_probes(0.1)
                     continue
@@ -142,13 +156,40 @@ class ChunkScheduler:
         return reports.reports
 
     def _start(self, ctx: RunContext, chunk: Chunk, reps: list[Replica], attempts: dict[int, int],
-               assembler: Assembler, open_source: SourceFactory) -> ChunkRun:
+               assembler: Assembler, open_source: SourceFactory, decode: DecodeRequest | None,
+               why_driver: str) -> ChunkRun:
         attempt = attempts[chunk.index] = attempts.get(chunk.index, 0) + 1
         self.ledger.append("start", chunk=chunk.index, attempt=attempt,
                            actors={r.stage: r.name for r in reps})
+        results = assembler.begin(chunk, attempt)
+        if decode is not None:
+            why_driver = self.unreadable(reps[0], decode)
+            if not why_driver:
+                request = replace(decode, start=chunk.run_start, stop=chunk.stop)
+                return ChunkRun(ctx, chunk, attempt, reps, results, TicketSource(request), request)
         source = Prefetcher(lambda c=chunk: open_source(c), depth=self.prefetch,
                             name=f"vdp-decode-c{chunk.index}")
-        return ChunkRun(ctx, chunk, attempt, reps, assembler.begin(chunk, attempt), source)
+        return ChunkRun(ctx, chunk, attempt, reps, results, source, why_driver=why_driver)
+
+    def unreadable(self, rep: Replica, decode: DecodeRequest) -> str:
+        """Why `rep` cannot decode the input itself ("" when it can); asked once per process,
+        each refusal a warning."""
+        key = (rep.name, rep.info.get("pid"))
+        if key not in self._readable:
+            try:
+                answer = ray.get(rep.handle.can_read.remote(decode.path, decode.size),
+                                 timeout=self.batch_timeout_s)
+                why = answer["reason"]
+                where = f"node {answer['node_id']}, pid {answer['pid']}"
+            except Exception as exc:  # noqa: BLE001 - an actor restarting: ship frames this time
+                why, where = f"could not ask ({type(exc).__name__})", "unknown node"
+                key = (rep.name, None)
+            if why:
+                self.warnings.append(f"replica {rep.name} ({where}) cannot read the input ({why}): "
+                                     f"its chunks' frames are decoded on the driver and shipped "
+                                     f"(put inputs on storage every node reads at the same path)")
+            self._readable[key] = why
+        return self._readable[key]
 
     def _collect(self, active: list[ChunkRun], assembler: Assembler,
                  wait_s: float) -> list[tuple[ChunkRun, str]]:
@@ -181,6 +222,7 @@ class ChunkScheduler:
         assembler.complete(run.results)
         self.chunk_log.append({"chunk": run.chunk.index, "attempt": run.attempt,
                                "actors": {r.stage: r.name for r in run.replicas},
+                               "decode": run.decoded_on,
                                "seconds": round(time.monotonic() - run.t0, 3)})
 
     def _check_timeouts(self, active: list[ChunkRun]) -> None:

@@ -1,0 +1,138 @@
+"""Decode next to the model: a chunk's frames are decoded by the actor that runs its first stage.
+
+On the Ray path the driver no longer decodes a chunk and ships full-resolution frames through
+the object store. It sends the first stage's actor a `DecodeRequest` with the stream's ``open``
+call, then one small `DecodeTicket` per batch (a frame range); the actor decodes the chunk a
+batch or two ahead in a thread of its own (`WorkerDecoder`) and hands each ticket's frames to
+its stage. What crosses processes per batch is a ticket in and the stage chain's result out.
+
+Storage contract: the input is read at the same path on every node (shared storage). Before a
+replica decodes, the driver asks it whether it can read that path (`check_readable`: the file
+opens and has the driver's size); a replica that cannot gets frames shipped from the driver as
+before, and the job report says so in a warning and per chunk.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import torch
+
+from vdp.engine.prefetch import Prefetcher
+from vdp.errors import VdpError
+from vdp.types import FrameBatch
+
+
+class TicketMismatchError(VdpError):
+    """A ticket asked for frames the worker's decoder is not at (a driver/actor disagreement)."""
+
+
+@dataclass(frozen=True)
+class DecodeRequest:
+    """What a worker needs to decode one chunk run: the file, its size as the driver sees it,
+    the frame range and batching, the decode deadline and the device asked for."""
+
+    path: str
+    size: int
+    start: int
+    stop: int
+    batch_frames: int
+    timeout_s: float
+    device: str = "cpu"
+
+
+@dataclass(frozen=True)
+class DecodeTicket:
+    """One batch, by frame range, to be decoded by the worker (frames ``[first, stop)``)."""
+
+    first: int
+    stop: int
+    starts_segment: bool = False
+
+    def __len__(self) -> int:
+        return self.stop - self.first
+
+
+def tickets(request: DecodeRequest) -> list[DecodeTicket]:
+    """The batches of `request` as `vdp.io.VideoSource.batches` cuts them."""
+    step = request.batch_frames
+    return [DecodeTicket(f, min(f + step, request.stop)) for f in range(request.start, request.stop, step)]
+
+
+def frameless(batch: FrameBatch) -> FrameBatch:
+    """`batch` without its RGB frames (``[T,3,0,0]``): what a job whose outputs read no ``rgb``
+    needs of a result, so full-resolution frames do not travel back to the driver."""
+    empty = torch.empty((len(batch), 3, 0, 0), dtype=torch.uint8)
+    return FrameBatch(empty, batch.indices, batch.pts_seconds, batch.layers, batch.starts_segment)
+
+
+def check_readable(path: str, size: int) -> str:
+    """Why this process cannot read the driver's input at `path` ("" when it can)."""
+    try:
+        st = os.stat(path)
+        with open(path, "rb") as fh:
+            fh.read(1)
+    except OSError as exc:
+        return f"cannot read {path}: {exc.strerror or exc}"
+    if st.st_size != size:
+        return f"{path} has {st.st_size} bytes here, {size} on the driver (not the same file)"
+    return ""
+
+
+def decode_device(actor_device: torch.device) -> str:
+    """NVDEC (TorchCodec's CUDA device) where the actor computes on CUDA, else the CPU."""
+    return "cuda" if actor_device.type == "cuda" and torch.cuda.is_available() else "cpu"
+
+
+class WorkerDecoder:
+    """Decodes one chunk run inside the actor, a batch or two ahead of the stage.
+
+    Frames decoded on CUDA are moved to the CPU before the stage sees them (the stage contract's
+    frames are CPU tensors); decode falling back to the CPU is recorded in `where`.
+    """
+
+    def __init__(self, request: DecodeRequest, node_id: str, depth: int = 2) -> None:
+        self.request = request
+        self.source_status: Any = None
+        self._next = request.start
+        self._prefetch = Prefetcher(self._open, depth=depth, name="vdp-worker-decode")
+        self.where = {"on": "worker", "node_id": node_id, "pid": os.getpid(),
+                      "device": request.device, "requested_device": request.device}
+
+    def _open(self) -> Iterator[FrameBatch]:
+        from vdp.io.decode import VideoSource
+
+        r = self.request
+        source = VideoSource(r.path, device=r.device, timeout_s=r.timeout_s)
+        self.source_status = source.status
+        for batch in source.batches(batch_frames=r.batch_frames, start_frame=r.start, stop_frame=r.stop):
+            if batch.frames.device.type != "cpu":
+                batch = FrameBatch(batch.frames.cpu(), batch.indices, batch.pts_seconds)
+            yield batch
+
+    def take(self, ticket: DecodeTicket) -> tuple[FrameBatch, float]:
+        """The frames of `ticket` and the seconds the decode thread spent on them.
+
+        Raises:
+            TicketMismatchError: The ticket does not continue where the last one ended.
+            DecodeError, JobTimeoutError: Decoding failed or stalled.
+        """
+        if ticket.first != self._next:
+            raise TicketMismatchError(f"worker decoder of {self.request.path} is at frame {self._next}, "
+                                      f"ticket asks for {ticket.first}-{ticket.stop - 1}")
+        batch = self._prefetch.get(self.request.timeout_s)
+        if batch is None or len(batch) != len(ticket):
+            got = 0 if batch is None else len(batch)
+            raise TicketMismatchError(f"decoded {got} frames for ticket {ticket.first}-{ticket.stop - 1}")
+        self._next = ticket.stop
+        status = self.source_status
+        if status is not None and status.fallback:
+            self.where.update(device=status.device, fallback=status.reason)
+        if ticket.starts_segment:
+            batch.starts_segment = True
+        return batch, self._prefetch.last_seconds
+
+    def stop(self) -> None:
+        self._prefetch.stop()
