@@ -173,6 +173,7 @@ def _run(spec: JobSpec, spec_json: str, out: Path, work: Path, report: JobReport
 
     info = probe(spec.input)
     report.input = info.to_dict()
+    report.warnings.extend(info.warnings)
     total = min(info.num_frames, spec.max_frames or info.num_frames)
     plans = plans if plans is not None else plan_stages(spec)
     chunks = plan_chunks(total, spec.chunking)

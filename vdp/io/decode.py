@@ -8,10 +8,18 @@ What TorchCodec 0.13 already does, and vdp relies on:
       ``i``, a batch starting at ``start_frame`` seeks to the keyframe before it (no decoding
       from zero) and variable-frame-rate streams keep their true ``pts_seconds``.
 
+Frame count: the frames the open-time scan finds are the truth; the container's declared count
+is a hint. When the container declares more (an MP4 edit list that cuts leading frames, an AVI
+header that overstates, a file cut short), the source has the frames found, and
+``info.warnings`` says "declared N, decoded M" (the job copies it into report.json). Raw
+elementary streams (``.h264``, ``.hevc``: no container, no timestamps, not seekable) are
+converted once by ffmpeg into a cached lossless FFV1 Matroska copy (same pixels, pixel format and
+colour tags; remuxing with ``-c copy`` cannot give B-frame streams timestamps) and decoded from
+there; ``info.codec`` stays the source's codec.
+
 Broken input always raises `DecodeError` (never hangs: opening and every batch run under a
 deadline, see `timeout_s`):
-    * missing, empty, not a container, no video stream (audio only): raised on open;
-    * truncated: the container header lists more frames than the file holds -> raised on open;
+    * missing, empty, not a container, no video stream (audio only), no frames: raised on open;
     * corrupted mid-stream: frames are yielded up to the first frame that fails to decode, then
       `DecodeError` says how many frames decoded OK and the failing index. Bad frames are never
       skipped or replaced: every later stage relies on frame ``i`` of the output being frame
@@ -20,9 +28,13 @@ deadline, see `timeout_s`):
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import re
+import subprocess
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Iterator, TypeVar
 
 import torch
@@ -30,12 +42,16 @@ from torchcodec.decoders import AudioDecoder, VideoDecoder
 
 from vdp.errors import DecodeError, JobTimeoutError
 from vdp.io._deadline import call_with_deadline
+from vdp.io._ffmpeg import ffmpeg_exe, run_ffmpeg
 from vdp.types import FrameBatch, VideoInfo
 
 T = TypeVar("T")
 
 DEFAULT_TIMEOUT_S = 120.0
 _SOURCE_PREFIX = re.compile(r"^\w+, \S+:\d+, ")
+#: TorchCodec's messages for a stream it cannot index: no container (raw elementary stream).
+_UNSEEKABLE = ("Could not seek file", "maximum pts value in seconds is unknown")
+REMUX_DIR = Path(tempfile.gettempdir()) / "vdp-remux"
 
 
 @dataclass
@@ -118,6 +134,9 @@ class VideoSource:
         self._timed_out = False
         requested = _check_device(device)
         self.status = DecodeStatus(requested_device=requested, device=requested)
+        self.warnings: list[str] = []
+        self._decode_path = self.path
+        self._raw_codec = ""
         self._check_file()
         self._decoder = self._open(requested)
         self.info = self._make_info()
@@ -141,7 +160,7 @@ class VideoSource:
             raise DecodeError(f"{self.path}: the file is empty (0 bytes)")
 
     def _make_decoder(self, device: str) -> VideoDecoder:
-        return VideoDecoder(self.path, device=device, num_ffmpeg_threads=self._num_threads,
+        return VideoDecoder(self._decode_path, device=device, num_ffmpeg_threads=self._num_threads,
                             seek_mode="exact", dimension_order="NCHW")
 
     def _open(self, device: str) -> VideoDecoder:
@@ -157,7 +176,13 @@ class VideoSource:
         try:
             decoder = self._call(lambda: self._make_decoder("cpu"), "opening")
         except (RuntimeError, ValueError) as exc:
-            raise DecodeError(self._explain_open_failure(exc)) from None
+            if self._decode_path != self.path or not any(m in str(exc) for m in _UNSEEKABLE):
+                raise DecodeError(self._explain_open_failure(exc)) from None
+            self._decode_path, self._raw_codec = remux_elementary_stream(
+                self.path, timeout_s=self.timeout_s)
+            self.warnings.append(f"{os.path.basename(self.path)}: raw {self._raw_codec} elementary "
+                                 f"stream (no container): decoded from a lossless FFV1 copy")
+            return self._open(device)
         self._check_frame_counts(decoder)
         return decoder
 
@@ -176,12 +201,13 @@ class VideoSource:
             raise DecodeError(f"{self.path}: the video stream has no frames")
         header, content = md.num_frames_from_header, md.num_frames_from_content
         if header is not None and content is not None and content < header:
-            raise DecodeError(f"{self.path}: truncated: the container header lists {header} "
-                              f"frames but only {content} are present in the file")
+            self.warnings.append(f"{os.path.basename(self.path)}: the container declares {header} "
+                                 f"frames but {content} decode (declared {header}, decoded "
+                                 f"{content}); using the {content} decoded frames")
 
     def _has_audio(self) -> bool:
         try:
-            self._call(lambda: AudioDecoder(self.path), "probing audio of")
+            self._call(lambda: AudioDecoder(self._decode_path), "probing audio of")
         except (RuntimeError, ValueError):
             return False
         return True
@@ -193,9 +219,12 @@ class VideoSource:
         fps = float(md.average_fps) if md.average_fps else (n / duration if duration else 0.0)
         pix_fmt = md.pixel_format or ""
         return VideoInfo(path=self.path, num_frames=n, fps=fps, duration_seconds=duration,
-                         width=int(md.width), height=int(md.height), codec=md.codec or "",
+                         width=int(md.width), height=int(md.height),
+                         codec=self._raw_codec or md.codec or "",
                          pixel_format=pix_fmt, rotation_degrees=int(round(md.rotation or 0)),
-                         has_audio=self._has_audio(), bit_depth=bit_depth_of(pix_fmt))
+                         has_audio=self._has_audio(), bit_depth=bit_depth_of(pix_fmt),
+                         declared_frames=md.num_frames_from_header,
+                         warnings=tuple(self.warnings))
 
     # -- reading -------------------------------------------------------------------------
     def batches(self, *, batch_frames: int = 16, start_frame: int = 0,
@@ -295,6 +324,34 @@ class VideoSource:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def remux_elementary_stream(path: str, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> tuple[str, str]:
+    """A lossless FFV1 Matroska copy of the raw elementary stream `path`, made once and cached.
+
+    The cache key is the file's absolute path, size and modification time; the copy is written
+    to a temporary name and renamed, so concurrent openers never see a partial file.
+
+    Returns:
+        (path of the copy, the source's codec name as ffmpeg reports it).
+
+    Raises:
+        DecodeError: ffmpeg could not read the stream.
+    """
+    info = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", path],
+                          capture_output=True, text=True, timeout=timeout_s, check=False).stderr
+    codec = m.group(1) if (m := re.search(r"Stream #0:0.*?: Video: (\w+)", info)) else "video"
+    st = os.stat(path)
+    key = hashlib.sha256(f"{os.path.abspath(path)}|{st.st_size}|{st.st_mtime_ns}".encode())
+    REMUX_DIR.mkdir(parents=True, exist_ok=True)
+    target = REMUX_DIR / f"{key.hexdigest()[:24]}.mkv"
+    if not target.is_file():
+        tmp = target.with_name(f"{target.stem}.{os.getpid()}.{id(target)}.tmp.mkv")
+        run_ffmpeg(["-y", "-i", path, "-map", "0:v:0", "-c:v", "ffv1", "-level", "3",
+                    "-threads", "0", str(tmp)], timeout_s=timeout_s,
+                   what=f"converting raw stream {path}", error=DecodeError)
+        os.replace(tmp, target)
+    return str(target), codec
 
 
 def probe(path: str | os.PathLike[str], *, timeout_s: float = DEFAULT_TIMEOUT_S) -> VideoInfo:
