@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from vdp.io import iter_batches, probe
+from vdp.io import VideoSource, iter_batches, probe
+from vdp.io._streams import timestamp_rate
 from vdp.io._ffmpeg import ffmpeg_exe
 from vdp.types import FrameBatch
 
@@ -102,3 +103,39 @@ def test_job_report_carries_the_frame_count_warning(bars: Path, tmp_path: Path) 
     assert any(f"declared {info.declared_frames}, decoded {info.num_frames}" in w
                for w in report["warnings"])
     assert report["input"]["declared_frames"] == info.declared_frames
+
+
+@pytest.fixture(scope="module")
+def ntsc_mkv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """60 frames at 30000/1001 fps in Matroska (1 ms time base: durations of 33 and 34 ms)."""
+    path = tmp_path_factory.mktemp("ntsc") / "ntsc.mkv"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=160x120:rate=30000/1001", "-frames:v", "60",
+           "-c:v", "libx264", "-bf", "0", "-g", "10", str(path))
+    return path
+
+
+def test_mkv_without_default_duration_takes_its_rate_from_timestamps(ntsc_mkv: Path,
+                                                                      tmp_path: Path) -> None:
+    # Overwrite the track's DefaultDuration element (EBML id 23 E3 83, 4-byte value) with a Void
+    # element of the same length: the container then declares 1000/33 fps (30.30).
+    data = bytearray(ntsc_mkv.read_bytes())
+    at = data.find(bytes([0x23, 0xE3, 0x83, 0x84]))
+    assert at > 0
+    data[at:at + 8] = bytes([0xEC, 0x86]) + bytes(6)
+    path = tmp_path / "no_rate.mkv"
+    path.write_bytes(bytes(data))
+    rate, nominal = timestamp_rate(str(path))  # ffmpeg 9 guesses 30.30 fps from the first frames
+    assert nominal == pytest.approx(30.30) and rate == pytest.approx(30000 / 1001, rel=1e-3)
+    info = probe(path)
+    assert info.fps == pytest.approx(30000 / 1001, rel=1e-3) and info.warnings == ()
+    assert probe(ntsc_mkv).fps == pytest.approx(30000 / 1001, rel=1e-4)
+
+
+def test_identical_timestamps_warn_and_use_the_nominal_rate(ntsc_mkv: Path, tmp_path: Path) -> None:
+    path = tmp_path / "same_ts.mkv"
+    ffmpeg("-i", str(ntsc_mkv), "-c", "copy", "-bsf:v", "setts=ts=0", str(path))
+    assert timestamp_rate(str(path)) == (0.0, pytest.approx(29.97))
+    info = probe(path)
+    assert info.fps == pytest.approx(29.97)
+    assert info.warnings == ("same_ts.mkv: the frames share one timestamp; using the nominal rate "
+                             "29.97 fps",)

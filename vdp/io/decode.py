@@ -17,6 +17,12 @@ converted once by ffmpeg into a cached lossless FFV1 Matroska copy (same pixels,
 colour tags; remuxing with ``-c copy`` cannot give B-frame streams timestamps) and decoded from
 there; ``info.codec`` stays the source's codec.
 
+Frame rate: the scanned average (frames / duration) when the container declares an average rate
+and the scan is plausible (a declared rate that differs means a variable rate: the average is
+kept); otherwise (no declared average, as in MKV without a default duration, or an implausible
+scan) the rate from the packet timestamps, ``1 / median frame duration`` (`timestamp_rate`). A stream whose
+frames all share one timestamp gets its nominal rate and a warning.
+
 Broken input always raises `DecodeError` (never hangs: opening and every batch run under a
 deadline, see `timeout_s`):
     * missing, empty, not a container, no video stream (audio only), no frames: raised on open;
@@ -28,13 +34,9 @@ deadline, see `timeout_s`):
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import re
-import subprocess
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable, Iterator, TypeVar
 
 import torch
@@ -42,7 +44,7 @@ from torchcodec.decoders import AudioDecoder, VideoDecoder
 
 from vdp.errors import DecodeError, JobTimeoutError
 from vdp.io._deadline import call_with_deadline
-from vdp.io._ffmpeg import ffmpeg_exe, run_ffmpeg
+from vdp.io._streams import remux_elementary_stream, timestamp_rate
 from vdp.types import FrameBatch, VideoInfo
 
 T = TypeVar("T")
@@ -51,7 +53,7 @@ DEFAULT_TIMEOUT_S = 120.0
 _SOURCE_PREFIX = re.compile(r"^\w+, \S+:\d+, ")
 #: TorchCodec's messages for a stream it cannot index: no container (raw elementary stream).
 _UNSEEKABLE = ("Could not seek file", "maximum pts value in seconds is unknown")
-REMUX_DIR = Path(tempfile.gettempdir()) / "vdp-remux"
+MAX_PLAUSIBLE_FPS = 480.0
 
 
 @dataclass
@@ -212,11 +214,26 @@ class VideoSource:
             return False
         return True
 
+    def _frame_rate(self, n: int, duration: float) -> float:
+        """The frame rate (see the module docstring)."""
+        md = self._decoder.metadata
+        scan = float(md.average_fps or 0.0)
+        header = float(md.average_fps_from_header or 0.0)
+        if 0 < scan <= MAX_PLAUSIBLE_FPS and header:  # a declared rate that differs: variable rate
+            return scan
+        rate, nominal = timestamp_rate(self._decode_path, timeout_s=self.timeout_s)
+        if rate:
+            return rate
+        fallback = nominal or (header if 0 < header <= MAX_PLAUSIBLE_FPS else 0.0) or 25.0
+        self.warnings.append(f"{os.path.basename(self.path)}: the frames share one timestamp; "
+                             f"using the nominal rate {fallback:g} fps")
+        return fallback
+
     def _make_info(self) -> VideoInfo:
         md = self._decoder.metadata
         n = int(md.num_frames)
         duration = float(md.duration_seconds or 0.0)
-        fps = float(md.average_fps) if md.average_fps else (n / duration if duration else 0.0)
+        fps = self._frame_rate(n, duration)
         pix_fmt = md.pixel_format or ""
         return VideoInfo(path=self.path, num_frames=n, fps=fps, duration_seconds=duration,
                          width=int(md.width), height=int(md.height),
@@ -324,34 +341,6 @@ class VideoSource:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def remux_elementary_stream(path: str, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> tuple[str, str]:
-    """A lossless FFV1 Matroska copy of the raw elementary stream `path`, made once and cached.
-
-    The cache key is the file's absolute path, size and modification time; the copy is written
-    to a temporary name and renamed, so concurrent openers never see a partial file.
-
-    Returns:
-        (path of the copy, the source's codec name as ffmpeg reports it).
-
-    Raises:
-        DecodeError: ffmpeg could not read the stream.
-    """
-    info = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", path],
-                          capture_output=True, text=True, timeout=timeout_s, check=False).stderr
-    codec = m.group(1) if (m := re.search(r"Stream #0:0.*?: Video: (\w+)", info)) else "video"
-    st = os.stat(path)
-    key = hashlib.sha256(f"{os.path.abspath(path)}|{st.st_size}|{st.st_mtime_ns}".encode())
-    REMUX_DIR.mkdir(parents=True, exist_ok=True)
-    target = REMUX_DIR / f"{key.hexdigest()[:24]}.mkv"
-    if not target.is_file():
-        tmp = target.with_name(f"{target.stem}.{os.getpid()}.{id(target)}.tmp.mkv")
-        run_ffmpeg(["-y", "-i", path, "-map", "0:v:0", "-c:v", "ffv1", "-level", "3",
-                    "-threads", "0", str(tmp)], timeout_s=timeout_s,
-                   what=f"converting raw stream {path}", error=DecodeError)
-        os.replace(tmp, target)
-    return str(target), codec
 
 
 def probe(path: str | os.PathLike[str], *, timeout_s: float = DEFAULT_TIMEOUT_S) -> VideoInfo:
