@@ -143,6 +143,7 @@ class ResourcesSpec(_Strict):
     replicas: dict[str, int] = Field(default_factory=dict, description="Actors per stage, e.g. {\"depth\": 4}; unlisted stages are planned from the cluster's GPUs and each stage's measured cost (1 without GPUs).")
     object_store_budget_mb: float | None = Field(None, gt=0, description="Most object-store memory the job's in-flight batches may hold (default: a quarter of the cluster's object store).")
     max_attempts: int = Field(3, ge=1, le=100, description="Runs of one chunk before the job fails, when the model actors running it die.")
+    memory_budget_mb: float | None = Field(None, gt=0, description="Most memory the job's full-resolution frames and layers may need (estimated from the input's size before running; models' working memory not counted); over it the job fails before any stage starts.")
 
     @model_validator(mode="after")
     def _per_stage(self) -> "ResourcesSpec":

@@ -130,7 +130,10 @@ class DepthColorMp4Output(_DepthOutput):
                 self._mask = text_mask(SYNTHETIC_STAMP, frames.shape[3], frames.shape[2])
             frames = stamp(frames, self._mask)
         if self.writer is None:
-            self.writer = Mp4Writer(self.path, fps=self.info.fps, crf=self.spec.crf, preset=self.spec.preset)
+            from vdp.outputs.stereo import choose_codec  # HEVC when too large for H.264 decoders
+
+            self.writer = Mp4Writer(self.path, fps=self.info.fps, crf=self.spec.crf, preset=self.spec.preset,
+                                    codec=choose_codec(int(frames.shape[3]), int(frames.shape[2])))
         self.writer.write(frames)
 
 
