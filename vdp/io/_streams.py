@@ -6,6 +6,7 @@ import hashlib
 import os
 import re
 import subprocess
+import struct
 import tempfile
 from pathlib import Path
 
@@ -78,3 +79,63 @@ def remux_elementary_stream(path: str, *, timeout_s: float = DEFAULT_TIMEOUT_S) 
                    what=f"converting raw stream {path}", error=DecodeError)
         os.replace(tmp, target)
     return str(target), codec
+
+
+_CONTAINERS = {b"moov", b"trak", b"mdia"}
+
+
+def _atoms(f, start: int, end: int):
+    """(type, payload start, payload end) of the ISO-BMFF boxes in ``[start, end)``."""
+    pos = start
+    while pos + 8 <= end:
+        f.seek(pos)
+        head = f.read(16)
+        if len(head) < 8:
+            return
+        size, kind = struct.unpack(">I4s", head[:8])
+        body = pos + 8
+        if size == 1 and len(head) == 16:
+            size, body = struct.unpack(">Q", head[8:16])[0], pos + 16
+        elif size == 0:
+            size = end - pos
+        if size < body - pos:
+            return
+        yield kind, body, min(pos + size, end)
+        pos += size
+
+
+def video_track_reflected(path: str) -> bool:
+    """Whether the first video track of an MP4/MOV has a mirroring display matrix (``tkhd``
+    matrix determinant < 0, e.g. ``ffmpeg -display_hflip``). False for other containers.
+
+    TorchCodec applies the matrix's rotation but not its reflection, so the caller mirrors the
+    frames horizontally after the rotation, as ffmpeg's autorotation does.
+    """
+    try:
+        with open(path, "rb") as f:
+            end = os.fstat(f.fileno()).st_size
+            moov = next((a for a in _atoms(f, 0, end) if a[0] == b"moov"), None)
+            if moov is None:
+                return False
+            for kind, start, stop in _atoms(f, moov[1], moov[2]):
+                if kind != b"trak":
+                    continue
+                boxes = {k: (s, e) for k, s, e in _atoms(f, start, stop)}
+                mdia = boxes.get(b"mdia")
+                tkhd = boxes.get(b"tkhd")
+                if mdia is None or tkhd is None:
+                    continue
+                hdlr = next(((s, e) for k, s, e in _atoms(f, *mdia) if k == b"hdlr"), None)
+                if hdlr is None:
+                    continue
+                f.seek(hdlr[0] + 8)
+                if f.read(4) != b"vide":
+                    continue
+                f.seek(tkhd[0])
+                version = f.read(1)[0]
+                f.seek(tkhd[0] + (52 if version == 1 else 40))  # the 3x3 matrix
+                a, b, _, c, d = struct.unpack(">5i", f.read(20))
+                return a * d - b * c < 0
+    except (OSError, struct.error, IndexError):
+        return False
+    return False

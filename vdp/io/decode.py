@@ -2,7 +2,9 @@
 
 What TorchCodec 0.13 already does, and vdp relies on:
     * rotation metadata is applied (frames and ``width``/``height`` are in display
-      orientation, e.g. a phone clip stored 568x320 with rotation -90 comes out 320x568);
+      orientation, e.g. a phone clip stored 568x320 with rotation -90 comes out 320x568); a
+      display matrix that also mirrors (MP4/MOV ``tkhd``, e.g. ``-display_hflip``) is completed
+      here by a flip after TorchCodec's rotation, so frames equal ffmpeg's autorotated ones;
     * 10/12-bit sources are converted to 8-bit RGB;
     * ``seek_mode="exact"`` scans the container once on open, so frame ``i`` is exactly frame
       ``i``, a batch starting at ``start_frame`` seeks to the keyframe before it (no decoding
@@ -44,7 +46,7 @@ from torchcodec.decoders import AudioDecoder, VideoDecoder
 
 from vdp.errors import DecodeError, JobTimeoutError
 from vdp.io._deadline import call_with_deadline
-from vdp.io._streams import remux_elementary_stream, timestamp_rate
+from vdp.io._streams import remux_elementary_stream, timestamp_rate, video_track_reflected
 from vdp.types import FrameBatch, VideoInfo
 
 T = TypeVar("T")
@@ -142,6 +144,11 @@ class VideoSource:
         self._check_file()
         self._decoder = self._open(requested)
         self.info = self._make_info()
+        # TorchCodec rotates by the angle libavutil reads from a mirroring matrix; what is left
+        # is a flip along the displayed width (quarter turns) or height (0 or 180 degrees).
+        self._flip_dim = 0
+        if video_track_reflected(self._decode_path):
+            self._flip_dim = -1 if self.info.rotation_degrees % 180 else -2
 
     # -- opening -------------------------------------------------------------------------
     def _call(self, fn: Callable[[], T], what: str) -> T:
@@ -319,8 +326,9 @@ class VideoSource:
         pts_seconds = torch.tensor(pts, dtype=torch.float64)
         return self._batch(torch.stack(frames), first, pts_seconds), failure
 
-    @staticmethod
-    def _batch(frames: torch.Tensor, first: int, pts: torch.Tensor) -> FrameBatch:
+    def _batch(self, frames: torch.Tensor, first: int, pts: torch.Tensor) -> FrameBatch:
+        if self._flip_dim:  # the display matrix's reflection, after TorchCodec's rotation
+            frames = frames.flip(self._flip_dim)
         t = frames.shape[0]
         return FrameBatch(frames, torch.arange(first, first + t, dtype=torch.int64),
                           pts.to(torch.float64).cpu())
