@@ -90,9 +90,10 @@ class DepthPng16Output(_DepthOutput):
             self.scale = max(peak * 1.5, 1e-6) / self.MAX
         if self.writer is None:
             self.writer = Png16SequenceWriter(self.path, start_index=int(batch.indices[0]))
-        q = torch.nan_to_num(depth / self.scale, nan=0.0).round()
-        self.clipped += int(((q < 0) | (q > self.MAX)).sum())
-        self.writer.write(q.clamp(0, self.MAX).to(torch.int32).numpy().astype(np.uint16))
+        for i in range(depth.shape[0]):  # one full-resolution frame of temporaries at a time
+            q = torch.nan_to_num(depth[i:i + 1] / self.scale, nan=0.0).round()
+            self.clipped += int(((q < 0) | (q > self.MAX)).sum())
+            self.writer.write(q.clamp(0, self.MAX).to(torch.int32).numpy().astype(np.uint16))
 
     def close(self) -> Path:
         super().close()
@@ -115,15 +116,25 @@ class DepthColorMp4Output(_DepthOutput):
         self.table = colormap_table(self.spec.colormap)
         self._mask: torch.Tensor | None = None
 
-    def colour(self, batch: FrameBatch) -> torch.Tensor:
+    def _nearness(self, batch: FrameBatch) -> torch.Tensor:
         depth = batch.layers["depth"].float()
-        nearness = depth if self.depth_kind == "relative" else 1.0 / depth.clamp_min(1e-3)
-        return apply_colormap(self.range.normalise(nearness), self.table)
+        return depth if self.depth_kind == "relative" else 1.0 / depth.clamp_min(1e-3)
+
+    def colour(self, batch: FrameBatch) -> torch.Tensor:
+        return apply_colormap(self.range.normalise(self._nearness(batch)), self.table)
 
     def frames(self, batch: FrameBatch) -> torch.Tensor:
         return self.colour(batch)
 
     def write(self, batch: FrameBatch) -> None:
+        """Fix the colour range from the first batch, then colour and encode frame by frame
+        (one full-resolution frame of temporaries at a time)."""
+        if self.range.low is None and len(batch):
+            self.range.fit(self._nearness(batch))
+        for i in range(len(batch)):
+            self._write_frames(batch.slice(i, i + 1))
+
+    def _write_frames(self, batch: FrameBatch) -> None:
         frames = self.frames(batch)
         if self.synthetic:
             if self._mask is None:
