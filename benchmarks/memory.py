@@ -8,6 +8,11 @@ the preset's four (16-bit PNGs, NPZ, colour and side-by-side preview MP4s).
 
 Targets (issue 17): 8K peak RSS <= 4 GB and <= 1.5x the 1080p figure.
 
+Measured on the 2-core CPU dev machine (heavily shared; --frames 4, preset outputs, CPU):
+1080p 4122 MB, 8K 5943 MB (1.44x; before the per-frame outputs 6408 MB, 1.55x). The 1080p
+figure is nearly all the network's working memory for one 32-frame window at 518x924 on CPU
+(independent of the source resolution), so 8K <= 4 GB needs a smaller model footprint first.
+
 Usage::
 
     python benchmarks/memory.py [--frames 6] [--sizes 1080p,4k,8k] [--outputs preset|depth_npz]
