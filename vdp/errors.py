@@ -57,3 +57,8 @@ class JobCancelledError(VdpError):
 
 class JobTimeoutError(VdpError):
     """A long-running step exceeded its timeout."""
+
+
+class InputError(VdpError):
+    """The input video cannot be processed as asked (size, shape, or the memory it would need);
+    raised before any stage starts, naming the source's dimensions."""

@@ -18,7 +18,8 @@ class VideoInfo:
 
     Attributes:
         path: Source file.
-        num_frames: Number of decodable frames (from the container; exact after a scan).
+        num_frames: Number of frames in the stream (counted by a scan; the container's own
+            count is only a hint, see `declared_frames`).
         fps: Average frame rate (frames / duration).
         duration_seconds: Stream duration.
         width: Display width (after rotation).
@@ -28,6 +29,8 @@ class VideoInfo:
         rotation_degrees: Rotation applied to reach display orientation.
         has_audio: Whether the file has an audio stream.
         bit_depth: Bits per component of the source.
+        declared_frames: The frame count the container declares (None when it declares none).
+        warnings: What about the file is unusual but handled (e.g. fewer frames than declared).
     """
 
     path: str
@@ -41,9 +44,11 @@ class VideoInfo:
     rotation_degrees: int = 0
     has_audio: bool = False
     bit_depth: int = 8
+    declared_frames: int | None = None
+    warnings: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in self.__dict__.items()}
 
 
 @dataclass

@@ -171,7 +171,6 @@ def make_missing(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize("make,message", [
-    (make_truncated, r"truncated: the container header lists 247 frames but only \d+ are"),
     (make_zero_bytes, r"empty \(0 bytes\)"),
     (make_text, r"not a readable video file.*Invalid data"),
     (make_audio_only, r"no video stream \(the file contains only audio\)"),
@@ -186,6 +185,19 @@ def test_broken_input_raises_decode_error_quickly(tmp_path: Path, make, message:
     with pytest.raises(DecodeError, match=message):
         probe(path)
     assert time.monotonic() - start < BROKEN_DEADLINE_S
+
+
+def test_truncated_mp4_counts_the_frames_present_and_fails_at_the_cut_frame(tmp_path: Path) -> None:
+    # The header declares 247 frames; the packets the scan finds are the count (with a warning),
+    # and the last packet, cut in half, fails to decode: a clear error naming the frame.
+    path = make_truncated(tmp_path)
+    info = probe(path)
+    assert info.declared_frames == 247 and 0 < info.num_frames < 247
+    assert info.warnings == (f"truncated.mp4: the container declares 247 frames but "
+                             f"{info.num_frames} decode (declared 247, decoded {info.num_frames}); "
+                             f"using the {info.num_frames} decoded frames",)
+    with pytest.raises(DecodeError, match=rf"frame \d+ of {info.num_frames} could not be decoded"):
+        decode_all(path, batch_frames=64)
 
 
 def test_truncated_mkv_decodes_exactly_the_frames_present(tmp_path: Path) -> None:

@@ -134,11 +134,14 @@ def _run(spec: JobSpec, spec_json: str, out: Path, work: Path, report: JobReport
          cancel: threading.Event | None, resume: bool) -> None:
     """The job's body; `writers` holds the outputs while they are open (the caller aborts them
     when this raises)."""
+    from vdp.engine.preflight import check_input
     from vdp.io import encode_in_idle_time, probe
     from vdp.outputs import open_outputs
 
     info = probe(spec.input)
     report.input = info.to_dict()
+    report.warnings.extend(info.warnings)
+    check_input(spec, info)
     total = min(info.num_frames, spec.max_frames or info.num_frames)
     plans = plans if plans is not None else plan_stages(spec)
     chunks = plan_chunks(total, spec.chunking)

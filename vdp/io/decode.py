@@ -2,16 +2,32 @@
 
 What TorchCodec 0.13 already does, and vdp relies on:
     * rotation metadata is applied (frames and ``width``/``height`` are in display
-      orientation, e.g. a phone clip stored 568x320 with rotation -90 comes out 320x568);
+      orientation, e.g. a phone clip stored 568x320 with rotation -90 comes out 320x568); a
+      display matrix that also mirrors (MP4/MOV ``tkhd``, e.g. ``-display_hflip``) is completed
+      here by a flip after TorchCodec's rotation, so frames equal ffmpeg's autorotated ones;
     * 10/12-bit sources are converted to 8-bit RGB;
     * ``seek_mode="exact"`` scans the container once on open, so frame ``i`` is exactly frame
       ``i``, a batch starting at ``start_frame`` seeks to the keyframe before it (no decoding
       from zero) and variable-frame-rate streams keep their true ``pts_seconds``.
 
+Frame count: the frames the open-time scan finds are the truth; the container's declared count
+is a hint. When the container declares more (an MP4 edit list that cuts leading frames, an AVI
+header that overstates, a file cut short), the source has the frames found, and
+``info.warnings`` says "declared N, decoded M" (the job copies it into report.json). Raw
+elementary streams (``.h264``, ``.hevc``: no container, no timestamps, not seekable) are
+converted once by ffmpeg into a cached lossless FFV1 Matroska copy (same pixels, pixel format and
+colour tags; remuxing with ``-c copy`` cannot give B-frame streams timestamps) and decoded from
+there; ``info.codec`` stays the source's codec.
+
+Frame rate: the scanned average (frames / duration) when the container declares an average rate
+and the scan is plausible (a declared rate that differs means a variable rate: the average is
+kept); otherwise (no declared average, as in MKV without a default duration, or an implausible
+scan) the rate from the packet timestamps, ``1 / median frame duration`` (`timestamp_rate`). A stream whose
+frames all share one timestamp gets its nominal rate and a warning.
+
 Broken input always raises `DecodeError` (never hangs: opening and every batch run under a
 deadline, see `timeout_s`):
-    * missing, empty, not a container, no video stream (audio only): raised on open;
-    * truncated: the container header lists more frames than the file holds -> raised on open;
+    * missing, empty, not a container, no video stream (audio only), no frames: raised on open;
     * corrupted mid-stream: frames are yielded up to the first frame that fails to decode, then
       `DecodeError` says how many frames decoded OK and the failing index. Bad frames are never
       skipped or replaced: every later stage relies on frame ``i`` of the output being frame
@@ -30,12 +46,16 @@ from torchcodec.decoders import AudioDecoder, VideoDecoder
 
 from vdp.errors import DecodeError, JobTimeoutError
 from vdp.io._deadline import call_with_deadline
+from vdp.io._streams import remux_elementary_stream, timestamp_rate, video_track_reflected
 from vdp.types import FrameBatch, VideoInfo
 
 T = TypeVar("T")
 
 DEFAULT_TIMEOUT_S = 120.0
 _SOURCE_PREFIX = re.compile(r"^\w+, \S+:\d+, ")
+#: TorchCodec's messages for a stream it cannot index: no container (raw elementary stream).
+_UNSEEKABLE = ("Could not seek file", "maximum pts value in seconds is unknown")
+MAX_PLAUSIBLE_FPS = 480.0
 
 
 @dataclass
@@ -118,9 +138,17 @@ class VideoSource:
         self._timed_out = False
         requested = _check_device(device)
         self.status = DecodeStatus(requested_device=requested, device=requested)
+        self.warnings: list[str] = []
+        self._decode_path = self.path
+        self._raw_codec = ""
         self._check_file()
         self._decoder = self._open(requested)
         self.info = self._make_info()
+        # TorchCodec rotates by the angle libavutil reads from a mirroring matrix; what is left
+        # is a flip along the displayed width (quarter turns) or height (0 or 180 degrees).
+        self._flip_dim = 0
+        if video_track_reflected(self._decode_path):
+            self._flip_dim = -1 if self.info.rotation_degrees % 180 else -2
 
     # -- opening -------------------------------------------------------------------------
     def _call(self, fn: Callable[[], T], what: str) -> T:
@@ -141,7 +169,7 @@ class VideoSource:
             raise DecodeError(f"{self.path}: the file is empty (0 bytes)")
 
     def _make_decoder(self, device: str) -> VideoDecoder:
-        return VideoDecoder(self.path, device=device, num_ffmpeg_threads=self._num_threads,
+        return VideoDecoder(self._decode_path, device=device, num_ffmpeg_threads=self._num_threads,
                             seek_mode="exact", dimension_order="NCHW")
 
     def _open(self, device: str) -> VideoDecoder:
@@ -157,7 +185,13 @@ class VideoSource:
         try:
             decoder = self._call(lambda: self._make_decoder("cpu"), "opening")
         except (RuntimeError, ValueError) as exc:
-            raise DecodeError(self._explain_open_failure(exc)) from None
+            if self._decode_path != self.path or not any(m in str(exc) for m in _UNSEEKABLE):
+                raise DecodeError(self._explain_open_failure(exc)) from None
+            self._decode_path, self._raw_codec = remux_elementary_stream(
+                self.path, timeout_s=self.timeout_s)
+            self.warnings.append(f"{os.path.basename(self.path)}: raw {self._raw_codec} elementary "
+                                 f"stream (no container): decoded from a lossless FFV1 copy")
+            return self._open(device)
         self._check_frame_counts(decoder)
         return decoder
 
@@ -176,26 +210,45 @@ class VideoSource:
             raise DecodeError(f"{self.path}: the video stream has no frames")
         header, content = md.num_frames_from_header, md.num_frames_from_content
         if header is not None and content is not None and content < header:
-            raise DecodeError(f"{self.path}: truncated: the container header lists {header} "
-                              f"frames but only {content} are present in the file")
+            self.warnings.append(f"{os.path.basename(self.path)}: the container declares {header} "
+                                 f"frames but {content} decode (declared {header}, decoded "
+                                 f"{content}); using the {content} decoded frames")
 
     def _has_audio(self) -> bool:
         try:
-            self._call(lambda: AudioDecoder(self.path), "probing audio of")
+            self._call(lambda: AudioDecoder(self._decode_path), "probing audio of")
         except (RuntimeError, ValueError):
             return False
         return True
+
+    def _frame_rate(self, n: int, duration: float) -> float:
+        """The frame rate (see the module docstring)."""
+        md = self._decoder.metadata
+        scan = float(md.average_fps or 0.0)
+        header = float(md.average_fps_from_header or 0.0)
+        if 0 < scan <= MAX_PLAUSIBLE_FPS and header:  # a declared rate that differs: variable rate
+            return scan
+        rate, nominal = timestamp_rate(self._decode_path, timeout_s=self.timeout_s)
+        if rate:
+            return rate
+        fallback = nominal or (header if 0 < header <= MAX_PLAUSIBLE_FPS else 0.0) or 25.0
+        self.warnings.append(f"{os.path.basename(self.path)}: the frames share one timestamp; "
+                             f"using the nominal rate {fallback:g} fps")
+        return fallback
 
     def _make_info(self) -> VideoInfo:
         md = self._decoder.metadata
         n = int(md.num_frames)
         duration = float(md.duration_seconds or 0.0)
-        fps = float(md.average_fps) if md.average_fps else (n / duration if duration else 0.0)
+        fps = self._frame_rate(n, duration)
         pix_fmt = md.pixel_format or ""
         return VideoInfo(path=self.path, num_frames=n, fps=fps, duration_seconds=duration,
-                         width=int(md.width), height=int(md.height), codec=md.codec or "",
+                         width=int(md.width), height=int(md.height),
+                         codec=self._raw_codec or md.codec or "",
                          pixel_format=pix_fmt, rotation_degrees=int(round(md.rotation or 0)),
-                         has_audio=self._has_audio(), bit_depth=bit_depth_of(pix_fmt))
+                         has_audio=self._has_audio(), bit_depth=bit_depth_of(pix_fmt),
+                         declared_frames=md.num_frames_from_header,
+                         warnings=tuple(self.warnings))
 
     # -- reading -------------------------------------------------------------------------
     def batches(self, *, batch_frames: int = 16, start_frame: int = 0,
@@ -273,8 +326,9 @@ class VideoSource:
         pts_seconds = torch.tensor(pts, dtype=torch.float64)
         return self._batch(torch.stack(frames), first, pts_seconds), failure
 
-    @staticmethod
-    def _batch(frames: torch.Tensor, first: int, pts: torch.Tensor) -> FrameBatch:
+    def _batch(self, frames: torch.Tensor, first: int, pts: torch.Tensor) -> FrameBatch:
+        if self._flip_dim:  # the display matrix's reflection, after TorchCodec's rotation
+            frames = frames.flip(self._flip_dim)
         t = frames.shape[0]
         return FrameBatch(frames, torch.arange(first, first + t, dtype=torch.int64),
                           pts.to(torch.float64).cpu())

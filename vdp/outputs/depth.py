@@ -139,7 +139,10 @@ class DepthColorMp4Output(_DepthOutput):
 
     def open_writer(self, frames: torch.Tensor) -> Mp4Writer:
         """The MP4 writer, opened on the first batch's `frames` ``[T,3,H,W]``."""
-        return mp4_writer(self.spec, self.path, fps=self.info.fps)
+        from vdp.outputs.stereo import choose_codec  # HEVC when too large for H.264 decoders
+
+        return mp4_writer(self.spec, self.path, fps=self.info.fps,
+                          codec=choose_codec(int(frames.shape[3]), int(frames.shape[2])))
 
     def write(self, batch: FrameBatch) -> None:
         frames = self.frames(batch)

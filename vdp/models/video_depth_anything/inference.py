@@ -1,7 +1,11 @@
 """The official offline (windowed) and streaming procedures, as incremental state machines.
 
 Both consume frames in order, in batches of any size, and return depth for the frames that are
-final; memory is bounded by one window whatever the video length. Feeding a whole clip and
+final; memory is bounded by one window whatever the video length, and by the network size
+whatever the resolution: frames are preprocessed as they arrive (the window holds network
+inputs, never full-resolution frames), alignment and blending run at the transform's
+``work_size`` (the ``max_res``-limited size, where the official tool runs them too) and depth is
+brought to frame size one frame at a time as it is returned. Feeding a whole clip and
 finishing gives exactly the official ``infer_video_depth`` / ``infer_video_depth_one`` results.
 
 The network call is injected (`WindowRunner`, `StepRunner`) so callers choose precision and
@@ -86,11 +90,13 @@ class OfflineState:
         first_index: Source index of the stream's first frame (for `WindowInfo`).
         next_window: Index k of the next window to run.
         frames_in: Frames received so far.
-        frames: Window buffer, uint8 [infer_len,3,H,W]: the next window's new slots.
+        frames: Window buffer of network inputs, float32 [infer_len,3,h,w]: the next window's
+            new slots (preprocessed as they arrive).
         filled: How many of `frames` are filled.
         key_inputs: Network inputs for the next window's slots 0 and 1 ([2,3,h,w]; after window 0).
-        reference: Alignment reference [2,H,W]: window 0's raw frame 0 and the last aligned slot 12.
-        tail: Aligned depth of the blend zone [interp_len,H,W], not final yet.
+        reference: Alignment reference [2,H',W'] (work size): window 0's raw frame 0 and the last
+            aligned slot 12.
+        tail: Aligned depth of the blend zone [interp_len,H',W'] (work size), not final yet.
         finished: Whether `finish` ran.
     """
 
@@ -159,12 +165,13 @@ class OfflineDepth:
         out: list[torch.Tensor] = []
         records: list[WindowRecord] = []
         if state.frames is None and len(frames):
-            state.frames = frames.new_empty((self.w.infer_len, *frames.shape[1:]))
+            state.frames = torch.empty((self.w.infer_len, 3, *state.transform.net_size),
+                                       dtype=torch.float32, device=frames.device)
         i = 0
         while i < len(frames):
             need = self._slots_needed(state.next_window)
             take = min(need - state.filled, len(frames) - i)
-            state.frames[state.filled:state.filled + take] = frames[i:i + take]
+            state.frames[state.filled:state.filled + take] = state.transform(frames[i:i + take])
             state.filled += take
             state.frames_in += take
             i += take
@@ -191,7 +198,7 @@ class OfflineDepth:
             records.append(record)
         if state.tail is not None:
             out.append(state.tail)
-        depth = self._cat(state, out)[: max(0, n - emitted)]
+        depth = self._cat(state, out, keep=max(0, n - emitted))
         state.frames, state.tail, state.key_inputs, state.reference = None, None, None, None
         state.filled = 0
         state.finished = True
@@ -209,9 +216,12 @@ class OfflineDepth:
         """Frames returned before window `k` runs."""
         return 0 if k == 0 else self.w.infer_len - self.w.interp_len + (k - 1) * self.w.stride
 
-    def _cat(self, state: OfflineState, parts: list[torch.Tensor]) -> torch.Tensor:
+    def _cat(self, state: OfflineState, parts: list[torch.Tensor], keep: int | None = None
+             ) -> torch.Tensor:
+        """The first `keep` (default: all) frames of `parts` (work size), at frame size."""
         if parts:
-            return torch.cat(parts)
+            work = torch.cat(parts)[:keep]
+            return resize_depth(work, state.transform.frame_size)
         h, w = state.transform.frame_size
         device = state.frames.device if state.frames is not None else None
         return torch.empty(0, h, w, dtype=torch.float32, device=device)
@@ -227,12 +237,12 @@ class OfflineDepth:
         start = k * w.stride
         info = WindowInfo(k, state.first_index + start,
                           state.first_index + min(start + w.infer_len, frames_in) - 1)
-        x = state.transform(state.frames[:state.filled])
+        x = state.frames[:state.filled]
         if state.key_inputs is not None:
             x = torch.cat([state.key_inputs, x])
         raw = self.run(x.unsqueeze(0), info)[0]
-        raw = resize_depth(raw, state.transform.frame_size)
-        state.key_inputs = x[list(w.keyframes[: w.align_len])]
+        raw = resize_depth(raw, state.transform.work_size)
+        state.key_inputs = x[list(w.keyframes[: w.align_len])].clone()
         scale, shift = 1.0, 0.0
         if k == 0:
             aligned = raw

@@ -2,7 +2,12 @@
 
 RGB uint8 -> [0,1] float -> bicubic resize (shorter side to ``input_size``, each side snapped to
 a multiple of 14 with round-half-to-even, no clamping) -> ImageNet normalisation. Frames whose
-longer side exceeds ``max_res`` are first downscaled (antialiased) for the network only.
+longer side exceeds ``max_res`` are first downscaled (antialiased) for the network only; as in
+the official tool, which resizes the decoded 8-bit frames, that downscale runs on uint8 (on the
+CPU; on other devices in float, one frame at a time).
+
+Memory is bounded by design: frames are converted one at a time, so no more than one
+full-resolution float frame exists at once whatever the batch or the resolution.
 """
 from __future__ import annotations
 
@@ -88,16 +93,35 @@ class FrameTransform:
         if frames.dtype != torch.uint8 or frames.ndim != 4 or tuple(frames.shape[-2:]) != self.frame_size:
             raise ValueError(f"expected uint8 [T,3,{self.frame_size[0]},{self.frame_size[1]}], "
                              f"got {frames.dtype} {tuple(frames.shape)}")
-        x = frames.float() / 255.0
-        if self.work_size != self.frame_size:
-            x = F.interpolate(x, size=self.work_size, mode="bilinear", align_corners=False, antialias=True)
-        x = F.interpolate(x, size=self.net_size, mode="bicubic", align_corners=False, antialias=False)
-        mean = torch.tensor(MEAN, device=x.device).view(1, 3, 1, 1)
-        std = torch.tensor(STD, device=x.device).view(1, 3, 1, 1)
-        return (x - mean) / std
+        out = torch.empty((frames.shape[0], 3, *self.net_size), dtype=torch.float32,
+                          device=frames.device)
+        mean = torch.tensor(MEAN, device=frames.device).view(1, 3, 1, 1)
+        std = torch.tensor(STD, device=frames.device).view(1, 3, 1, 1)
+        for i in range(frames.shape[0]):
+            x = self._work_frame(frames[i:i + 1])
+            x = F.interpolate(x, size=self.net_size, mode="bicubic", align_corners=False, antialias=False)
+            out[i:i + 1] = (x - mean) / std
+        return out
+
+    def _work_frame(self, frame: torch.Tensor) -> torch.Tensor:
+        """One uint8 frame [1,3,H,W] at `work_size`, as float in [0,1]."""
+        if self.work_size == self.frame_size:
+            return frame.float() / 255.0
+        if frame.device.type == "cpu":  # uint8 antialiased resize: no full-size float copy
+            small = F.interpolate(frame, size=self.work_size, mode="bilinear", align_corners=False,
+                                  antialias=True)
+            return small.float() / 255.0
+        return F.interpolate(frame.float() / 255.0, size=self.work_size, mode="bilinear",
+                             align_corners=False, antialias=True)
 
 
 def resize_depth(depth: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Network-size depth [T,h,w] to `size` (H, W): bilinear, align_corners=True, float32."""
-    return F.interpolate(depth.float().unsqueeze(1), size=size, mode="bilinear",
-                         align_corners=True).squeeze(1)
+    """Depth [T,h,w] to `size` (H, W): bilinear, align_corners=True, float32, one frame at a time
+    (a no-op copy-free return when the size already matches)."""
+    if tuple(depth.shape[-2:]) == tuple(size) and depth.dtype == torch.float32:
+        return depth
+    out = torch.empty((depth.shape[0], *size), dtype=torch.float32, device=depth.device)
+    for i in range(depth.shape[0]):
+        out[i] = F.interpolate(depth[i:i + 1].float().unsqueeze(1), size=size, mode="bilinear",
+                               align_corners=True)[0, 0]
+    return out

@@ -1,0 +1,89 @@
+"""Peak memory of the depth preset against resolution: 1080p, 4K and 8K clips of a few frames.
+
+Makes H.264 test-pattern clips (ffmpeg ``testsrc2``, ``--frames`` frames each) in a temp folder,
+then runs ``vdp run CLIP --preset depth --local --synthetic-weights`` (depth input 518) on each in
+a child process and reports its peak RSS (see `run_vdp`), the ratio to the 1080p figure and the
+wall time. ``--outputs depth_npz`` limits the run to one output (the depth path alone) instead of
+the preset's four (16-bit PNGs, NPZ, colour and side-by-side preview MP4s).
+
+Targets (issue 17): 8K peak RSS <= 4 GB and <= 1.5x the 1080p figure.
+
+Measured on the 2-core CPU dev machine (heavily shared; --frames 4, preset outputs, CPU):
+1080p 4122 MB, 8K 5943 MB (1.44x; before the per-frame outputs 6408 MB, 1.55x). The 1080p
+figure is nearly all the network's working memory for one 32-frame window at 518x924 on CPU
+(independent of the source resolution), so 8K <= 4 GB needs a smaller model footprint first.
+
+Usage::
+
+    python benchmarks/memory.py [--frames 6] [--sizes 1080p,4k,8k] [--outputs preset|depth_npz]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks._common import run_vdp  # noqa: E402
+from vdp.io._ffmpeg import ffmpeg_exe  # noqa: E402
+
+SIZES = {"1080p": (1920, 1080), "4k": (3840, 2160), "8k": (7680, 4320)}
+
+
+def make_clip(folder: Path, name: str, frames: int) -> Path:
+    width, height = SIZES[name]
+    out = folder / f"bars_{name}.mp4"
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-f", "lavfi", "-i",
+                    f"testsrc2=size={width}x{height}:rate=25", "-frames:v", str(frames),
+                    "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
+                    "-color_primaries", "bt709", "-color_trc", "bt709", "-colorspace", "bt709",
+                    str(out)], check=True, timeout=600)
+    return out
+
+
+def spec_file(folder: Path, outputs: str) -> list[str]:
+    if outputs == "preset":
+        return ["--preset", "depth"]
+    spec = {"stages": {"depth": {"model": "vits", "input_size": 518}},
+            "outputs": [{"kind": k} for k in outputs.split(",")]}
+    path = folder / "spec.json"
+    path.write_text(json.dumps(spec))
+    return ["--spec", str(path)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=6)
+    parser.add_argument("--sizes", default="1080p,4k,8k")
+    parser.add_argument("--outputs", default="preset", help="'preset' or comma-separated output kinds")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    folder = Path(tempfile.mkdtemp(prefix="vdp_memory_"))
+    rows = []
+    try:
+        for name in args.sizes.split(","):
+            clip = make_clip(folder, name, args.frames)
+            result = run_vdp([str(clip), *spec_file(folder, args.outputs), "--local",
+                              "--synthetic-weights"], threads=args.threads)
+            shutil.rmtree(result["out"], ignore_errors=True)
+            clip.unlink()
+            rows.append((name, result["peak_rss_mb"], result["wall_s"]))
+            base = rows[0][1]
+            print(f"{name:>6} {SIZES[name][0]}x{SIZES[name][1]}: peak RSS {result['peak_rss_mb']:7.0f} MB"
+                  f"  ({result['peak_rss_mb'] / base:.2f}x {rows[0][0]})  wall {result['wall_s']:.1f} s",
+                  flush=True)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    if rows and rows[-1][0] == "8k":
+        peak = rows[-1][1]
+        print(f"8K target: <= 4096 MB and <= 1.5x {rows[0][0]}: "
+              f"{'met' if peak <= 4096 and peak <= 1.5 * rows[0][1] else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    main()

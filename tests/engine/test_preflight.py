@@ -1,0 +1,69 @@
+"""Checks before any stage starts: frame shape and the memory budget, on real probed files."""
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from vdp.engine.job import run_job
+from vdp.engine.preflight import check_input, estimate_frame_memory_mb
+from vdp.errors import InputError
+from vdp.io import probe
+from vdp.io._ffmpeg import ffmpeg_exe
+from vdp.spec import JobSpec
+
+
+def clip(tmp_path: Path, width: int, height: int, frames: int = 2) -> Path:
+    path = tmp_path / f"clip_{width}x{height}.mkv"
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-f", "lavfi", "-i",
+                    f"color=c=gray:size={width}x{height}:rate=25", "-frames:v", str(frames),
+                    "-c:v", "ffv1", str(path)], check=True, timeout=60)
+    return path
+
+
+def depth_spec(path: Path, **resources) -> JobSpec:
+    return JobSpec.parse({"input": str(path), "stages": {"depth": {"synthetic_weights": True,
+                                                                    "input_size": 56}},
+                          "outputs": [{"kind": "depth_preview_mp4"}], "resources": resources})
+
+
+def test_extreme_aspect_ratio_fails_before_any_stage_with_source_size(tmp_path: Path) -> None:
+    path = clip(tmp_path, 4000, 16)
+    with pytest.raises(InputError, match=r"clip_4000x16.mkv: 4000x16: aspect ratio 250.0:1"):
+        run_job(depth_spec(path), tmp_path / "out", local=True)
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["status"] == "failed" and "4000x16" in report["error"]
+    assert report["stages"] == {} or all(s["frames_done"] == 0 for s in report["stages"].values())
+
+
+def test_tiny_frames_are_rejected(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match=r"8x8: each side must be between 16 and 16384"):
+        check_input(depth_spec(clip(tmp_path, 16, 16)), probe(clip(tmp_path, 8, 8)))
+
+
+def test_memory_budget_is_checked_before_running(tmp_path: Path) -> None:
+    path = clip(tmp_path, 3840, 2160)
+    info = probe(path)
+    need = estimate_frame_memory_mb(depth_spec(path), info)
+    # 4K: (2*16 + 32 held frames) x (3 + 4 bytes) + 16 x 6 bytes of preview, per pixel
+    assert need == pytest.approx(3840 * 2160 * (64 * 7 + 16 * 6) / 2**20)
+    with pytest.raises(InputError, match=r"3840x2160: .* need about \d+ MB .*memory_budget_mb is 1000"):
+        check_input(depth_spec(path, memory_budget_mb=1000), info)
+    check_input(depth_spec(path, memory_budget_mb=need + 1), info)
+    small = depth_spec(path, memory_budget_mb=need / 2, batch_frames=1)
+    assert estimate_frame_memory_mb(small, info) < need / 2
+    check_input(small, info)
+
+
+def test_depth_preview_too_wide_for_h264_is_hevc(tmp_path: Path) -> None:
+    # 2100 wide: the side-by-side preview is 4200 wide, over the 4096 H.264 decoders take.
+    path = clip(tmp_path, 2100, 400)
+    spec = JobSpec.parse({"input": str(path), "stages": {"depth": {"synthetic_weights": True,
+                                                                    "input_size": 56}},
+                          "outputs": [{"kind": "depth_preview_mp4"}, {"kind": "depth_color_mp4"}]})
+    run_job(spec, tmp_path / "out", local=True)
+    for name, codec, width in [("depth_preview.mp4", "hevc", 4200), ("depth_color.mp4", "h264", 2100)]:
+        info = probe(tmp_path / "out" / name)
+        assert (info.codec, info.width, info.num_frames) == (codec, width, 2)

@@ -1,0 +1,63 @@
+"""Checks a job against its probed input before any actor starts: frame size and shape, and the
+memory the requested outputs need against the spec's budget.
+
+The memory figure is an estimate of the frame-proportional part (the full-resolution frames and
+layers held at once); the models' own working memory, which depends on the network size and not
+on the source resolution, comes on top.
+"""
+from __future__ import annotations
+
+from vdp.errors import InputError
+from vdp.spec import JobSpec
+from vdp.types import VideoInfo
+
+MIN_SIDE = 16
+MAX_SIDE = 16384
+MAX_ASPECT = 16.0
+#: Frames the offline depth window can hold back before their depth is final.
+DEPTH_WINDOW = 32
+#: Bytes per pixel of each layer a stage adds (float32).
+LAYER_BYTES = {"depth": 4, "refine": 0, "matte": 4, "stereo": 6}
+#: Extra full-resolution bytes per pixel an output builds per frame while it writes.
+OUTPUT_BYTES = {"depth_preview_mp4": 6, "sbs_full": 6, "tb_full": 6, "composite_mp4": 3,
+                "foreground_webm": 4, "rgba_png": 4}
+
+
+def check_input(spec: JobSpec, info: VideoInfo) -> None:
+    """Reject a source the job cannot handle, with its dimensions in the message.
+
+    Raises:
+        InputError: A side outside [16, 16384], an aspect ratio over 16:1, a size the depth
+            network cannot take, or an estimate over ``resources.memory_budget_mb``.
+    """
+    w, h = info.width, info.height
+    where = f"{info.path}: {w}x{h}"
+    if min(w, h) < MIN_SIDE or max(w, h) > MAX_SIDE:
+        raise InputError(f"{where}: each side must be between {MIN_SIDE} and {MAX_SIDE} pixels")
+    if max(w, h) / min(w, h) > MAX_ASPECT:
+        raise InputError(f"{where}: aspect ratio {max(w, h) / min(w, h):.1f}:1 is more "
+                         f"elongated than the {MAX_ASPECT:g}:1 vdp supports")
+    if spec.stages.depth is not None:
+        from vdp.models.video_depth_anything.transform import FrameTransform
+
+        try:
+            FrameTransform.create(h, w, input_size=spec.stages.depth.input_size,
+                                  max_res=spec.stages.depth.max_res)
+        except ValueError as exc:
+            raise InputError(f"{where}: the depth network cannot take this frame shape "
+                             f"({exc})") from None
+    budget = spec.resources.memory_budget_mb
+    need = estimate_frame_memory_mb(spec, info)
+    if budget is not None and need > budget:
+        raise InputError(f"{where}: the requested stages and outputs need about {need:.0f} MB for "
+                         f"full-resolution frames (resources.memory_budget_mb is {budget:g}); "
+                         f"lower batch_frames, drop full-resolution outputs or raise the budget")
+
+
+def estimate_frame_memory_mb(spec: JobSpec, info: VideoInfo) -> float:
+    """Frame-proportional memory of the job in MB: frames held at once x bytes per pixel."""
+    pixels = info.width * info.height
+    per_frame = 3 + sum(LAYER_BYTES[s] for s in spec.stages.enabled())
+    held = 2 * spec.resources.batch_frames + (DEPTH_WINDOW if spec.stages.depth else 0)
+    writing = spec.resources.batch_frames * sum(OUTPUT_BYTES.get(o.kind, 3) for o in spec.outputs)
+    return pixels * (held * per_frame + writing) / 2**20
