@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Callable, Iterator
 
 import torch
@@ -166,12 +167,9 @@ class JobRun:
                                    batch_timeout_s=res.batch_timeout_s, budget_bytes=budget,
                                    max_attempts=res.max_attempts)
         report.placement = {"gpus": gpu, "stages": {p.plan.name: p.to_dict() for p in placements}}
-        source = self.chunk_source
         if not gpu:  # CPU-only: actors take turns on the cores, the driver works in their idle time
             report.placement["cpu"] = self._lower_driver_priority(replicas, res.threads)
-
-            def source(chunk: Chunk) -> Iterator[FrameBatch]:
-                return self.chunk_source(chunk, idle=IDLE_PRIORITY_AVAILABLE)
+        source = partial(self.chunk_source, idle=not gpu and IDLE_PRIORITY_AVAILABLE)
         try:
             return scheduler.run(self.todo, self.attempts, assembler, source, self.info,
                                  self.tracker, self.cancel)
