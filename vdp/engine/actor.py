@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import os
 import time
+from contextlib import nullcontext
 from typing import Any
 
 import ray
 import torch
 
+from vdp.engine.cores import INTEROP_THREADS, CpuTurn, actor_threads, node_cores
 from vdp.engine.lifecycle import idle_info, watch_idle
 from vdp.engine.metrics import record_batch, record_fallbacks
 from vdp.engine.plan import StagePlan
@@ -37,15 +39,27 @@ class StageActor:
     frame order and its state is threaded through them.
     """
 
-    def __init__(self, plan: StagePlan, threads: int | None = None, idle_s: float | None = None) -> None:
+    def __init__(self, plan: StagePlan, threads: int | None = None, idle_s: float | None = None,
+                 cpu_turns: bool = False) -> None:
         # Ray starts workers with OMP_NUM_THREADS=1 (actors here reserve no CPUs); without an
         # explicit count, use the node's cores as torch would outside Ray.
-        torch.set_num_threads(threads or len(os.sched_getaffinity(0)))
-        self.name = plan.name
-        self.stage = plan.build()
         gpu_ids = ray.get_gpu_ids()
         use_cuda = bool(gpu_ids) and torch.cuda.is_available()
         self.device = torch.device("cuda" if use_cuda else "cpu")
+        node_id = ray.get_runtime_context().get_node_id()
+        #: With `cpu_turns` on a CPU actor, the node's stage actors compute one at a time
+        #: (`vdp.engine.cores`), each with the node's cores and one inter-op thread.
+        self.turn = CpuTurn(node_id) if cpu_turns and not use_cuda else None
+        if self.turn is not None:
+            torch.set_num_threads(actor_threads(threads, node_cores(_ray_node_cpus(node_id))))
+            try:
+                torch.set_num_interop_threads(INTEROP_THREADS)
+            except RuntimeError:  # already set, or inter-op work already ran in this process
+                pass
+        else:
+            torch.set_num_threads(threads or len(os.sched_getaffinity(0)))
+        self.name = plan.name
+        self.stage = plan.build()
         self.stage.setup(self.device)
         self.streams: dict[str, Any] = {}
         self.decoders: dict[str, WorkerDecoder] = {}  # streams whose frames this actor decodes
@@ -63,6 +77,8 @@ class StageActor:
                 "resources": ctx.get_assigned_resources(), "streams": list(self.streams),
                 "frames": self.frames, "busy_seconds": self.busy_seconds,
                 "started": self.started, "torch_threads": torch.get_num_threads(),
+                "interop_threads": torch.get_num_interop_threads(),
+                "cpu_turns": self.turn.to_dict() if self.turn is not None else None,
                 "thp_alloc": os.environ.get("THP_MEM_ALLOC_ENABLE"),
                 **idle_info(self)}
 
@@ -93,8 +109,9 @@ class StageActor:
             decoded = {"frames": len(batch), "seconds": decode_secs, "where": dict(decoder.where)}
         if batch is None or len(batch) == 0:
             return batch, step_meta(None, 0.0)
-        out, self.streams[stream_id], secs = process_step(self.stage, self.name, batch,
-                                                          self._state(stream_id))
+        with self.turn or nullcontext():
+            out, self.streams[stream_id], secs = process_step(self.stage, self.name, batch,
+                                                              self._state(stream_id))
         self.frames += len(batch)
         self.busy_seconds += secs
         record_batch(self.name, stream_id, len(batch), secs)  # Ray metrics
@@ -105,7 +122,8 @@ class StageActor:
 
     @ray.method(num_returns=2)
     def flush(self, stream_id: str) -> tuple[FrameBatch | None, dict]:
-        out, secs = flush_step(self.stage, self.name, self._state(stream_id))
+        with self.turn or nullcontext():
+            out, secs = flush_step(self.stage, self.name, self._state(stream_id))
         self.busy_seconds += secs
         return self._outgoing(stream_id, out), step_meta(out, secs)
 
@@ -135,9 +153,21 @@ class StageActor:
                 decoder.stop()
         return len(dead)
 
+    def turn_intervals(self) -> list[tuple[float, float]]:
+        """(start, end) wall times of the last CPU turns (empty without turns; tests)."""
+        return list(self.turn.intervals) if self.turn is not None else []
+
     def _state(self, stream_id: str) -> Any:
         try:
             return self.streams[stream_id]
         except KeyError:
             raise StreamLostError(f"stage {self.name!r} (pid {os.getpid()}) holds no stream "
                                   f"{stream_id}: the actor restarted since it was opened") from None
+
+
+def _ray_node_cpus(node_id: str) -> float | None:
+    """The CPU resource Ray gives the node (None when Ray does not say)."""
+    for node in ray.nodes():
+        if node.get("NodeID") == node_id:
+            return node.get("Resources", {}).get("CPU")
+    return None

@@ -169,10 +169,10 @@ def _run(spec: JobSpec, spec_json: str, out: Path, work: Path, report: JobReport
             w.write(batch)
         tracker.add("write", len(batch), time.perf_counter() - w0)
 
-    run = JobRun(spec, report, local, plans, info, chunks, todo, attempts, reused, records, store,
-                 ledger, tracker, cancel)
     on_cpu = cpu_bound(local, report.device)
     background = None if on_cpu else BackgroundWriter(write_batch, timeout_s=spec.resources.batch_timeout_s)
+    run = JobRun(spec, report, local, plans, info, chunks, todo, attempts, reused, records, store,
+                 ledger, tracker, cancel, writer=background)
     try:
         with encode_in_idle_time() if on_cpu else nullcontext():
             done = run.process(write_batch if background is None else background.submit)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Callable, Iterator
 
 import torch
@@ -68,6 +69,7 @@ class JobRun:
         ledger: The run's ledger.
         tracker: Per-stage progress.
         cancel: When set, the run stops and raises `JobCancelledError`.
+        writer: The driver's background writer, if any (idle priority on CPU-only Ray runs).
     """
 
     spec: JobSpec
@@ -84,6 +86,7 @@ class JobRun:
     ledger: Ledger
     tracker: ProgressTracker
     cancel: threading.Event | None = None
+    writer: Any = None  # vdp.engine.writeback.BackgroundWriter
 
     def process(self, sink: Callable[[FrameBatch], None]) -> Processed:
         """Run the chunks that still need running and merge them, in frame order, into `sink`."""
@@ -178,7 +181,8 @@ class JobRun:
         ensure_ray()
         res, report = self.spec.resources, self.report
         replicas, placements, gpu = acquire_replicas(self.plans, res, max_replicas=len(self.todo),
-                                                     threads=res.threads, timeout_s=res.batch_timeout_s)
+                                                     threads=res.threads, timeout_s=res.batch_timeout_s,
+                                                     cpu_turns=True)
         report.device = ",".join(sorted({r.info.get("device", "?") for rs in replicas.values() for r in rs}))
         budget = int(res.object_store_budget_mb * 2**20 if res.object_store_budget_mb
                      else max(256 * 2**20, 0.25 * ClusterView.current().object_store_bytes))
@@ -188,8 +192,11 @@ class JobRun:
         report.placement = {"gpus": gpu, "stages": {p.plan.name: p.to_dict() for p in placements}}
         decode, why_driver = self.worker_decode()
         report.placement["frames_to_driver"] = self.keep_frames
+        if not gpu:  # CPU-only: actors take turns on the cores, the driver works in their idle time
+            report.placement["cpu"] = self._lower_driver_priority(replicas, res.threads)
+        source = partial(self.chunk_source, idle=not gpu and IDLE_PRIORITY_AVAILABLE)
         try:
-            return scheduler.run(self.todo, self.attempts, assembler, self.chunk_source, self.info,
+            return scheduler.run(self.todo, self.attempts, assembler, source, self.info,
                                  self.tracker, self.cancel, decode=decode, why_driver=why_driver,
                                  keep_frames=self.keep_frames)
         finally:
@@ -199,6 +206,19 @@ class JobRun:
                                                 "peak_estimated_bytes": scheduler.budget.peak,
                                                 "peak_batches_in_flight": scheduler.peak_in_flight}
             report.chunks.update({"runs": scheduler.chunk_log, "retries": scheduler.retries})
+
+    def _lower_driver_priority(self, replicas: dict[str, list[Any]], threads: int | None) -> dict[str, Any]:
+        """Move the driver's writing to idle priority; the CPU allotment for report.json."""
+        from vdp.engine.cores import CpuAllotment
+
+        allot = CpuAllotment(threads=threads, driver_idle=IDLE_PRIORITY_AVAILABLE)
+        if self.writer is not None and IDLE_PRIORITY_AVAILABLE:
+            self.writer.lower_priority()
+        return {**allot.to_dict(),
+                "actors": {r.name: {"node_id": r.info.get("node_id"), "torch_threads": r.info.get("torch_threads"),
+                                    "interop_threads": r.info.get("interop_threads"),
+                                    "turns": r.info.get("cpu_turns") is not None}
+                           for rs in replicas.values() for r in rs}}
 
 
 def cancellable(source: Iterator[FrameBatch], cancel: threading.Event | None) -> Iterator[FrameBatch]:

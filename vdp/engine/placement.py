@@ -220,7 +220,8 @@ def check_resources(placements: list[StagePlacement], resources: ResourcesSpec,
 
 
 def acquire_replicas(plans: list[StagePlan], resources: ResourcesSpec, *, max_replicas: int,
-                     threads: int | None, timeout_s: float) -> tuple[dict[str, list[Replica]], list[StagePlacement], bool]:
+                     threads: int | None, timeout_s: float,
+                     cpu_turns: bool = False) -> tuple[dict[str, list[Replica]], list[StagePlacement], bool]:
     """Plan, check, then create (or reuse) every stage's replicas and wait for their models.
 
     Args:
@@ -229,6 +230,7 @@ def acquire_replicas(plans: list[StagePlan], resources: ResourcesSpec, *, max_re
         max_replicas: Most replicas worth having per stage (the number of chunks).
         threads: torch CPU threads inside each actor.
         timeout_s: Longest to wait for the actors' models to load.
+        cpu_turns: On a CPU-only job, a node's actors take turns computing (`vdp.engine.cores`).
 
     Returns:
         Replicas per stage name, the placements, and whether actors take GPUs.
@@ -262,7 +264,7 @@ def acquire_replicas(plans: list[StagePlan], resources: ResourcesSpec, *, max_re
                 name=p.plan.actor_name(i), namespace=NAMESPACE, get_if_exists=True,
                 lifetime="detached", num_gpus=p.num_gpus, num_cpus=0,
                 scheduling_strategy="DEFAULT" if gpu else "SPREAD",
-            ).remote(p.plan, threads, resources.actor_idle_s)  # idle timeout
+            ).remote(p.plan, threads, resources.actor_idle_s, cpu_turns and not gpu)
             replicas[p.plan.name].append(Replica(p.plan.name, i, p.plan.actor_name(i), handle))
     everyone = [r for rs in replicas.values() for r in rs]
     live = live_job_ids()

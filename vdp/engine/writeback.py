@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import queue
 import threading
+from contextlib import nullcontext
 from typing import Callable
 
 from vdp.errors import JobTimeoutError
+from vdp.idle import set_idle_priority
 from vdp.types import FrameBatch
 
 _STOP = object()
@@ -31,19 +33,36 @@ class BackgroundWriter:
         self._queue: queue.Queue = queue.Queue(maxsize=max_pending)
         self._error: BaseException | None = None
         self._timeout_s = timeout_s
+        self._idle = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="vdp-writer", daemon=True)
         self._thread.start()
 
     def _loop(self) -> None:
+        from vdp.io import encode_in_idle_time  # TorchCodec's import is the job's, not this module's
+
+        lowered = False
         while True:
             item = self._queue.get()
             if item is _STOP:
                 return
+            if self._idle.is_set() and not lowered:
+                lowered = set_idle_priority()
             if self._error is None:
                 try:
-                    self._write(item)
+                    with encode_in_idle_time() if lowered else nullcontext():
+                        self._write(item)
                 except BaseException as exc:  # re-raised in the driver's thread
                     self._error = exc
+
+    def lower_priority(self) -> None:
+        """From the next batch on, write at idle priority (`vdp.idle`; PNG frames encode on
+        idle-priority threads too): for models computing on this node's cores."""
+        self._idle.set()
+
+    @property
+    def idle(self) -> bool:
+        """Whether `lower_priority` was asked for."""
+        return self._idle.is_set()
 
     def _raise_error(self) -> None:
         if self._error is not None:
