@@ -4,13 +4,11 @@ A spec says what to read (`input`), which stages run (`stages`), what to write (
 and how (`chunking`, `precision`, `resources`). Which stages and output kinds exist, and what
 layers each needs and produces, comes from `vdp.catalog`: a spec whose chain cannot work
 (an output reading a layer no stage of the job produces) fails here, before anything runs.
-Named presets (package data ``vdp/presets/*.yaml``) are specs without an input;
-`JobSpec.from_preset` fills it in.
+Named presets (package data ``vdp/presets/*.yaml``, read by `vdp.spec_files`) are specs
+without an input; `JobSpec.from_preset` fills it in.
 """
 from __future__ import annotations
 
-import json
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -21,15 +19,14 @@ from pydantic import (
 
 from vdp import catalog
 from vdp.errors import SpecError
+# re-exported: callers read presets and spec files through vdp.spec
+from vdp.spec_files import list_presets, load_preset, read_spec_file, with_synthetic_weights  # noqa: F401
 
 Precision = Literal["auto", "fp16", "bf16", "fp32"]
 Device = Literal["auto", "cpu", "cuda"]
 DepthModel = Literal["vits", "vitb", "vitl", "metric_vits", "metric_vitb", "metric_vitl"]
 PRECISIONS: tuple[str, ...] = get_args(Precision)
 DepthKind = Literal["relative", "metric"]
-
-#: Where the named presets live (package data, so an installed wheel has them).
-PRESETS = resources.files("vdp") / "presets"
 
 #: Names a job's folder holds besides its outputs (compared case-insensitively): the resolved
 #: spec, the report, the engine's work folder (`vdp.engine.ledger.WORKDIR`) and the gateway's
@@ -332,15 +329,6 @@ def output_name(o: OutputSpec, stem: str | None = None) -> str:
     return catalog.output(o.kind).name_for(stem)
 
 
-def with_synthetic_weights(data: dict[str, Any]) -> dict[str, Any]:
-    """A copy of spec mapping `data` whose stages that load weights use synthetic ones."""
-    stages = dict(data.get("stages") or {})
-    for entry in catalog.stages():
-        if stages.get(entry.name) is not None and "synthetic_weights" in entry.options.model_fields:
-            stages[entry.name] = {**stages[entry.name], "synthetic_weights": True}
-    return {**data, "stages": stages}
-
-
 def check_precision(precision: str) -> str:
     """`precision` if it is one of `PRECISIONS`.
 
@@ -379,48 +367,3 @@ def format_validation_error(exc: ValidationError) -> str:
 def _excerpt(value: Any, limit: int = 80) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[:limit] + "..."
-
-
-def list_presets() -> dict[str, str]:
-    """Preset name -> one-line description, from the package's ``presets/*.yaml``."""
-    out = {}
-    for path in sorted(PRESETS.iterdir(), key=lambda p: p.name):
-        if path.name.endswith(".yaml"):
-            out[path.name.removesuffix(".yaml")] = str(_parse_mapping(path.read_text(), path.name).get("description", ""))
-    return out
-
-
-def load_preset(name: str) -> dict[str, Any]:
-    """The preset's mapping (without its description)."""
-    path = PRESETS / f"{name}.yaml"
-    if "/" in name or not path.is_file():
-        raise SpecError(f"unknown preset {name!r}; available: {', '.join(list_presets()) or 'none'}")
-    data = _parse_mapping(path.read_text(), path.name)
-    data.pop("description", None)
-    return data
-
-
-def read_spec_file(path: Path) -> dict[str, Any]:
-    """The mapping in a JSON (``.json``) or YAML (anything else) spec file, not yet validated.
-
-    Raises:
-        SpecError: The file cannot be read, does not parse, or holds no mapping.
-    """
-    try:
-        text = Path(path).read_text()
-    except OSError as exc:
-        raise SpecError(f"cannot read spec file {path}: {exc.strerror}") from None
-    return _parse_mapping(text, str(path))
-
-
-def _parse_mapping(text: str, source: str) -> dict[str, Any]:
-    import yaml
-
-    is_json = source.endswith(".json")
-    try:
-        data = json.loads(text) if is_json else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise SpecError(f"{source} is not valid {'JSON' if is_json else 'YAML'}: {exc}") from None
-    if not isinstance(data, dict):
-        raise SpecError(f"{source} must hold a mapping of spec fields, got {type(data).__name__}")
-    return data
