@@ -60,4 +60,5 @@ def test_video_info_to_dict():
     info = VideoInfo("a.mp4", num_frames=30, fps=30.0, duration_seconds=1.0, width=64, height=48, codec="h264")
     assert info.to_dict() == {"path": "a.mp4", "num_frames": 30, "fps": 30.0, "duration_seconds": 1.0,
                               "width": 64, "height": 48, "codec": "h264", "pixel_format": "",
-                              "rotation_degrees": 0, "has_audio": False, "bit_depth": 8}
+                              "rotation_degrees": 0, "has_audio": False, "bit_depth": 8,
+                              "declared_frames": None, "warnings": []}

@@ -48,5 +48,7 @@ def test_installed_wheel_lists_and_runs_presets(tmp_path):
     _run(bin_dir / "vdp", "run", MEDIA / "androidx__bear-vp9-odd-dimensions.webm", "--preset", "matte",
          "--synthetic-weights", "--max-frames", "2", "--local", "--out", tmp_path / "out",
          cwd=tmp_path, env=env)
+    stem = "androidx__bear-vp9-odd-dimensions"  # `vdp run` names outputs after the input
     assert sorted(p.name for p in (tmp_path / "out").iterdir() if not p.name.startswith(".")) == [
-        "alpha.mp4", "composite.mp4", "foreground.webm", "report.json", "spec.json"]
+        f"{stem}_alpha.mp4", f"{stem}_composite.mp4", f"{stem}_foreground.webm", "report.json",
+        "spec.json"]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 import torch
@@ -44,6 +45,14 @@ def fill_job(page, preset: str, **fields: str) -> None:
 def card(page, job_state: str):
     return page.locator(f"li.job[data-state={job_state}]")
 
+
+def wait_until(page, expression: str, *, timeout_s: float) -> None:
+    """Poll `expression` from the test side (the page's CSP forbids the eval that
+    `page.wait_for_function` would use) until it is true, or fail after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while not page.evaluate(expression):
+        assert time.monotonic() < deadline, f"not true after {timeout_s} s: {expression}"
+        page.wait_for_timeout(250)
 
 def test_sign_in_refuses_a_wrong_token_and_keeps_the_token_in_an_httponly_cookie(web_gateway, context):
     page = context.new_page()
@@ -91,10 +100,10 @@ def test_upload_submit_follow_progress_and_play_an_output(web_gateway, context, 
     done.get_by_role("link").click()
     page.get_by_role("heading", name="Outputs").wait_for()
     # The RGB|depth preview (H.264 MP4) decodes a frame in the page's video element.
-    page.wait_for_function("(() => { const v = document.querySelector('[data-name=\"depth_preview.mp4\"] video');"
-                           " return v && v.readyState >= 2 && v.videoWidth > 0; })()", timeout=60_000)
-    page.wait_for_function("(() => { const i = document.querySelector('.frames img');"
-                           " return i && i.complete && i.naturalWidth > 0; })()")
+    wait_until(page, "(() => { const v = document.querySelector('[data-name=\"depth_preview.mp4\"] video');"
+                     " return v && v.readyState >= 2 && v.videoWidth > 0; })()", timeout_s=60)
+    wait_until(page, "(() => { const i = document.querySelector('.frames img');"
+                     " return i && i.complete && i.naturalWidth > 0; })()", timeout_s=30)
     page.get_by_label("Frame (depth_png16)").fill("7")
     assert "frame 8 / 8" in page.locator(".frames").inner_text()
     assert page.locator("svg.chart rect[data-stage=depth]").count() == 1
@@ -133,7 +142,7 @@ def test_a_failed_job_says_why_in_words(web_gateway, context):
     failed.get_by_role("link").click()
     problem = page.locator("#job-error")
     problem.filter(has_text="This job failed.").wait_for()
-    assert "no GPU" in problem.inner_text()
+    assert "cuda" in problem.inner_text() and "CPU-only" in problem.inner_text()
     page.get_by_role("button", name="Delete").click()  # no confirm handler: the dialog is dismissed
     assert page.get_by_role("button", name="Delete").is_enabled()
 

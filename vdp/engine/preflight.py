@@ -7,6 +7,7 @@ on the source resolution, comes on top.
 """
 from __future__ import annotations
 
+from vdp import catalog
 from vdp.errors import InputError
 from vdp.spec import JobSpec
 from vdp.types import VideoInfo
@@ -16,8 +17,9 @@ MAX_SIDE = 16384
 MAX_ASPECT = 16.0
 #: Frames the offline depth window can hold back before their depth is final.
 DEPTH_WINDOW = 32
-#: Bytes per pixel of each layer a stage adds (float32).
-LAYER_BYTES = {"depth": 4, "refine": 0, "matte": 4, "stereo": 6}
+#: Bytes per pixel of each layer the job's stages produce (catalog ``produces``); a layer not
+#: listed counts as one float32 per pixel.
+LAYER_BYTES = {"depth": 4, "alpha": 4, "foreground": 3, "stereo": 6}
 #: Extra full-resolution bytes per pixel an output builds per frame while it writes.
 OUTPUT_BYTES = {"depth_preview_mp4": 6, "sbs_full": 6, "tb_full": 6, "composite_mp4": 3,
                 "foreground_webm": 4, "rgba_png": 4}
@@ -57,7 +59,8 @@ def check_input(spec: JobSpec, info: VideoInfo) -> None:
 def estimate_frame_memory_mb(spec: JobSpec, info: VideoInfo) -> float:
     """Frame-proportional memory of the job in MB: frames held at once x bytes per pixel."""
     pixels = info.width * info.height
-    per_frame = 3 + sum(LAYER_BYTES[s] for s in spec.stages.enabled())
+    layers = {layer for name in spec.stages.enabled() for layer in catalog.stage(name).produces}
+    per_frame = 3 + sum(LAYER_BYTES.get(layer, 4) for layer in layers)
     held = 2 * spec.resources.batch_frames + (DEPTH_WINDOW if spec.stages.depth else 0)
     writing = spec.resources.batch_frames * sum(OUTPUT_BYTES.get(o.kind, 3) for o in spec.outputs)
     return pixels * (held * per_frame + writing) / 2**20
