@@ -39,6 +39,7 @@ class StageProgress(_Model):
     busy_seconds: float = Field(0.0, description="Time spent inside the stage's own calls.")
     elapsed_seconds: float = Field(0.0, description="Wall time since the job started running.")
     fps: float = Field(0.0, description="Frames per wall-clock second so far.")
+    busy_fps: float = Field(0.0, description="Frames per second of the stage's own busy time (its own speed).")
     eta_seconds: float | None = Field(None, description="Estimated seconds to completion.")
 
 

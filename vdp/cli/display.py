@@ -17,7 +17,8 @@ def _fmt_eta(seconds: float | None) -> str:
 
 def format_line(p: StageProgress) -> str:
     total = p.frames_total if p.frames_total is not None else "?"
-    return f"  {p.stage:<8} {p.frames_done:>7}/{total:<7} {p.fps:7.2f} fps  ETA {_fmt_eta(p.eta_seconds)}"
+    return (f"  {p.stage:<8} {p.frames_done:>7}/{total:<7} {p.fps:7.2f} fps (own {p.busy_fps:.1f})  "
+            f"ETA {_fmt_eta(p.eta_seconds)}")
 
 
 class ProgressDisplay:

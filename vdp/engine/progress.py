@@ -34,6 +34,12 @@ class StageProgress:
         return self.frames_done / self.elapsed_seconds if self.elapsed_seconds > 0 else 0.0
 
     @property
+    def busy_fps(self) -> float:
+        """The stage's own throughput: frames per second of its own busy time (what it could
+        sustain alone; `fps` is paced by the slowest stage)."""
+        return self.frames_done / self.busy_seconds if self.busy_seconds > 0 else 0.0
+
+    @property
     def eta_seconds(self) -> float | None:
         """Estimated seconds to completion at the current rate."""
         if self.frames_total is None or self.fps <= 0:
@@ -41,7 +47,7 @@ class StageProgress:
         return max(0.0, (self.frames_total - self.frames_done) / self.fps)
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "fps": round(self.fps, 3),
+        return {**asdict(self), "fps": round(self.fps, 3), "busy_fps": round(self.busy_fps, 3),
                 "eta_seconds": None if self.eta_seconds is None else round(self.eta_seconds, 1)}
 
 
