@@ -44,6 +44,22 @@ def as_array(x: np.ndarray | torch.Tensor, *, name: str, dtype: type | None = No
     return np.ascontiguousarray(arr)
 
 
+def rgb_alpha_arrays(rgb: np.ndarray | torch.Tensor,
+                     alpha: np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 ``rgb [T,3,H,W]`` and ``alpha [T,H,W]`` as checked arrays of matching T, H, W.
+
+    Raises:
+        ValueError: Wrong dtypes, dims, or shapes that do not match.
+    """
+    rgb_a = as_array(rgb, name="rgb", dtype=np.uint8, ndim=4)
+    alpha_a = as_array(alpha, name="alpha", dtype=np.uint8, ndim=3)
+    t, c, h, w = rgb_a.shape
+    if c != 3 or alpha_a.shape != (t, h, w):
+        raise ValueError(f"rgb must be [T,3,H,W] and alpha [T,H,W] with the same T,H,W; got "
+                         f"rgb {rgb_a.shape}, alpha {alpha_a.shape}")
+    return rgb_a, alpha_a
+
+
 class AtomicOutput:
     """A file or folder written under a temp name and moved to `path` on `close()`.
 

@@ -23,7 +23,7 @@ import torch
 
 from vdp.errors import EncodeError
 from vdp.idle import set_idle_priority
-from vdp.io.writers._atomic import AtomicOutput, as_array
+from vdp.io.writers._atomic import AtomicOutput, as_array, rgb_alpha_arrays
 from vdp.io.writers.png_encode import LEVELS, encode_png
 
 MAX_PENDING_BATCHES = 2  # batches a writer may have encoding before `write` waits for the oldest
@@ -191,12 +191,8 @@ class PngRgbaSequenceWriter(_PngSequence):
 
 def rgba_frames(rgb: np.ndarray | torch.Tensor, alpha: np.ndarray | torch.Tensor) -> np.ndarray:
     """Interleave ``rgb`` uint8 ``[T,3,H,W]`` and ``alpha`` uint8 ``[T,H,W]`` into ``[T,H,W,4]``."""
-    rgb_a = as_array(rgb, name="rgb", dtype=np.uint8, ndim=4)
-    alpha_a = as_array(alpha, name="alpha", dtype=np.uint8, ndim=3)
-    t, c, h, w = rgb_a.shape
-    if c != 3 or alpha_a.shape != (t, h, w):
-        raise ValueError(f"rgb must be [T,3,H,W] and alpha [T,H,W] with the same T,H,W; got "
-                         f"rgb {rgb_a.shape}, alpha {alpha_a.shape}")
+    rgb_a, alpha_a = rgb_alpha_arrays(rgb, alpha)
+    t, _, h, w = rgb_a.shape
     out = torch.empty((t, h, w, 4), dtype=torch.uint8)  # torch's strided copy beats numpy's here
     out[..., :3].copy_(torch.from_numpy(rgb_a).permute(0, 2, 3, 1))
     out[..., 3].copy_(torch.from_numpy(alpha_a))

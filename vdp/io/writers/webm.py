@@ -16,7 +16,7 @@ import torch
 from vdp.errors import DecodeError
 from vdp.io._ffmpeg import FfmpegPipe, run_ffmpeg
 from vdp.io.decode import DEFAULT_TIMEOUT_S, probe
-from vdp.io.writers._atomic import as_array
+from vdp.io.writers._atomic import rgb_alpha_arrays
 from vdp.io.writers._pipe import PipeWriter
 
 
@@ -66,12 +66,8 @@ class WebmAlphaWriter(PipeWriter):
             ValueError: Wrong dtype/shapes or a size change.
             EncodeError: ffmpeg failed, exited or stalled (the output is aborted).
         """
-        rgb_a = as_array(rgb, name="rgb", dtype=np.uint8, ndim=4)
-        alpha_a = as_array(alpha, name="alpha", dtype=np.uint8, ndim=3)
-        t, c, h, w = rgb_a.shape
-        if c != 3 or alpha_a.shape != (t, h, w):
-            raise ValueError(f"rgb must be [T,3,H,W] and alpha [T,H,W] with the same T,H,W; got "
-                             f"rgb {rgb_a.shape}, alpha {alpha_a.shape}")
+        rgb_a, alpha_a = rgb_alpha_arrays(rgb, alpha)
+        t, _, h, w = rgb_a.shape
         size = (h, w)
         if self.frame_size is not None and size != self.frame_size:
             raise ValueError(f"frame size changed from {self.frame_size} to {size}")
