@@ -53,6 +53,8 @@ class RefineSpec(_Strict):
     """SSM temporal refiner options."""
 
     checkpoint: str | None = Field(None, description="Checkpoint path; default: the one shipped with vdp.")
+    use_confidence: bool = Field(True, description="Feed the refiner the confidence derived from the teacher's temporal agreement (False: run without it).")
+    blend: float = Field(1.0, ge=0, le=1, description="Share of the refiner's log-depth correction applied (0: depth unchanged, 1: fully refined).")
 
 
 class MatteSpec(_Strict):
