@@ -22,7 +22,9 @@ from vdp.models.refiner.load import load_refiner
 from vdp.refiner.baselines import BILATERAL_GRID, EMA_DECAYS, ema, temporal_bilateral
 from vdp.refiner.inference import refine_depth
 from vdp.refiner.metrics import MetricSums, static_mask, tae_sums
-from vdp.refiner.splits import TEACHER_SEED_OFFSET, TEST_SEED_BASE, VAL_SEED_BASE
+from vdp.refiner.families import FAMILIES, UnknownFamilyError, simulate_family
+from vdp.refiner.splits import (FAMILY_SEED_STEP, TEACHER_SEED_OFFSET, TEST_SEED_BASE,
+                                VAL_SEED_BASE)
 from vdp.refiner.teacher import simulate_teacher
 
 #: Confidence strata (derived confidence of the teacher, see vdp.models.refiner.confidence;
@@ -53,15 +55,20 @@ class EvalSequence:
 
 
 def synthetic_sequences(seed_base: int, count: int, *, frames: int = 60, height: int = 96,
-                        width: int = 128) -> list[EvalSequence]:
-    """Procedural sequences with seeds ``seed_base + i`` and simulated teachers."""
+                        width: int = 128, family: str = "classic") -> list[EvalSequence]:
+    """Procedural sequences with seeds ``seed_base + i`` and simulated teachers of `family`."""
     from vdp.refiner.synthetic import render_clip
 
+    if family not in FAMILIES:
+        raise UnknownFamilyError(f"unknown teacher family {family!r}; available: {', '.join(FAMILIES)}")
+    offset = TEACHER_SEED_OFFSET + FAMILIES.index(family) * FAMILY_SEED_STEP
     out = []
     for i in range(count):
         clip = render_clip(seed_base + i, frames=frames, height=height, width=width)
-        teacher = simulate_teacher(clip.depth, seed_base + i + TEACHER_SEED_OFFSET)
-        out.append(EvalSequence(f"proc-{seed_base + i}", clip.depth, clip.depth > 0, teacher,
+        teacher = simulate_family(family, clip.depth, seed_base + i + offset,
+                                  dynamic=clip.dynamic, poses=clip.poses)
+        name = f"proc-{seed_base + i}" + ("" if family == "classic" else f"-{family}")
+        out.append(EvalSequence(name, clip.depth, clip.depth > 0, teacher,
                                 clip.dynamic, clip.intrinsics, clip.poses))
     return out
 
@@ -164,7 +171,9 @@ def _bilateral_candidates():
 
 def evaluate(checkpoint: str | Path | None = None, *, data: str = "synthetic", test_count: int = 8,
              val_count: int = 4, frames: int = 60, height: int = 96, width: int = 128,
-             oracle: bool = True, log: Callable[[str], None] = print) -> dict[str, Any]:
+             oracle: bool = True, family: str = "classic",
+             compare: dict[str, str | Path] | None = None,
+             log: Callable[[str], None] = print) -> dict[str, Any]:
     """Evaluate a refiner checkpoint (default: the shipped one) and the baselines.
 
     Args:
@@ -177,6 +186,8 @@ def evaluate(checkpoint: str | Path | None = None, *, data: str = "synthetic", t
         height: Procedural frame height.
         width: Procedural frame width.
         oracle: Also tune the baselines on the test split (reported separately).
+        family: Teacher family of procedural sequences (`vdp.refiner.families`).
+        compare: More checkpoints to report, as rows ``refiner <name>``.
         log: Progress lines.
 
     Returns:
@@ -185,8 +196,9 @@ def evaluate(checkpoint: str | Path | None = None, *, data: str = "synthetic", t
     t0 = time.monotonic()
     model = load_refiner(checkpoint)
     if data == "synthetic":
-        val = synthetic_sequences(VAL_SEED_BASE, val_count, frames=frames, height=height, width=width)
-        test = synthetic_sequences(TEST_SEED_BASE, test_count, frames=frames, height=height, width=width)
+        kw = {"frames": frames, "height": height, "width": width, "family": family}
+        val = synthetic_sequences(VAL_SEED_BASE, val_count, **kw)
+        test = synthetic_sequences(TEST_SEED_BASE, test_count, **kw)
     else:
         seqs = rgbd_sequences(data, frames=frames, size=(height, width))
         if len(seqs) < 2:
@@ -213,6 +225,9 @@ def evaluate(checkpoint: str | Path | None = None, *, data: str = "synthetic", t
     preds["refiner"] = [refine_depth(model, s.teacher) for s in test]
     ref_s = time.monotonic() - t_ref
     preds["refiner, no confidence"] = [refine_depth(model, s.teacher, use_confidence=False) for s in test]
+    for name, path in (compare or {}).items():
+        other = load_refiner(path)
+        preds[f"refiner {name}"] = [refine_depth(other, s.teacher) for s in test]
     params: dict[str, Any] = {"ema_val": ema_a, "bilateral_val": _jsonable(bil_p)}
     if oracle:
         test_teacher = score(preds["teacher (raw)"], test)["abs_rel"]
@@ -227,7 +242,7 @@ def evaluate(checkpoint: str | Path | None = None, *, data: str = "synthetic", t
     results = {
         "rows": rows, "params": params,
         "bar": check_bar(rows),
-        "setup": {"data": data, "test": [s.name for s in test], "val": [s.name for s in val],
+        "setup": {"data": data, "family": family if data == "synthetic" else None, "test": [s.name for s in test], "val": [s.name for s in val],
                   "frames": n_frames, "size": list(test[0].gt.shape[1:]),
                   "refiner_ms_per_frame": round(1000 * ref_s / max(n_frames, 1), 2),
                   "seconds": round(time.monotonic() - t0, 1)},
