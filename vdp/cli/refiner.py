@@ -19,6 +19,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
                                                "data", "height", "width", "pool_clips", "lr",
                                                "data_workers")
                  if getattr(args, k) is not None}
+    if args.init is not None:
+        overrides["init"] = args.init
+    if args.families is not None:
+        cfg = replace(cfg, sampling=replace(cfg.sampling, families=tuple(
+            f.strip() for f in args.families.split(",") if f.strip())))
+    if args.harm is not None:
+        cfg = replace(cfg, loss=replace(cfg.loss, harm=args.harm))
     cfg = replace(cfg, **overrides)
     if cfg.steps < 1 or cfg.batch < 1 or cfg.threads < 1:
         raise SpecError("--steps, --batch and --threads must be at least 1")
@@ -96,6 +103,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     t.add_argument("--pool-clips", dest="pool_clips", type=int, help="procedural clips to render")
     t.add_argument("--data-workers", dest="data_workers", type=int, choices=[0, 1],
                    help="processes building batches ahead of the optimiser (default 1)")
+    t.add_argument("--init", help="start from this checkpoint (fine-tune) instead of random weights")
+    t.add_argument("--families", help="comma-separated training teacher families (default classic)")
+    t.add_argument("--harm", type=float, help="weight of the do-no-harm loss (frames made worse)")
     t.add_argument("--no-eval", action="store_true", help="skip the held-out evaluation")
     t.add_argument("--no-record-argv", dest="record_argv", action="store_false",
                    help="do not store the command line in the JSON")
