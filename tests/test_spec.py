@@ -11,7 +11,8 @@ from vdp.errors import SpecError
 from vdp.spec import (PRECISIONS, JobSpec, check_depth_kind, check_precision, list_presets,
                       load_preset, output_name, read_spec_file, with_synthetic_weights)
 
-PRESETS = ["anaglyph", "depth", "depth+matte", "depth+refine", "matte", "metric-depth", "vr-sbs", "vr-tb"]
+PRESETS = ["anaglyph", "depth", "depth+matte", "depth+refine", "matte", "metric-depth",
+           "metric-depth+refine", "vr-sbs", "vr-tb"]
 
 
 def spec(**fields) -> dict:

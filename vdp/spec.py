@@ -59,6 +59,8 @@ class RefineSpec(_Strict):
     """SSM temporal refiner options."""
 
     checkpoint: str | None = Field(None, max_length=4096, description="Checkpoint path; default: the one shipped with vdp.")
+    use_confidence: bool = Field(True, strict=True, description="Feed the refiner the confidence derived from the teacher's temporal agreement (False: run without it).")
+    blend: float = Field(1.0, ge=0, le=1, strict=True, description="Share of the refiner's log-depth correction applied (0: depth unchanged, 1: fully refined).")
 
 
 class MatteSpec(_Strict):

@@ -27,3 +27,24 @@ def test_train_and_eval_commands(tmp_path, capsys):
     assert args.func(args) == 0
     assert "| teacher (raw) |" in capsys.readouterr().out
     assert "refiner" in json.loads(js.read_text())["rows"]
+    args = _parse(["refiner", "eval", "--checkpoint", str(out), "--test", "1", "--val", "1",
+                   "--frames", "24", "--height", "32", "--width", "48", "--no-oracle",
+                   "--family", "drift", "--compare", f"again={out}", "--json", str(js)])
+    assert args.func(args) == 0
+    res = json.loads(js.read_text())
+    assert res["setup"]["family"] == "drift" and res["setup"]["test"] == ["proc-900000-drift"]
+    # the same checkpoint under another name gives the same row
+    assert res["rows"]["refiner again"]["abs_rel"] == res["rows"]["refiner"]["abs_rel"]
+
+
+def test_eval_argument_errors():
+    import pytest
+
+    from vdp.errors import SpecError
+
+    args = _parse(["refiner", "eval", "--compare", "no-equals-sign"])
+    with pytest.raises(SpecError, match="NAME=CHECKPOINT"):
+        args.func(args)
+    args = _parse(["refiner", "eval", "--data", "/some/dir", "--family", "drift"])
+    with pytest.raises(SpecError, match="procedural data only"):
+        args.func(args)

@@ -1,7 +1,9 @@
 """Evaluation: table layout, bar logic and baseline tuning on tiny held-out sets."""
 from __future__ import annotations
 
-from vdp.refiner.evaluate import check_bar, evaluate, format_table
+import torch
+
+from vdp.refiner.evaluate import EvalSequence, check_bar, evaluate, format_table, frame_abs_rel, harm
 
 
 def test_evaluate_shipped_on_tiny_split():
@@ -13,8 +15,28 @@ def test_evaluate_shipped_on_tiny_split():
     assert rows["ground truth"]["abs_rel"] == 0.0
     assert rows["refiner"]["flicker"] < rows["teacher (raw)"]["flicker"]
     assert "tae" in rows["refiner"] and set(rows["refiner"]["strata"]) == {"low", "mid", "high"}
+    pf = rows["refiner"]["per_frame"]
+    assert pf["frames"] == 24 and 0 <= pf["frames_worse"] <= pf["frames_worse_any"] <= 24
+    assert rows["teacher (raw)"]["per_frame"]["frames_worse_any"] == 0
+    assert rows["ground truth"]["per_frame"]["worst_delta"] < 0      # every frame better
+    assert "consistency_passed" in r["bar"]
     table = format_table(r)
     assert "| refiner |" in table and "By teacher confidence" in table and "Bar:" in table
+    assert "frames worse >0.005" in table and "Consistency bar:" in table
+
+
+def test_per_frame_harm_counts_and_locates_the_worst_frame():
+    gt = torch.full((4, 2, 3), 2.0)
+    teacher = gt * torch.tensor([1.02, 1.0, 1.04, 1.01])[:, None, None]   # AbsRel .02 0 .04 .01
+    seq = EvalSequence("s", gt, torch.ones_like(gt, dtype=torch.bool), teacher)
+    torch.testing.assert_close(frame_abs_rel(teacher, gt, seq.valid),
+                               torch.tensor([0.02, 0.0, 0.04, 0.01], dtype=torch.float64))
+    pred = gt * torch.tensor([1.01, 1.003, 1.05, 1.02])[:, None, None]     # .01 .003 .05 .02
+    h = harm([pred], [seq])
+    assert h["frames"] == 4 and h["frames_worse"] == 2 and h["frames_worse_any"] == 3
+    assert abs(h["worst_delta"] - 0.01) < 1e-6 and h["worst_frame"].startswith("s:")
+    seq.valid[1] = False                                              # frame without ground truth
+    assert harm([pred], [seq])["frames"] == 3
 
 
 def test_bar_logic():
@@ -26,3 +48,21 @@ def test_bar_logic():
     assert not check_bar(rows)["passed"]
     rows["refiner"] = {"abs_rel": 0.05, "flicker": 0.0065}           # worse than EMA
     assert not check_bar(rows)["passed"]
+
+
+def test_consistency_bar_logic():
+    pf = lambda n: {"frames": 10, "frames_worse": n, "worst_delta": 0.001, "worst_frame": "s:1"}  # noqa: E731
+    rows = {"teacher (raw)": {"abs_rel": 0.05, "flicker": 0.01, "tae": 0.02},
+            "bilateral a (val-tuned)": {"abs_rel": 0.045, "flicker": 0.004, "tae": 0.010},
+            "bilateral b (test-oracle)": {"abs_rel": 0.046, "flicker": 0.003, "tae": 0.008},
+            "refiner": {"abs_rel": 0.044, "flicker": 0.002, "tae": 0.0071, "per_frame": pf(0)}}
+    b = check_bar(rows)
+    assert b["consistency_passed"] and abs(b["tae_reduction_vs_best_bilateral"] - 0.1125) < 1e-9
+    rows["refiner"]["tae"] = 0.0073                                  # only 8.75 % below 0.008
+    assert not check_bar(rows)["consistency_passed"]
+    rows["refiner"].update(tae=0.007, abs_rel=0.0461)                # AbsRel worse than the best
+    assert not check_bar(rows)["consistency_passed"]
+    rows["refiner"].update(abs_rel=0.044, per_frame=pf(1))           # one frame made worse
+    assert not check_bar(rows)["consistency_passed"]
+    del rows["refiner"]["per_frame"]
+    assert "consistency_passed" not in check_bar(rows)

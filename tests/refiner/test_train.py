@@ -76,3 +76,42 @@ def test_train_on_rgbd_folder(tmp_path):
     _write_sequence(tmp_path / "short" / "s", frames=10, h=16, w=24, poses=False, teacher=None)
     with pytest.raises(SpecError, match="need 30 frames"):
         build_pool(TrainConfig(data=str(tmp_path / "short"), **SMALL))
+
+
+def test_harm_loss_counts_only_frames_made_worse():
+    from vdp.refiner.losses import frame_harm
+
+    gt = torch.zeros(1, 3, 4, 4)
+    inp = gt + torch.tensor([0.02, 0.0, 0.05])[None, :, None, None]
+    out = gt + torch.tensor([0.01, 0.03, 0.05])[None, :, None, None]   # better, worse by .03, same
+    valid = torch.ones_like(gt)
+    assert abs(float(frame_harm(out, inp, gt, valid)) - 0.01) < 1e-7      # mean of (0, .03, 0)
+    valid[0, 1] = 0                                                     # the worse frame has no gt
+    assert float(frame_harm(out, inp, gt, valid)) == 0.0
+    rho = out - inp
+    w = LossWeights(harm=2.0)
+    total, parts = refiner_loss(out, rho, inp, torch.ones_like(gt), gt, torch.ones_like(gt) > 0, w)
+    base, _ = refiner_loss(out, rho, inp, torch.ones_like(gt), gt, torch.ones_like(gt) > 0, LossWeights())
+    assert abs(parts["harm"] - 0.01) < 1e-7 and abs(float(total - base) - 0.02) < 1e-6
+
+
+def test_fine_tune_with_families_and_harm_is_deterministic(tmp_path):
+    from dataclasses import replace
+
+    from vdp.refiner.sampling import SamplingOptions
+
+    start = tmp_path / "s.pt"
+    train(TrainConfig(steps=1, **SMALL), start, log=lambda s: None)
+    cfg = TrainConfig(steps=2, init=str(start), sampling=SamplingOptions(families=("vda_windows", "shimmer")),
+                      loss=LossWeights(harm=5.0), **SMALL)
+    lines: list[str] = []
+    train(cfg, tmp_path / "a.pt", log=lines.append)
+    train(cfg, tmp_path / "b.pt", log=lambda s: None)
+    a, b, s = (load_refiner(tmp_path / n).state_dict() for n in ("a.pt", "b.pt", "s.pt"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert any(not torch.equal(a[k], s[k]) for k in a)               # it trained from s
+    side = json.loads((tmp_path / "a.json").read_text())
+    assert side["train_config"]["init"] == str(start)
+    assert side["train_config"]["sampling"]["families"] == ["vda_windows", "shimmer"]
+    with pytest.raises(SpecError, match="held out for evaluation"):
+        train(replace(cfg, sampling=SamplingOptions(families=("drift",))), tmp_path / "c.pt")

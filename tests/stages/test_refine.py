@@ -149,3 +149,37 @@ def test_non_finite_reduced_precision_window_is_rerun_in_fp32(clip, monkeypatch)
     report = s.take_report()
     assert [f["first_frame"] for f in report.fallbacks] == [0, 6, 12, 18, 24]
     assert report.fallbacks[0]["to"] == "fp32"
+
+
+def test_blend_and_confidence_choice_from_the_spec(stage, clip):
+    rgb, teacher = clip
+    full = _run(stage, rgb, teacher, 8).layers["depth"]
+    zero = RefineStage(RefineSpec(blend=0.0), precision="fp32")
+    zero.setup("cpu")
+    torch.testing.assert_close(_run(zero, rgb, teacher, 8).layers["depth"], teacher, rtol=0, atol=1e-6)
+    half = RefineStage(RefineSpec(blend=0.5), precision="fp32")
+    half.setup("cpu")
+    out = _run(half, rgb, teacher, 8).layers["depth"]
+    # half the log correction: log(out) is the mean of log(teacher) and log(full)
+    torch.testing.assert_close(out.log(), (teacher.log() + full.log()) / 2, rtol=0, atol=1e-4)
+    plain = RefineStage(RefineSpec(use_confidence=False), precision="fp32")
+    plain.setup("cpu")
+    no_conf = _run(plain, rgb, teacher, 8).layers["depth"]
+    assert not torch.allclose(no_conf, full, rtol=0, atol=1e-6)
+
+
+def test_spec_validates_blend():
+    with pytest.raises(ValueError, match="blend"):
+        RefineSpec(blend=1.5)
+    assert RefineSpec().use_confidence and RefineSpec().blend == 1.0
+
+
+def test_metric_depth_refine_preset():
+    from vdp.spec import JobSpec
+
+    job = JobSpec.from_preset("metric-depth+refine", input="clip.mp4")
+    assert job.depth_kind == "metric"
+    assert job.stages.refine == RefineSpec(use_confidence=True, blend=1.0)
+    key = RefineStage.config_key(job.stages.refine, job)
+    other = RefineStage.config_key(RefineSpec(use_confidence=False, blend=0.5), job)
+    assert key != other and key[0] == "metric"

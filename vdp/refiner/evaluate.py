@@ -22,7 +22,9 @@ from vdp.models.refiner.load import load_refiner
 from vdp.refiner.baselines import BILATERAL_GRID, EMA_DECAYS, ema, temporal_bilateral
 from vdp.refiner.inference import refine_depth
 from vdp.refiner.metrics import MetricSums, static_mask, tae_sums
-from vdp.refiner.splits import TEACHER_SEED_OFFSET, TEST_SEED_BASE, VAL_SEED_BASE
+from vdp.refiner.families import FAMILIES, UnknownFamilyError, simulate_family
+from vdp.refiner.splits import (FAMILY_SEED_STEP, TEACHER_SEED_OFFSET, TEST_SEED_BASE,
+                                VAL_SEED_BASE)
 from vdp.refiner.teacher import simulate_teacher
 
 #: Confidence strata (derived confidence of the teacher, see vdp.models.refiner.confidence;
@@ -32,6 +34,11 @@ STRATA = (("low", 0.0, 0.45), ("mid", 0.45, 0.65), ("high", 0.65, 1.01))
 ABSREL_TOLERANCE = 0.01
 #: Flicker must be at least this much (relative) below the teacher's.
 FLICKER_REDUCTION = 0.30
+#: Do-no-harm: a frame whose AbsRel exceeds the teacher's on that frame by more than this
+#: (absolute) counts as made worse.
+WORSE_FRAME_ABSREL = 0.005
+#: Consistency bar: TAE at least this much (relative) below the best bilateral row's.
+TAE_REDUCTION_VS_BILATERAL = 0.10
 
 
 @dataclass
@@ -48,15 +55,20 @@ class EvalSequence:
 
 
 def synthetic_sequences(seed_base: int, count: int, *, frames: int = 60, height: int = 96,
-                        width: int = 128) -> list[EvalSequence]:
-    """Procedural sequences with seeds ``seed_base + i`` and simulated teachers."""
+                        width: int = 128, family: str = "classic") -> list[EvalSequence]:
+    """Procedural sequences with seeds ``seed_base + i`` and simulated teachers of `family`."""
     from vdp.refiner.synthetic import render_clip
 
+    if family not in FAMILIES:
+        raise UnknownFamilyError(f"unknown teacher family {family!r}; available: {', '.join(FAMILIES)}")
+    offset = TEACHER_SEED_OFFSET + FAMILIES.index(family) * FAMILY_SEED_STEP
     out = []
     for i in range(count):
         clip = render_clip(seed_base + i, frames=frames, height=height, width=width)
-        teacher = simulate_teacher(clip.depth, seed_base + i + TEACHER_SEED_OFFSET)
-        out.append(EvalSequence(f"proc-{seed_base + i}", clip.depth, clip.depth > 0, teacher,
+        teacher = simulate_family(family, clip.depth, seed_base + i + offset,
+                                  dynamic=clip.dynamic, poses=clip.poses)
+        name = f"proc-{seed_base + i}" + ("" if family == "classic" else f"-{family}")
+        out.append(EvalSequence(name, clip.depth, clip.depth > 0, teacher,
                                 clip.dynamic, clip.intrinsics, clip.poses))
     return out
 
@@ -86,9 +98,44 @@ def confidence_map(teacher: torch.Tensor, downsample: int, window: int) -> torch
     return out
 
 
+def frame_abs_rel(pred: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """AbsRel of each frame, float64 ``[T]`` (NaN for a frame without valid ground truth)."""
+    p, g = pred.double(), gt.double()
+    err = torch.where(valid, (p - g).abs() / g.clamp_min(1e-12), torch.zeros_like(p))
+    n = valid.flatten(1).sum(1).double()
+    return err.flatten(1).sum(1) / n.where(n > 0, torch.full_like(n, float("nan")))
+
+
+def harm(preds: list[torch.Tensor], seqs: list[EvalSequence]) -> dict[str, Any]:
+    """Per-frame accuracy against the teacher's on the same frame.
+
+    Returns:
+        ``frames`` (with ground truth), ``frames_worse`` (AbsRel up by > WORSE_FRAME_ABSREL),
+        ``frames_worse_any`` (up at all, by > 1e-6), ``worst_delta`` (largest AbsRel increase,
+        <= 0 when no frame got worse) and ``worst_frame`` (``sequence:frame``, teacher -> method).
+    """
+    frames, worse, worse_any = 0, 0, 0
+    worst, where = -math.inf, ""
+    for p, s in zip(preds, seqs):
+        mine, teach = frame_abs_rel(p, s.gt, s.valid), frame_abs_rel(s.teacher, s.gt, s.valid)
+        ok = torch.isfinite(mine) & torch.isfinite(teach)
+        delta = (mine - teach)[ok]
+        idx = torch.nonzero(ok).flatten()
+        frames += int(ok.sum())
+        worse += int((delta > WORSE_FRAME_ABSREL).sum())
+        worse_any += int((delta > 1e-6).sum())
+        if delta.numel() and float(delta.max()) > worst:
+            j = int(delta.argmax())
+            f = int(idx[j])
+            worst = float(delta[j])
+            where = f"{s.name}:{f} ({float(teach[f]):.4f} -> {float(mine[f]):.4f})"
+    return {"frames": frames, "frames_worse": worse, "frames_worse_any": worse_any,
+            "worst_delta": worst if frames else 0.0, "worst_frame": where}
+
+
 def score(preds: list[torch.Tensor], seqs: list[EvalSequence], *, tae: bool = False,
-          conf: list[torch.Tensor] | None = None) -> dict[str, Any]:
-    """Pooled metrics of predictions (one per sequence)."""
+          conf: list[torch.Tensor] | None = None, per_frame: bool = False) -> dict[str, Any]:
+    """Pooled metrics of predictions (one per sequence); `per_frame` adds `harm`'s counts."""
     m = MetricSums()
     for i, (p, s) in enumerate(zip(preds, seqs)):
         m.add_depth(p, s.gt, s.valid)
@@ -100,7 +147,10 @@ def score(preds: list[torch.Tensor], seqs: list[EvalSequence], *, tae: bool = Fa
             for name, lo, hi in STRATA:
                 band = (conf[i] >= lo) & (conf[i] < hi)
                 m.add_stratum(name, p, s.gt, s.valid & band, static & band[1:])
-    return m.result()
+    out = m.result()
+    if per_frame:
+        out["per_frame"] = harm(preds, seqs)
+    return out
 
 
 def _tune(seqs: list[EvalSequence], teacher_absrel: float,
@@ -121,7 +171,9 @@ def _bilateral_candidates():
 
 def evaluate(checkpoint: str | Path | None = None, *, data: str = "synthetic", test_count: int = 8,
              val_count: int = 4, frames: int = 60, height: int = 96, width: int = 128,
-             oracle: bool = True, log: Callable[[str], None] = print) -> dict[str, Any]:
+             oracle: bool = True, family: str = "classic",
+             compare: dict[str, str | Path] | None = None,
+             log: Callable[[str], None] = print) -> dict[str, Any]:
     """Evaluate a refiner checkpoint (default: the shipped one) and the baselines.
 
     Args:
@@ -134,6 +186,8 @@ def evaluate(checkpoint: str | Path | None = None, *, data: str = "synthetic", t
         height: Procedural frame height.
         width: Procedural frame width.
         oracle: Also tune the baselines on the test split (reported separately).
+        family: Teacher family of procedural sequences (`vdp.refiner.families`).
+        compare: More checkpoints to report, as rows ``refiner <name>``.
         log: Progress lines.
 
     Returns:
@@ -142,8 +196,9 @@ def evaluate(checkpoint: str | Path | None = None, *, data: str = "synthetic", t
     t0 = time.monotonic()
     model = load_refiner(checkpoint)
     if data == "synthetic":
-        val = synthetic_sequences(VAL_SEED_BASE, val_count, frames=frames, height=height, width=width)
-        test = synthetic_sequences(TEST_SEED_BASE, test_count, frames=frames, height=height, width=width)
+        kw = {"frames": frames, "height": height, "width": width, "family": family}
+        val = synthetic_sequences(VAL_SEED_BASE, val_count, **kw)
+        test = synthetic_sequences(TEST_SEED_BASE, test_count, **kw)
     else:
         seqs = rgbd_sequences(data, frames=frames, size=(height, width))
         if len(seqs) < 2:
@@ -170,6 +225,9 @@ def evaluate(checkpoint: str | Path | None = None, *, data: str = "synthetic", t
     preds["refiner"] = [refine_depth(model, s.teacher) for s in test]
     ref_s = time.monotonic() - t_ref
     preds["refiner, no confidence"] = [refine_depth(model, s.teacher, use_confidence=False) for s in test]
+    for name, path in (compare or {}).items():
+        other = load_refiner(path)
+        preds[f"refiner {name}"] = [refine_depth(other, s.teacher) for s in test]
     params: dict[str, Any] = {"ema_val": ema_a, "bilateral_val": _jsonable(bil_p)}
     if oracle:
         test_teacher = score(preds["teacher (raw)"], test)["abs_rel"]
@@ -179,12 +237,12 @@ def evaluate(checkpoint: str | Path | None = None, *, data: str = "synthetic", t
         preds[f"bilateral r,st,sr={_fmt(bil_o)} (test-oracle)"] = [
             temporal_bilateral(s.teacher, *bil_o) for s in test]
         params.update(ema_oracle=ema_o, bilateral_oracle=_jsonable(bil_o))
-    rows = {name: score(p, test, tae=True, conf=conf) for name, p in preds.items()}
+    rows = {name: score(p, test, tae=True, conf=conf, per_frame=True) for name, p in preds.items()}
     n_frames = sum(s.gt.shape[0] for s in test)
     results = {
         "rows": rows, "params": params,
         "bar": check_bar(rows),
-        "setup": {"data": data, "test": [s.name for s in test], "val": [s.name for s in val],
+        "setup": {"data": data, "family": family if data == "synthetic" else None, "test": [s.name for s in test], "val": [s.name for s in val],
                   "frames": n_frames, "size": list(test[0].gt.shape[1:]),
                   "refiner_ms_per_frame": round(1000 * ref_s / max(n_frames, 1), 2),
                   "seconds": round(time.monotonic() - t0, 1)},
@@ -203,19 +261,35 @@ def _fmt(p: tuple) -> str:
 
 
 def check_bar(rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """The acceptance bar: flicker >= 30 % below the teacher and below every baseline row,
-    AbsRel at most 1 % (relative) above the teacher's."""
+    """The acceptance bars of the ``refiner`` row.
+
+    * ``passed`` (v0 bar): flicker >= 30 % below the teacher and below every baseline row,
+      AbsRel at most 1 % (relative) above the teacher's.
+    * ``consistency_passed`` (issue 22 bar, when the rows carry TAE and per-frame counts): TAE
+      at least 10 % below the best bilateral row's (lowest TAE) at the same or better AbsRel,
+      and no frame worse than the teacher by more than WORSE_FRAME_ABSREL.
+    """
     t, r = rows["teacher (raw)"], rows["refiner"]
     base = {k: v["flicker"] for k, v in rows.items() if k.startswith(("EMA", "bilateral"))}
     reduction = 1 - r["flicker"] / t["flicker"]
     absrel_change = r["abs_rel"] / t["abs_rel"] - 1
-    checks = {
+    checks: dict[str, Any] = {
         "flicker_reduction_vs_teacher": reduction,
         "absrel_change_vs_teacher": absrel_change,
         "beats_baselines": all(r["flicker"] < f for f in base.values()),
     }
     checks["passed"] = bool(reduction >= FLICKER_REDUCTION and absrel_change <= ABSREL_TOLERANCE
                             and checks["beats_baselines"])
+    bil = [v for k, v in rows.items() if k.startswith("bilateral") and "tae" in v]
+    if "tae" in r and bil and "per_frame" in r:
+        best = min(bil, key=lambda v: v["tae"])
+        checks["tae_reduction_vs_best_bilateral"] = 1 - r["tae"] / best["tae"]
+        checks["absrel_vs_best_bilateral"] = r["abs_rel"] - best["abs_rel"]
+        checks["frames_worse"] = r["per_frame"]["frames_worse"]
+        checks["worst_frame_delta"] = r["per_frame"]["worst_delta"]
+        checks["consistency_passed"] = bool(
+            checks["tae_reduction_vs_best_bilateral"] >= TAE_REDUCTION_VS_BILATERAL
+            and r["abs_rel"] <= best["abs_rel"] and checks["frames_worse"] == 0)
     return checks
 
 
@@ -223,8 +297,10 @@ def format_table(results: dict[str, Any]) -> str:
     """Markdown tables: overall metrics, then AbsRel / flicker by confidence stratum."""
     rows = results["rows"]
     has_tae = any("tae" in v for v in rows.values())
+    has_pf = any("per_frame" in v for v in rows.values())
     head = ("| method | AbsRel | RMSE (m) | δ1 | flicker | flicker vs teacher |"
-            + (" TAE |" if has_tae else ""))
+            + (" TAE |" if has_tae else "")
+            + (f" frames worse >{WORSE_FRAME_ABSREL:g} | worst Δ AbsRel |" if has_pf else ""))
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     tf = rows["teacher (raw)"]["flicker"]
     for name, v in rows.items():
@@ -232,6 +308,10 @@ def format_table(results: dict[str, Any]) -> str:
                  f"{v['flicker']:.5f}", f"{100 * (v['flicker'] / tf - 1):+.1f}%"]
         if has_tae:
             cells.append(f"{v['tae']:.4f}" if "tae" in v else "-")
+        if has_pf:
+            pf = v.get("per_frame")
+            cells += ([f"{pf['frames_worse']}/{pf['frames']}", f"{pf['worst_delta']:+.4f}"]
+                      if pf else ["-", "-"])
         lines.append("| " + " | ".join(cells) + " |")
     strata = [n for n, _, _ in STRATA]
     share = rows["teacher (raw)"].get("strata", {})
@@ -249,4 +329,12 @@ def format_table(results: dict[str, Any]) -> str:
               f"(need >= {100 * FLICKER_REDUCTION:.0f}%), AbsRel {100 * b['absrel_change_vs_teacher']:+.2f}% "
               f"vs teacher (need <= +{100 * ABSREL_TOLERANCE:.0f}%), below every baseline: "
               f"{'yes' if b['beats_baselines'] else 'no'} -> {'PASS' if b['passed'] else 'FAIL'}"]
+    if "consistency_passed" in b:
+        worst = rows["refiner"]["per_frame"]["worst_frame"] or "-"
+        lines += [f"Consistency bar: TAE {100 * b['tae_reduction_vs_best_bilateral']:.1f}% below the "
+                  f"best bilateral (need >= {100 * TAE_REDUCTION_VS_BILATERAL:.0f}%), AbsRel "
+                  f"{b['absrel_vs_best_bilateral']:+.4f} vs it (need <= 0), frames worse than the "
+                  f"teacher by > {WORSE_FRAME_ABSREL:g}: {b['frames_worse']} (need 0; worst "
+                  f"{b['worst_frame_delta']:+.4f} at {worst}) -> "
+                  f"{'PASS' if b['consistency_passed'] else 'FAIL'}"]
     return "\n".join(lines)

@@ -15,7 +15,7 @@ from vdp.refiner.windows import WindowFn, key_mask, refine_sequence
 DepthKind = Literal["metric", "relative"]
 
 
-def make_window_fn(model: Refiner, *, use_confidence: bool = True,
+def make_window_fn(model: Refiner, *, use_confidence: bool = True, blend: float = 1.0,
                    device: torch.device | str = "cpu",
                    autocast_dtype: torch.dtype | None = None) -> WindowFn:
     """A `WindowFn` that runs `model` on one window (batch of 1, no grad).
@@ -23,6 +23,7 @@ def make_window_fn(model: Refiner, *, use_confidence: bool = True,
     Args:
         model: The refiner, already on `device`.
         use_confidence: Feed the derived confidence (False: run without it).
+        blend: Share of the log residual kept (0: teacher unchanged, 1: full correction).
         device: Where the model lives.
         autocast_dtype: fp16/bf16 autocast on CUDA, or None for float32.
 
@@ -30,6 +31,8 @@ def make_window_fn(model: Refiner, *, use_confidence: bool = True,
         Function ``([K+N, H, W], start) -> [N, H, W]`` (log residual, float32, on the input's
         device).
     """
+    if not 0.0 <= blend <= 1.0:
+        raise ValueError(f"blend must be in [0, 1], got {blend}")
     device = torch.device(device)
     keys = key_mask(model.config).to(device)
     k = model.config.context_frames
@@ -41,7 +44,8 @@ def make_window_fn(model: Refiner, *, use_confidence: bool = True,
                else nullcontext())
         with torch.no_grad(), ctx:
             rho = model(x, conf, keys).rho
-        return rho[0, k:].float().to(depth.device)
+        rho = rho[0, k:].float()
+        return (rho if blend == 1.0 else blend * rho).to(depth.device)
 
     return run
 
@@ -85,7 +89,8 @@ class PositiveDepth:
 
 
 def refine_depth(model: Refiner, depth: torch.Tensor, *, kind: DepthKind = "metric",
-                 use_confidence: bool = True, device: torch.device | str = "cpu") -> torch.Tensor:
+                 use_confidence: bool = True, blend: float = 1.0,
+                 device: torch.device | str = "cpu") -> torch.Tensor:
     """Refine a whole depth sequence ``[T, H, W]`` offline (what the stage does in a stream).
 
     Args:
@@ -93,6 +98,7 @@ def refine_depth(model: Refiner, depth: torch.Tensor, *, kind: DepthKind = "metr
         depth: Teacher output: metric depth, or relative disparity for ``kind="relative"``.
         kind: Which of the two the teacher gives.
         use_confidence: Feed the derived confidence.
+        blend: Share of the refiner's log-depth correction applied.
         device: Where `model` lives.
 
     Returns:
@@ -101,5 +107,5 @@ def refine_depth(model: Refiner, depth: torch.Tensor, *, kind: DepthKind = "metr
     if depth.shape[0] == 0:
         return depth.float()
     conv = PositiveDepth.start(kind, depth[0])
-    fn = make_window_fn(model, use_confidence=use_confidence, device=device)
+    fn = make_window_fn(model, use_confidence=use_confidence, blend=blend, device=device)
     return conv.inverse(refine_sequence(model.config, fn, conv.forward(depth)), depth)

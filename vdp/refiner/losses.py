@@ -6,7 +6,10 @@
 * ``temporal``: L1 between the output's frame-to-frame change and the ground truth's (zero
   without ground truth), only where the clean teacher's change is small, i.e. away from edges
   and fast movers;
-* ``residual``: confidence-weighted L1 of the residual itself.
+* ``residual``: confidence-weighted L1 of the residual itself;
+* ``harm`` (do-no-harm): per frame, how much the output's mean log error to ground truth
+  exceeds the input's (the unrefined teacher's), hinged at zero: a frame whose teacher is
+  right and that the refiner pulls toward its neighbours pays for it (0 without ground truth).
 """
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ class LossWeights:
     temporal: float = 12.0
     residual: float = 0.01
     temporal_mask: float = 0.08
+    harm: float = 0.0
 
 
 def refiner_loss(out_log: torch.Tensor, rho: torch.Tensor, teacher_log: torch.Tensor,
@@ -52,13 +56,34 @@ def refiner_loss(out_log: torch.Tensor, rho: torch.Tensor, teacher_log: torch.Te
     if gt_log is not None:
         valid = gt_valid.float() if gt_valid is not None else torch.ones_like(gt_log)
         parts["gt"] = (valid * (out_log - gt_log).abs()).sum() / valid.sum().clamp_min(1)
+        parts["harm"] = frame_harm(out_log, out_log - rho, gt_log, valid)
         d_gt = gt_log[:, 1:] - gt_log[:, :-1]
         mask = mask * valid[:, 1:] * valid[:, :-1]
         target = d_gt
     else:
         parts["gt"] = out_log.new_zeros(())
+        parts["harm"] = out_log.new_zeros(())
         target = torch.zeros_like(d_out)
     parts["temporal"] = (mask * (d_out - target).abs()).sum() / mask.sum().clamp_min(1)
     total = (weights.gt * parts["gt"] + weights.teacher * parts["teacher"]
              + weights.temporal * parts["temporal"] + weights.residual * parts["residual"])
+    if weights.harm:
+        total = total + weights.harm * parts["harm"]
     return total, {k: float(v.detach()) for k, v in parts.items()}
+
+
+def frame_harm(out_log: torch.Tensor, in_log: torch.Tensor, gt_log: torch.Tensor,
+               valid: torch.Tensor) -> torch.Tensor:
+    """Mean over frames of ``max(0, err(out) - err(in))``, err = mean |log error| of the frame.
+
+    Args:
+        out_log: Refined log depth ``[B, T, H, W]``.
+        in_log: The model's input (unrefined) log depth ``[B, T, H, W]``.
+        gt_log: Log ground truth ``[B, T, H, W]``.
+        valid: Float ``[B, T, H, W]`` (1 where ground truth is valid).
+    """
+    n = valid.sum(dim=(2, 3))
+    e_out = (valid * (out_log - gt_log).abs()).sum(dim=(2, 3)) / n.clamp_min(1)
+    e_in = (valid * (in_log - gt_log).abs()).sum(dim=(2, 3)) / n.clamp_min(1)
+    has = (n > 0).float()
+    return (has * torch.relu(e_out - e_in)).sum() / has.sum().clamp_min(1)

@@ -8,7 +8,8 @@ the output users get, window joins included. Patterns mixed in: the start of a s
 keyframes clamped to frame 0) and the end of a stream (last frames repeated).
 Augmentations: time reversal, horizontal flip, teacher jitter on the model input (scale
 ~U(0.97, 1.03) per frame, 1 % relative noise; the losses see the clean teacher), and relative
-(disparity) mode through the same pseudo-depth mapping the stage uses.
+(disparity) mode through the same pseudo-depth mapping the stage uses. Teachers come from
+the families in ``SamplingOptions.families`` (default: v0's ``classic`` simulator only).
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import torch
 from vdp.models.refiner.config import RefinerConfig
 from vdp.refiner.depth_kind import reference_scale, to_pseudo_depth
 from vdp.refiner.rgbd import fill_holes
+from vdp.refiner.families import simulate_family
 from vdp.refiner.teacher import simulate_teacher
 from vdp.refiner.windows import window_input_indices
 
@@ -66,6 +68,7 @@ class SamplingOptions:
     jitter_scale: float = 0.03
     jitter_noise: float = 0.01
     relative: float = 0.2
+    families: tuple[str, ...] = ("classic",)
 
 
 def _sample(pool: ClipPool, config: RefinerConfig, rng: np.random.Generator, seed: int,
@@ -89,7 +92,10 @@ def _sample(pool: ClipPool, config: RefinerConfig, rng: np.random.Generator, see
         teacher = None if teacher is None else teacher.flip(2)
     if teacher is None:
         filled = gt if bool((gt > 0).all()) else fill_holes(gt)
-        teacher = simulate_teacher(filled, seed)
+        if opts.families == ("classic",):
+            teacher = simulate_teacher(filled, seed)      # v0's stream of random draws
+        else:
+            teacher = simulate_family(opts.families[seed % len(opts.families)], filled, seed)
     inp = teacher
     if rng.random() < opts.jitter:
         s = torch.from_numpy(rng.uniform(1 - opts.jitter_scale, 1 + opts.jitter_scale, length)).float()

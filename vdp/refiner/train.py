@@ -26,7 +26,7 @@ from vdp.models.refiner.load import save_refiner
 from vdp.models.refiner.model import Refiner
 from vdp.refiner.losses import LossWeights, refiner_loss
 from vdp.refiner.sampling import ClipPool, SamplingOptions, TrainBatch, make_batch
-from vdp.refiner.splits import TRAIN_SEED_BASE
+from vdp.refiner.splits import HELD_OUT_FAMILIES, TRAIN_FAMILIES, TRAIN_SEED_BASE
 from vdp.refiner.windows import blend_weights, key_mask
 
 
@@ -54,7 +54,9 @@ class TrainConfig:
         timeout_s: Stop (and still save) after this long; None: no limit.
         log_every: Steps between progress lines.
         loss: Loss weights.
-        sampling: Sample patterns and augmentations.
+        sampling: Sample patterns and augmentations (teacher families included).
+        init: Start from this checkpoint's weights (fine-tuning; same preset) instead of a
+            seeded random initialisation.
     """
 
     preset: str = "v0"
@@ -77,6 +79,7 @@ class TrainConfig:
     log_every: int = 10
     loss: LossWeights = field(default_factory=LossWeights)
     sampling: SamplingOptions = field(default_factory=SamplingOptions)
+    init: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -198,6 +201,11 @@ def train(cfg: TrainConfig, out: str | Path, *, log: Callable[[str], None] = pri
     """
     if cfg.preset not in PRESETS:
         raise SpecError(f"unknown refiner preset {cfg.preset!r}; known: {', '.join(PRESETS)}")
+    bad = [f for f in cfg.sampling.families if f not in TRAIN_FAMILIES]
+    if bad or not cfg.sampling.families:
+        held = [f for f in bad if f in HELD_OUT_FAMILIES]
+        raise SpecError(f"training teacher families must be among {', '.join(TRAIN_FAMILIES)}; got "
+                        f"{', '.join(bad) or 'none'}" + (" (held out for evaluation)" if held else ""))
     out = Path(out)
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
@@ -207,6 +215,14 @@ def train(cfg: TrainConfig, out: str | Path, *, log: Callable[[str], None] = pri
     log(f"refiner train: {len(pool.depth)} clips ready in {t_data:.1f} s; {cfg.steps} steps x "
         f"{cfg.batch} samples at {cfg.height}x{cfg.width}, {cfg.threads} threads")
     model = Refiner(PRESETS[cfg.preset])
+    if cfg.init is not None:
+        from vdp.models.refiner.load import load_refiner
+
+        start = load_refiner(cfg.init)
+        if start.config != model.config:
+            raise SpecError(f"--init {cfg.init}: its config differs from preset {cfg.preset!r}")
+        model.load_state_dict(start.state_dict())
+        model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     history: list[dict[str, float]] = []
     window: list[dict[str, float]] = []

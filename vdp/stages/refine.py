@@ -50,7 +50,8 @@ class RefineStage(Stage):
     """Temporal depth refiner stage.
 
     Args:
-        spec: Refiner options (checkpoint; None = the one shipped with vdp).
+        spec: Refiner options: checkpoint (None = the one shipped with vdp), whether to feed
+            the derived confidence, and the blend (share of the correction applied).
         precision: ``auto`` or ``fp32`` (float32), ``fp16`` or ``bf16`` (autocast on CUDA; CPU
             stays float32). A window whose reduced-precision output is not finite is re-run in
             fp32 and recorded in the stage report.
@@ -73,15 +74,17 @@ class RefineStage(Stage):
 
     @classmethod
     def config_key(cls, options: RefineSpec, job: JobSpec) -> tuple:
-        return (job.depth_kind, job.precision, options.checkpoint or "shipped")
+        return (job.depth_kind, job.precision, options.checkpoint or "shipped",
+                options.use_confidence, options.blend)
 
     def setup(self, device: torch.device | str) -> None:
         super().setup(device)
         self.model = load_refiner(self.spec.checkpoint).to(self.device)
-        exact = make_window_fn(self.model, device=self.device)
+        opts = {"use_confidence": self.spec.use_confidence, "blend": self.spec.blend}
+        exact = make_window_fn(self.model, device=self.device, **opts)
         dtype = self._autocast_dtype()
         fast = None if dtype is None else make_window_fn(self.model, device=self.device,
-                                                          autocast_dtype=dtype)
+                                                          autocast_dtype=dtype, **opts)
 
         def run_window(depth: torch.Tensor, start: int) -> torch.Tensor:
             if fast is None:
