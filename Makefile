@@ -23,9 +23,11 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 # The depth+matte pipeline through Ray with the depth network at 196 px (examples/demo.yaml) on the
-# first 32 frames (one depth window): under a minute on 2 CPU cores. The full preset: README.
+# first 32 frames (one depth window), sized for 2 CPU cores; --overwrite so it can be run again.
+# The full preset: README.
 demo: setup
-	$(BIN)/vdp run $(SAMPLE) --spec examples/demo.yaml --synthetic-weights --max-frames 32 --out demo_out
+	$(BIN)/vdp run $(SAMPLE) --spec examples/demo.yaml --synthetic-weights --max-frames 32 \
+	  --overwrite --out demo_out
 
 test: setup
 	$(BIN)/python -m pytest -q
