@@ -168,7 +168,9 @@ def test_bad_option_is_named_before_anything_is_sent(web_gateway, context):
 def test_phone_sized_and_keyboard_only(web_gateway, phone):
     page = phone.new_page()
     page.goto(web_gateway.url + "/")
-    page.keyboard.type(TOKEN)  # the token field has focus when the page opens
+    # the token field takes the focus when the page opens (once its script has run)
+    wait_until(page, "document.activeElement && document.activeElement.id === 'token'", timeout_s=30)
+    page.keyboard.type(TOKEN)
     page.keyboard.press("Enter")
     page.get_by_role("heading", name="New job").wait_for()
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
