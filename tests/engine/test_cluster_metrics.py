@@ -49,7 +49,8 @@ def test_job_metrics_reach_the_nodes_prometheus_export(head, tmp_path):
     assert result["status"] == "succeeded"
     (actor,) = result["names"]
     wanted = {"ray_vdp_stage_frames_total", "ray_vdp_stage_busy_seconds_total", "ray_vdp_stage_fps",
-              "ray_vdp_driver_frames_total", "ray_vdp_driver_fps"}
+              "ray_vdp_driver_frames_total", "ray_vdp_driver_fps", "ray_vdp_batches_in_flight",
+              "ray_vdp_object_store_bytes_in_flight"}
     deadline, series = time.monotonic() + 90, []
     while time.monotonic() < deadline:  # the agent exports every few seconds
         series = scrape(head.metrics_port)
@@ -73,3 +74,7 @@ def test_job_metrics_reach_the_nodes_prometheus_export(head, tmp_path):
     assert driver["write"] == FRAMES and driver["depth"] == FRAMES
     fps_stages = {labels["stage"] for labels, _ in by_name["ray_vdp_driver_fps"]}
     assert "write" in fps_stages  # encode fps
+    # in flight: the driver's job tags them; all batches came back by the job's end
+    in_flight = {name: [(labels, value) for labels, value in by_name[name] if labels["job"] == ids["job"]]
+                 for name in ("ray_vdp_batches_in_flight", "ray_vdp_object_store_bytes_in_flight")}
+    assert all(len(v) == 1 and v[0][0]["node"] == ids["node"] and v[0][1] >= 0 for v in in_flight.values())

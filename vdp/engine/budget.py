@@ -1,11 +1,13 @@
 """Object-store budget: how many bytes a job's in-flight batches may hold on Ray."""
 from __future__ import annotations
 
+from vdp.engine.metrics import record_in_flight
 from vdp.types import FrameBatch
 
 
 class ObjectStoreBudget:
-    """Bytes the job's in-flight objects may hold (estimated), with the peak reached.
+    """Bytes the job's in-flight objects may hold (estimated), with the peak reached; what is in
+    flight (batches and bytes) is exported as Ray metrics as it changes.
 
     Args:
         limit_bytes: The budget.
@@ -15,6 +17,7 @@ class ObjectStoreBudget:
         self.limit = int(limit_bytes)
         self.used = 0
         self.peak = 0
+        self.batches = 0
 
     def fits(self, cost: int) -> bool:
         """Whether `cost` more bytes fit (always, when nothing is in flight)."""
@@ -24,10 +27,14 @@ class ObjectStoreBudget:
         """Count `cost` bytes as in flight."""
         self.used += cost
         self.peak = max(self.peak, self.used)
+        self.batches += 1
+        record_in_flight(self.batches, self.used)
 
     def give(self, cost: int) -> None:
         """Release `cost` bytes (never below zero)."""
         self.used = max(0, self.used - cost)
+        self.batches = max(0, self.batches - 1)
+        record_in_flight(self.batches, self.used)
 
 
 def batch_nbytes(batch: FrameBatch) -> int:

@@ -11,6 +11,10 @@ Drivers (`vdp run`, the gateway; tags ``job``, ``stage``, ``node``; ``stage`` is
     ``vdp_driver_frames`` (counter), ``vdp_driver_busy_seconds`` (counter), ``vdp_driver_fps``
     (gauge: the stage's frames per busy second so far - decode and encode fps).
 
+Drivers on Ray (tags ``job``, ``node``): ``vdp_batches_in_flight`` and
+``vdp_object_store_bytes_in_flight`` (gauges: the job's batches submitted to its actors and not
+yet back, and their estimated object-store bytes; see `vdp.engine.budget`).
+
 ``job`` is the Ray job id of the driver. Nothing is recorded when Ray is not initialised (local
 runs). Recording never raises: metrics must not fail a job.
 """
@@ -115,5 +119,19 @@ def record_driver(stage: str, frames: int, busy_seconds: float) -> None:
         if fps is not None:
             _metric("gauge", "vdp_driver_fps", "A driver stage's frames per busy second (decode, encode).",
                     DRIVER_TAGS).set(fps, tags)
+    except Exception as exc:
+        log.debug("vdp metrics: %s", exc)
+
+
+def record_in_flight(batches: int, nbytes: int) -> None:
+    """In a driver on Ray: its job's batches in flight and their estimated object-store bytes."""
+    if not _ray_ready():
+        return
+    try:
+        tags = _context()
+        _metric("gauge", "vdp_batches_in_flight", "Batches a job has in flight on its actors.",
+                ("job", "node")).set(batches, tags)
+        _metric("gauge", "vdp_object_store_bytes_in_flight",
+                "Estimated object-store bytes of a job's batches in flight.", ("job", "node")).set(nbytes, tags)
     except Exception as exc:
         log.debug("vdp metrics: %s", exc)
