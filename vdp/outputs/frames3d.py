@@ -2,6 +2,7 @@
 per frame, and the camera sidecar written next to it."""
 from __future__ import annotations
 
+from abc import abstractmethod
 from pathlib import Path
 from typing import Callable
 
@@ -59,8 +60,9 @@ class PerFrameOutput(Output):
             self.folder.write_file(f"{self.prefix}_{index:06d}.{self.ext}",
                                    lambda p, i=i: self.write_frame(p, batch, i, depth[i], intr))
 
+    @abstractmethod
     def write_frame(self, path: str, batch: FrameBatch, i: int, depth, intr: Intrinsics) -> None:
-        raise NotImplementedError
+        """Write frame `i` of `batch` (its float depth `depth`, camera `intr`) to `path`."""
 
     def sidecar(self) -> dict:
         """Fields of ``<name>.json`` besides the intrinsics."""
