@@ -67,7 +67,7 @@ def driver_written(tmp_path_factory, ray_local):
 
 def test_chunk_parts_joined_equal_what_the_driver_writes(tmp_path, driver_written, fresh_actors):
     report = run_job(spec(DEPTH_OUTPUTS), tmp_path, plans=plans())
-    assert report.placement["writing"] == {"on": "workers"}
+    assert report.placement["writing"]["on"] == "workers"
     assert report.placement["frames_to_driver"] is False
     # the merge is the same merge: 16-bit PNGs and float arrays are identical, bit for bit
     assert files(tmp_path / "depth_png16") == files(driver_written / "depth_png16")
@@ -87,6 +87,9 @@ def test_chunk_parts_joined_equal_what_the_driver_writes(tmp_path, driver_writte
     replica_nodes = {r["node_id"] for r in report.placement["replicas"]["depth"]}
     assert {x["node_id"] for x in writes} <= replica_nodes
     assert all(x["pid"] != os.getpid() for x in writes)
+    writers = report.placement["writing"]["writers"]
+    assert {(x["node_id"], x["pid"]) for x in writes} == {(w["node_id"], w["pid"]) for w in writers}
+    assert all(w["cpu_seconds"] > 0 for w in writers)
     saved = json.loads((tmp_path / "report.json").read_text())
     assert saved["stages"]["write"]["frames_done"] == FRAMES
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
@@ -98,7 +101,7 @@ def test_videos_with_alpha_and_audio_are_joined_once(tmp_path, fresh_actors):
     stages = {"depth": {}, "matte": {}}
     report = run_job(spec(MATTE_OUTPUTS, stages=stages), tmp_path / "w", plans=plans())
     run_job(spec(MATTE_OUTPUTS, on_workers=False, stages=stages), tmp_path / "d", plans=plans())
-    assert report.placement["writing"] == {"on": "workers"}
+    assert report.placement["writing"]["on"] == "workers"
     w, d = tmp_path / "w", tmp_path / "d"
     assert files(w / "rgba_png") == files(d / "rgba_png")
     webm = streams(w / "foreground.webm")
@@ -130,7 +133,7 @@ def test_killed_stage_actor_gives_identical_parts(tmp_path, fresh_actors):
     report = run_job(spec(DEPTH_OUTPUTS, replicas={"depth": 1}), tmp_path / "killed", plans=plans(0.05, "kw"),
                      progress=kill_mid_job)
     assert killed and report.chunks["retries"]
-    assert report.status == "succeeded" and report.placement["writing"] == {"on": "workers"}
+    assert report.status == "succeeded" and report.placement["writing"]["on"] == "workers"
     assert files(tmp_path / "killed" / "depth_png16") == files(tmp_path / "ref" / "depth_png16")
     assert frames_of(tmp_path / "killed" / "depth_color.mp4").shape[0] == FRAMES
 

@@ -172,7 +172,8 @@ def _run(spec: JobSpec, spec_json: str, out: Path, work: Path, report: JobReport
         report.chunks["writes"] = [{"chunk": w.chunk, "frames": w.frames, "seconds": round(w.seconds, 3),
                                     **w.where} for w in done.written]
         shutil.rmtree(work / "parts", ignore_errors=True)
-    report.placement["writing"] = {"on": "driver", "reason": why_driver} if why_driver else {"on": "workers"}
+    report.placement["writing"] = ({"on": "driver", "reason": why_driver} if why_driver
+                                   else {"on": "workers", "writers": done.merger.writer_info})
     ledger.append("finished")
     shutil.rmtree(store.root, ignore_errors=True)
     tracker.finish()

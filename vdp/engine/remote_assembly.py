@@ -88,7 +88,7 @@ class RemoteAssembler:
         self._joins: dict[Any, tuple[int, str]] = {}  # pending join -> (chunk k joining k+1, its run's key)
         self._joining: set[int] = set()
         self._map_calls: list[Any] = []  # set_map calls (their errors surface at `finish`)
-        self.spilled_bytes = 0  # kept for the report's shape (nothing spills on the driver)
+        self.writer_info: list[dict[str, Any]] = []
 
     # -- the Assembler interface -----------------------------------------------------------------
 
@@ -208,7 +208,12 @@ class RemoteAssembler:
         self.release()
 
     def release(self) -> None:
+        """Stop the job's writers, noting where they ran and the CPU they used (`writer_info`)."""
         for w in self.writers.values():
+            try:
+                self.writer_info.append(ray.get(w.info.remote(), timeout=30))
+            except Exception:  # noqa: BLE001 - a writer that is gone has nothing to tell
+                pass
             ray.kill(w)
         self.writers.clear()
 

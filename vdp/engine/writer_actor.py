@@ -48,8 +48,12 @@ class WriterActor:
         self._set_idle = set_idle_priority
 
     def info(self) -> dict[str, Any]:
-        """Node and process (placement checks, tests)."""
-        return dict(self.where)
+        """Node, process and the CPU seconds it used (its encoders' subprocesses included)."""
+        import resource
+
+        own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+        return {**self.where, "cpu_seconds": round(cpu, 3)}
 
     def begin(self, key: str, request: WriteRequest, idle: bool = False) -> None:
         """Open the parts of a chunk run (`key`); with `idle`, write at idle priority (CPU-only
