@@ -253,7 +253,8 @@ def count_metas(run: ChunkRun, metas: list[tuple[str, Any]], timeout_s: float) -
         if decoded is not None:
             run.chain.count("decode", decoded)
             run.decoded_on = decoded["where"]
-        run.chain.count(name, meta)
+        for member, record in (meta.get("stages") or {name: meta}).items():  # fused: per member
+            run.chain.count(member, record)
 
 
 def harvest(runs: list[ChunkRun]) -> None:

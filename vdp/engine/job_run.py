@@ -218,18 +218,22 @@ class JobRun:
     def _run_on_ray(self, assembler: Any) -> dict[str, StageReport]:
         from vdp.engine.assembly import Assembler
         from vdp.engine.cluster import ensure_ray
+        from vdp.engine.fused import fuse_plans, should_fuse
         from vdp.engine.placement import ClusterView, acquire_replicas
         from vdp.engine.scheduler import ChunkScheduler
 
         ensure_ray()
         res, report = self.spec.resources, self.report
-        replicas, placements, gpu = acquire_replicas(self.plans, res, max_replicas=len(self.todo),
+        plans = self.plans
+        if should_fuse(res.fuse_stages, plans, ClusterView.current().gpus_total):
+            plans = fuse_plans(plans, res.replicas)
+        replicas, placements, gpu = acquire_replicas(plans, res, max_replicas=len(self.todo),
                                                      threads=res.threads, timeout_s=res.batch_timeout_s,
                                                      cpu_turns=True)
         report.device = ",".join(sorted({r.info.get("device", "?") for rs in replicas.values() for r in rs}))
         budget = int(res.object_store_budget_mb * 2**20 if res.object_store_budget_mb
                      else max(256 * 2**20, 0.25 * ClusterView.current().object_store_bytes))
-        scheduler = ChunkScheduler(self.plans, replicas, ledger=self.ledger, max_in_flight=res.max_in_flight,
+        scheduler = ChunkScheduler(plans, replicas, ledger=self.ledger, max_in_flight=res.max_in_flight,
                                    batch_timeout_s=res.batch_timeout_s, budget_bytes=budget,
                                    max_attempts=res.max_attempts)
         report.placement = {"gpus": gpu, "stages": {p.plan.name: p.to_dict() for p in placements}}
