@@ -26,7 +26,12 @@ import torch
 
 from vdp.engine.chunks import Chunk
 from vdp.engine.merge import Fit, Policy, SeamRecord, crossfade_weights, fit_scale_shift
+from vdp.errors import VdpError
 from vdp.types import FrameBatch, VideoInfo
+
+
+class OutputFolderError(VdpError):
+    """A writer cannot reach the job's output folder (it is not on shared storage)."""
 
 
 @dataclass
@@ -85,6 +90,12 @@ class ChunkWriter:
         self.chunk = request.chunk
         spec = JobSpec.model_validate_json(request.spec_json)
         parts = Path(request.parts_dir)
+        ledger = parts.parents[1] / "ledger.jsonl"  # the driver's, under OUT/.vdp
+        if not ledger.is_file():
+            raise OutputFolderError(f"the writer on node {(where or {}).get('node_id', '?')} cannot see the job's "
+                                    f"output folder {parts.parents[2]} (no {ledger.name} there): put outputs on "
+                                    f"storage every node writes at the same path, or set "
+                                    f"resources.write_on_workers: false")
         parts.mkdir(parents=True, exist_ok=True)
         # parts carry no audio: it is muxed once, when the parts are joined
         info = replace(request.info, has_audio=False)
