@@ -120,6 +120,8 @@ class DepthPng16Output(_DepthOutput):
 class DepthColorMp4Output(_DepthOutput):
     """Colourised depth (near = warm) with one colour range for the whole video."""
 
+    shows_video = False  # the frames carry the source's pixels (HDR kept as HDR, see mp4_writer)
+
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.range = StableRange(low_pct=2.0, high_pct=98.0, margin=0.1)
@@ -142,7 +144,8 @@ class DepthColorMp4Output(_DepthOutput):
         from vdp.outputs.stereo import choose_codec  # HEVC when too large for H.264 decoders
 
         return mp4_writer(self.spec, self.path, fps=self.info.fps,
-                          codec=choose_codec(int(frames.shape[3]), int(frames.shape[2])))
+                          codec=choose_codec(int(frames.shape[3]), int(frames.shape[2])),
+                          pixels_of=self.info if self.shows_video else None)
 
     def write(self, batch: FrameBatch) -> None:
         frames = self.frames(batch)
@@ -157,6 +160,8 @@ class DepthColorMp4Output(_DepthOutput):
 
 class DepthPreviewMp4Output(DepthColorMp4Output):
     """Side-by-side preview: the RGB frame | its colourised depth (2W x H)."""
+
+    shows_video = True
 
     def frames(self, batch: FrameBatch) -> torch.Tensor:
         return torch.cat([batch.frames, self.colour(batch)], dim=3)
