@@ -226,6 +226,7 @@ class ResourcesSpec(_Strict):
     threads: int | None = Field(None, ge=1, le=1024, strict=True, description="torch CPU threads per stage (default: torch's).")
     stage_gpus: dict[str, StrictFloat | StrictInt] = Field(default_factory=dict, description="GPUs per actor of one stage, overriding gpus_per_stage, e.g. {\"matte\": 0.5}.")
     replicas: dict[str, StrictInt] = Field(default_factory=dict, description="Actors per stage, e.g. {\"depth\": 4}; unlisted stages are planned from the cluster's GPUs and each stage's measured cost (1 without GPUs).")
+    write_on_workers: bool = Field(True, strict=True, description="On Ray, each chunk's outputs are written where the chunk ran (in parts joined at the end, without re-encoding); off: every frame comes back to the driver, which writes them.")
     object_store_budget_mb: float | None = Field(None, gt=0, le=1 << 24, strict=True, description="Most object-store memory the job's in-flight batches may hold (default: a quarter of the cluster's object store).")
     max_attempts: int = Field(3, ge=1, le=100, strict=True, description="Runs of one chunk before the job fails, when the model actors running it die.")
     actor_idle_s: float | None = Field(300.0, ge=0, le=30 * 86_400, strict=True, description="Seconds a model actor may stay idle (no stream of a live job) before it is released with its GPUs; 0 or null keeps it until `vdp actors release`.")

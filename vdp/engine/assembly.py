@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Any, Iterator
 
 import torch
 
@@ -103,6 +103,10 @@ class ChunkResults:
         """Batches added but not merged yet."""
         return len(self._queue)
 
+    def route(self, ref: Any) -> Any:
+        """Where a result ref goes: to this driver, as is (`RemoteResults.route` differs)."""
+        return ref
+
 
 class Assembler:
     """Feeds chunk results to the merge in order; spills, persists and records them.
@@ -130,8 +134,9 @@ class Assembler:
         self.current: dict[int, ChunkResults] = {}
         self.spilled_bytes = 0
 
-    def begin(self, chunk: Chunk, attempt: int) -> ChunkResults:
-        """A new run of `chunk`: any earlier unfinished run's results are dropped."""
+    def begin(self, chunk: Chunk, attempt: int, node_id: str | None = None) -> ChunkResults:
+        """A new run of `chunk` (its last stage on `node_id`, unused here): any earlier
+        unfinished run's results are dropped."""
         old = self.current.get(chunk.index)
         if old is not None and not old.finished:
             self.abandon(old)

@@ -7,7 +7,7 @@ and merges their results in frame order into the writers' sink.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Callable, Iterator
 
@@ -45,9 +45,11 @@ class Processed:
     """What `JobRun.process` leaves for the report."""
 
     stage_reports: dict[str, StageReport]
-    merger: Any  # vdp.engine.merge.ChunkMerger
-    reader: Any  # vdp.engine.assembly.FrameReader
+    merger: Any  # vdp.engine.merge.ChunkMerger, or the RemoteAssembler (seams, warnings)
+    reader: Any  # vdp.engine.assembly.FrameReader (None when the workers wrote)
     persist: bool
+    #: Per chunk, what its writer on the workers wrote (`WriteStats`); empty when the driver wrote.
+    written: list[Any] = field(default_factory=list)
 
 
 @dataclass
@@ -87,6 +89,46 @@ class JobRun:
     tracker: ProgressTracker
     cancel: threading.Event | None = None
     writer: Any = None  # vdp.engine.writeback.BackgroundWriter
+
+    def writing_on_workers(self) -> str:
+        """Why the outputs are written by this driver ("" when the chunks' writers on the
+        workers write them, next to the models: `vdp.engine.remote_assembly`)."""
+        from vdp import catalog
+
+        if self.local:
+            return "the job runs in this process"
+        if self.reused:
+            return "a resumed run writes on the driver (chunks kept by the earlier run replay here)"
+        if not self.spec.resources.write_on_workers:
+            return "resources.write_on_workers is off"
+        whole = [o.kind for o in self.spec.outputs if catalog.output(o.kind).parts is None]
+        if whole:
+            return f"outputs {whole} are written in one piece"
+        return ""
+
+    def process_on_workers(self, on_written: Callable[[int, float], None]) -> Processed:
+        """Run every chunk on Ray with its outputs written beside its last stage, in parts
+        (`vdp.outputs.parts`; the caller joins them)."""
+        import uuid
+
+        from vdp.catalog import merge_policies
+        from vdp.engine.remote_assembly import RemoteAssembler
+
+        spec = self.spec
+        persist = spec.chunking.resumable and len(self.chunks) > 1
+        job_tag = uuid.uuid4().hex[:12]
+        assembler = RemoteAssembler(self.chunks, spec.to_json(), self.info, merge_policies(spec),
+                                    self.store.root.parent / "parts", self.store if persist else None,
+                                    self.ledger, job_tag, spec.resources.batch_timeout_s,
+                                    on_written=on_written)
+        try:
+            stage_reports = self._run_on_ray(assembler)
+            written = assembler.finish()
+        except BaseException:
+            assembler.abort()
+            raise
+        assembler.release()
+        return Processed(stage_reports, assembler, None, persist, written)
 
     def process(self, sink: Callable[[FrameBatch], None]) -> Processed:
         """Run the chunks that still need running and merge them, in frame order, into `sink`."""
@@ -175,6 +217,7 @@ class JobRun:
                              timeout_s=res.batch_timeout_s, hdr=self.spec.hdr), ""
 
     def _run_on_ray(self, assembler: Any) -> dict[str, StageReport]:
+        from vdp.engine.assembly import Assembler
         from vdp.engine.cluster import ensure_ray
         from vdp.engine.placement import ClusterView, acquire_replicas
         from vdp.engine.scheduler import ChunkScheduler
@@ -192,7 +235,10 @@ class JobRun:
                                    max_attempts=res.max_attempts)
         report.placement = {"gpus": gpu, "stages": {p.plan.name: p.to_dict() for p in placements}}
         decode, why_driver = self.worker_decode()
-        report.placement["frames_to_driver"] = self.keep_frames
+        remote = not isinstance(assembler, Assembler)
+        if remote:
+            assembler.idle = not gpu  # CPU-only nodes: writers work in the models' idle time
+        report.placement["frames_to_driver"] = self.keep_frames and not remote
         if not gpu:  # CPU-only: actors take turns on the cores, the driver works in their idle time
             report.placement["cpu"] = self._lower_driver_priority(replicas, res.threads)
         source = partial(self.chunk_source, idle=not gpu and IDLE_PRIORITY_AVAILABLE)

@@ -161,7 +161,7 @@ class ChunkScheduler:
         attempt = attempts[chunk.index] = attempts.get(chunk.index, 0) + 1
         self.ledger.append("start", chunk=chunk.index, attempt=attempt,
                            actors={r.stage: r.name for r in reps})
-        results = assembler.begin(chunk, attempt)
+        results = assembler.begin(chunk, attempt, reps[-1].info.get("node_id"))
         if decode is not None:
             why_driver = self.unreadable(reps[0], decode)
             if not why_driver:

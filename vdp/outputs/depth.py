@@ -105,6 +105,13 @@ class DepthPng16Output(_DepthOutput):
             np.copyto(out[i], q, casting="unsafe")
         self.writer.write(out, owned=True)
 
+    def fixed_ranges(self) -> dict:
+        return {} if self.scale is None else {"scale": self.scale}
+
+    def adopt_ranges(self, ranges: dict) -> None:
+        if "scale" in ranges:
+            self.scale = float(ranges["scale"])
+
     def close(self) -> Path:
         super().close()
         sidecar = {
@@ -127,6 +134,13 @@ class DepthColorMp4Output(_DepthOutput):
         self.range = StableRange(low_pct=2.0, high_pct=98.0, margin=0.1)
         self.colouriser = Colouriser(self.spec.colormap, self.range)
         self._mask: torch.Tensor | None = None
+
+    def fixed_ranges(self) -> dict:
+        return {} if self.range.low is None else {"low": self.range.low, "high": self.range.high}
+
+    def adopt_ranges(self, ranges: dict) -> None:
+        if "low" in ranges:
+            self.range.low, self.range.high = float(ranges["low"]), float(ranges["high"])
 
     def nearness(self, batch: FrameBatch) -> torch.Tensor:
         """Float ``[T,h,w]``, larger = nearer (relative depth as is, metric depth inverted)."""

@@ -67,6 +67,8 @@ class RgbaPngOutput(_MatteOutput):
 class CompositeMp4Output(_MatteOutput):
     """Foreground composited over a solid colour (green screen by default), with source audio."""
 
+    carries_audio = True  # the source's audio is muxed in
+
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         h = self.spec.background.lstrip("#")

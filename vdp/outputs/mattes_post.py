@@ -44,6 +44,8 @@ class ProresAlphaOutput(_MatteOutput):
 class ForegroundMp4Output(_MatteOutput):
     """The foreground colour estimate (un-premultiplied) as an H.264 MP4, to pair with an alpha."""
 
+    carries_audio = True  # the source's audio is muxed in
+
     def write(self, batch: FrameBatch) -> None:
         if self.writer is None:
             self.writer = mp4_writer(self.spec, self.path, fps=self.info.fps,

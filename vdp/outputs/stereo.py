@@ -58,6 +58,8 @@ def choose_codec(width: int, height: int) -> str:
 class _StereoOutput(WriterOutput):
     """Base of the stereo outputs: packs each frame's two views, encodes with source audio."""
 
+    carries_audio = True  # the source's audio is muxed in
+
     pixel_format: ClassVar[str] = "yuv420p"
 
     def __init__(self, spec: OutputSpec, path: Path, info: VideoInfo, *,

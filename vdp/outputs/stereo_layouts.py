@@ -47,6 +47,8 @@ class Anaglyph444Output(_StereoOutput):
 class RgbdOutput(DepthColorMp4Output):
     """Colour | depth side by side (2W x H), depth as grey with near = white, one range per video."""
 
+    carries_audio = True  # the source's audio is muxed in
+
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.range = StableRange(low_pct=1.0, high_pct=99.0, margin=0.05)
