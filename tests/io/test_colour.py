@@ -145,3 +145,27 @@ def test_hdr_colour_needs_hevc_and_tags_main10(tmp_path: Path, truth: np.ndarray
 ])
 def test_parse_colour_reads_ffmpegs_stream_line(line: str, colour: Colour) -> None:
     assert parse_colour(line) == colour
+
+
+def test_yuv420_planes_go_in_as_they_are_and_bad_use_is_refused(tmp_path: Path) -> None:
+    t, h, w = 2, 64, 96
+    y = torch.full((t, h, w), 180, dtype=torch.uint8)
+    u = torch.full((t, h // 2, w // 2), 60, dtype=torch.uint8)
+    v = torch.full((t, h // 2, w // 2), 200, dtype=torch.uint8)
+    with Mp4Writer(tmp_path / "yuv.mp4", fps=24, crf=0, preset="ultrafast", encoder="cpu") as wr:
+        wr.write_yuv420(y, u, v)
+        with pytest.raises(ValueError, match="cannot take RGB"):
+            wr.write(torch.zeros(1, 3, h, w, dtype=torch.uint8))
+    assert source_colour(str(tmp_path / "yuv.mp4")) == SDR_BT709
+    raw = ffmpeg("-i", str(tmp_path / "yuv.mp4"), "-f", "rawvideo", "-pix_fmt", "yuv420p", "-")
+    planes = np.frombuffer(raw, np.uint8).reshape(t, -1)
+    assert (planes[:, :h * w] == 180).all() and (planes[:, h * w:h * w * 5 // 4] == 60).all()
+    with pytest.raises(ValueError, match="even"):
+        Mp4Writer(tmp_path / "odd.mp4", fps=24).write_yuv420(y[:, :63], u, v)
+    with pytest.raises(ValueError, match="yuv420p writer"):
+        Mp4Writer(tmp_path / "444.mp4", fps=24, pixel_format="yuv444p").write_yuv420(y, u, v)
+    rgb_first = Mp4Writer(tmp_path / "rgb.mp4", fps=24, preset="ultrafast", encoder="cpu")
+    rgb_first.write(torch.zeros(1, 3, h, w, dtype=torch.uint8))
+    with pytest.raises(ValueError, match="given RGB"):
+        rgb_first.write_yuv420(y, u, v)
+    rgb_first.abort()

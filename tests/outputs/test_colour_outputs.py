@@ -151,3 +151,30 @@ def test_hdr_job_keeping_hdr_writes_main10_hevc_with_the_source_tags(tmp_path: P
     line = subprocess.run([ffmpeg_exe(), "-hide_banner", "-i", str(preview)], capture_output=True,
                           text=True).stderr
     assert "hevc (Main 10)" in line and "yuv420p10le" in line
+
+
+def test_depth_colour_mp4_from_yuv_tables_shows_the_colourised_rgb(tmp_path: Path) -> None:
+    from vdp.outputs.colormap import Colouriser, StableRange
+
+    t, h, w = 4, 96, 160
+    yy, xx = torch.meshgrid(torch.linspace(0, 1, h), torch.linspace(0, 1, w), indexing="ij")
+    depth = torch.stack([(xx * 0.8 + yy * 0.2 + 0.05 * k) for k in range(t)])
+    info = probe_like(tmp_path, w, h)
+    out = catalog.output("depth_color_mp4").output_class()(OutputSpec(kind="depth_color_mp4"),
+                                                          tmp_path / "depth_color.mp4", info, num_frames=t)
+    batch = FrameBatch(torch.zeros(t, 3, h, w, dtype=torch.uint8), torch.arange(t),
+                       torch.arange(t, dtype=torch.float64) / 24, layers={"depth": depth})
+    out.write(batch)
+    path = out.close()
+    assert out.writer.encoder_used and stream_colour(path) == BT709
+    rgb = Colouriser("turbo", StableRange(low_pct=2.0, high_pct=98.0, margin=0.1))(depth)
+    shown = player_rgb(path, w, h).astype(float)
+    err = np.abs(shown - rgb.permute(0, 2, 3, 1).numpy()).mean()
+    assert err < 2.5, err
+
+
+def probe_like(tmp: Path, w: int, h: int):
+    from vdp.types import VideoInfo
+
+    return VideoInfo(path=str(tmp / "none.mp4"), num_frames=4, fps=24.0, duration_seconds=4 / 24,
+                     width=w, height=h, codec="h264")

@@ -74,8 +74,13 @@ def rgb_to_yuv_filter(colour: Colour, pixel_format: str) -> str:
     matrix = _SWS_MATRIX.get(colour.matrix, colour.matrix)
     flags = ":flags=fast_bilinear" if "420" in pixel_format else ""
     return (f"scale=out_color_matrix={matrix}:out_range={colour.range}{flags},"
-            f"format={pixel_format},setparams=color_primaries={colour.primaries}"
-            f":color_trc={colour.transfer}:colorspace={colour.matrix}:range={colour.range}")
+            f"format={pixel_format},{yuv_tags_filter(colour)}")
+
+
+def yuv_tags_filter(colour: Colour) -> str:
+    """The ``-vf`` for YUV frames already in `colour`: only tags them (no pixel is changed)."""
+    return (f"setparams=color_primaries={colour.primaries}:color_trc={colour.transfer}"
+            f":colorspace={colour.matrix}:range={colour.range}")
 
 
 def tag_args(colour: Colour) -> list[str]:

@@ -11,8 +11,8 @@ import torch
 
 from vdp.errors import EncodeError
 from vdp.io._ffmpeg import FfmpegPipe, run_ffmpeg
-from vdp.io.colour import SDR_BT709, Colour, rgb_to_yuv_filter, tag_args
-from vdp.io.writers._atomic import remove_path
+from vdp.io.colour import SDR_BT709, Colour, rgb_to_yuv_filter, tag_args, yuv_tags_filter
+from vdp.io.writers._atomic import as_array, remove_path
 from vdp.io.writers._pipe import PipeWriter
 from vdp.io.writers.encoders import (CPU_CODECS, PIXEL_FORMATS, EncoderChoice, EncoderSettings,
                                     choose_encoder, encoder_args, stream_codec)
@@ -120,6 +120,8 @@ class Mp4Writer(PipeWriter):
         frames = pad_to_even(frames)
         packed = frames.permute(0, 2, 3, 1)
         layout = "rgb24" if packed.is_contiguous() and not frames.is_contiguous() else "gbrp"
+        if self._layout == "yuv420p":
+            raise ValueError("this writer was given YUV planes (write_yuv420); it cannot take RGB too")
         if layout == "rgb24":
             buffers: list = [memoryview(packed.numpy().reshape(-1))]
         else:
@@ -138,6 +140,38 @@ class Mp4Writer(PipeWriter):
             self.frames_written += int(frames.shape[0])
         self._guarded(run)
 
+    def write_yuv420(self, y: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> None:
+        """Append frames that are already 4:2:0 YUV in the writer's colour (its matrix and range,
+        e.g. BT.709 limited range): nothing is converted, the planes go to the encoder as they are.
+
+        Args:
+            y: uint8 ``[T,H,W]`` (H, W even); u, v: uint8 ``[T,H/2,W/2]``.
+
+        Raises:
+            ValueError: Wrong shapes, an odd size, a writer that is not 8-bit ``yuv420p``, or
+                one that was given RGB frames.
+        """
+        planes = [as_array(p, name=n, dtype=np.uint8, ndim=3) for p, n in ((y, "y"), (u, "u"), (v, "v"))]
+        t, h, w = planes[0].shape
+        if h % 2 or w % 2 or any(p.shape != (t, h // 2, w // 2) for p in planes[1:]):
+            raise ValueError(f"y must be [T,H,W] with H, W even and u, v [T,H/2,W/2]; got "
+                             f"{[p.shape for p in planes]}")
+        if self.pixel_format != "yuv420p" or self.bit_depth != 8:
+            raise ValueError(f"write_yuv420 needs an 8-bit yuv420p writer, this one is "
+                             f"{self.pixel_format} {self.bit_depth}-bit")
+        if self._layout not in ("", "yuv420p"):
+            raise ValueError("this writer was given RGB frames; it cannot take YUV planes too")
+        if self.frame_size is not None and (h, w) != self.frame_size:
+            raise ValueError(f"frame size changed from {self.frame_size} to {(h, w)}")
+        buffers = [memoryview(p[i]).cast("B") for i in range(t) for p in planes]
+
+        def run() -> None:
+            if self._pipe is None:
+                self._start((h, w), "yuv420p")
+            self._pipe.write(buffers)
+            self.frames_written += t
+        self._guarded(run)
+
     def _start(self, size: tuple[int, int], layout: str) -> None:
         self.frame_size = size
         self.encoded_size = (size[0] + size[0] % 2, size[1] + size[1] % 2)
@@ -146,7 +180,7 @@ class Mp4Writer(PipeWriter):
                                            preset=self.preset, threads=self.threads,
                                            pixel_format=self.pixel_format)
         pix_fmt = self.pixel_format if self.bit_depth == 8 else f"{self.pixel_format}10le"
-        vf = rgb_to_yuv_filter(self.colour, pix_fmt)
+        vf = yuv_tags_filter(self.colour) if layout == "yuv420p" else rgb_to_yuv_filter(self.colour, pix_fmt)
         args = ["-vf", vf, "-c:v", s.name, *encoder_args(s), *tag_args(self.colour)]
         if self.codec == "hevc":
             args += ["-tag:v", "hvc1"]
