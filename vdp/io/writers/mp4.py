@@ -91,7 +91,7 @@ class Mp4Writer(PipeWriter):
         self.frame_size: tuple[int, int] | None = None  # (H, W) of the input
         self.encoded_size: tuple[int, int] | None = None  # (H, W) in the file
         self._pipe: FfmpegPipe | None = None
-        self._layout = ""  # "gbrp" (planar) or "rgb24" (packed), fixed by the first batch
+        self._layout = ""  # "gbrp"/"rgb24" (planar/packed RGB) or "yuv420p", fixed by the first batch
 
     @property
     def process(self) -> "subprocess.Popen | None":
