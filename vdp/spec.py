@@ -264,6 +264,7 @@ class JobSpec(_Strict):
     resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
     max_frames: int | None = Field(None, ge=1, le=100_000_000, strict=True, description="Process only the first N frames.")
     scene_cuts: bool = Field(False, strict=True, description="Detect shot boundaries and restart temporal state at each cut.")
+    hdr: Literal["tonemap", "keep"] = Field("tonemap", description="HDR (PQ/HDR10, HLG) input: 'tonemap' decodes it as SDR BT.709 (operator named in report.json); 'keep' decodes the HDR signal as it is and writes the outputs that carry the video's pixels (depth preview, stereo, VR180, composite) as 10-bit HEVC (Main10) with the source's transfer and BT.2020 tags. No effect on SDR input.")
     camera: CameraSpec | None = Field(None, description="Input camera intrinsics for 3D outputs (EXR/PLY sidecars, VR180); default: an estimated 70-degree horizontal FOV.")
     output_names: Literal["kind", "input"] = Field("kind", description="'input': every output file starts with the input's stem (clip_LRF_Full_SBS.mp4; `vdp run` default); 'kind': names from the kind alone (depth.npz).")
     clip: ClipSpec | None = Field(None, description="Trim, resample and downscale the input first.")

@@ -138,7 +138,7 @@ def _run(spec: JobSpec, spec_json: str, out: Path, work: Path, report: JobReport
     from vdp.io import encode_in_idle_time, probe
     from vdp.outputs import open_outputs
 
-    info = probe(spec.input)
+    info = probe(spec.input, hdr=spec.hdr)
     report.input = info.to_dict()
     report.warnings.extend(info.warnings)
     check_input(spec, info)

@@ -53,6 +53,16 @@ def colormap_table(name: str) -> torch.Tensor:
     return (colormap_float(name, x) * 255).round().to(torch.uint8)
 
 
+def yuv_table(rgb_table: torch.Tensor) -> torch.Tensor:
+    """The uint8 ``[256,3]`` RGB table as BT.709 limited-range Y, Cb, Cr (the colours an MP4 of
+    the RGB table shows, without converting every pixel)."""
+    rgb = rgb_table.to(torch.float64) / 255
+    kr, kb = 0.2126, 0.0722
+    y = kr * rgb[:, 0] + (1 - kr - kb) * rgb[:, 1] + kb * rgb[:, 2]
+    cb, cr = (rgb[:, 2] - y) / (2 * (1 - kb)), (rgb[:, 0] - y) / (2 * (1 - kr))
+    return torch.stack([16 + 219 * y, 128 + 224 * cb, 128 + 224 * cr], 1).round().clamp(0, 255).to(torch.uint8)
+
+
 SAMPLES = 1 << 18  # values the range percentiles are taken from
 
 
@@ -130,6 +140,8 @@ class Colouriser:
         self.range = value_range
         table = colormap_table(name)
         self.channels = [table[:, c].contiguous() for c in range(3)]
+        yuv = yuv_table(table)
+        self.yuv_channels = [yuv[:, c].contiguous() for c in range(3)]
         self.scratch = Scratch()
 
     def __call__(self, values: torch.Tensor) -> torch.Tensor:
@@ -147,3 +159,32 @@ class Colouriser:
             for c in range(3):
                 torch.index_select(self.channels[c], 0, index_t, out=out[i, c].view(-1))
         return out
+
+    def yuv420(self, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The colourised frames as BT.709 limited-range 4:2:0 planes: Y uint8 ``[T,H,W]`` and
+        Cb, Cr ``[T,H/2,W/2]`` (H, W even), ready for `Mp4Writer.write_yuv420`.
+
+        Half the table lookups of `__call__` and no RGB-to-YUV conversion: chroma is looked up
+        at the top-left pixel of each 2x2 block (the same colours as an encoded RGB frame, up to
+        the chroma filter at colour edges).
+        """
+        src = as_numpy(values.float())
+        t, h, w = src.shape
+        if h % 2 or w % 2:
+            raise ValueError(f"4:2:0 planes need an even size, got {h}x{w}")
+        if self.range.low is None:
+            self.range.fit(values)
+        scaled = self.scratch.get("scaled", (h, w))
+        index = self.scratch.get("index", (h * w,), np.int32)
+        half = self.scratch.get("half", (h // 2 * (w // 2),), np.int32)
+        index_t, half_t = torch.from_numpy(index), torch.from_numpy(half)
+        y = torch.empty((t, h, w), dtype=torch.uint8)
+        u = torch.empty((t, h // 2, w // 2), dtype=torch.uint8)
+        v = torch.empty((t, h // 2, w // 2), dtype=torch.uint8)
+        for i in range(t):
+            np.copyto(index, self.range.scaled(src[i], scaled).reshape(-1), casting="unsafe")  # truncates
+            np.copyto(half.reshape(h // 2, w // 2), index.reshape(h, w)[::2, ::2])
+            torch.index_select(self.yuv_channels[0], 0, index_t, out=y[i].view(-1))
+            torch.index_select(self.yuv_channels[1], 0, half_t, out=u[i].view(-1))
+            torch.index_select(self.yuv_channels[2], 0, half_t, out=v[i].view(-1))
+        return y, u, v

@@ -127,6 +127,8 @@ class DepthPng16Output(_DepthOutput):
 class DepthColorMp4Output(_DepthOutput):
     """Colourised depth (near = warm) with one colour range for the whole video."""
 
+    shows_video = False  # the frames carry the source's pixels (HDR kept as HDR, see mp4_writer)
+
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.range = StableRange(low_pct=2.0, high_pct=98.0, margin=0.1)
@@ -152,13 +154,22 @@ class DepthColorMp4Output(_DepthOutput):
         return self.colour(batch)
 
     def open_writer(self, frames: torch.Tensor) -> Mp4Writer:
-        """The MP4 writer, opened on the first batch's `frames` ``[T,3,H,W]``."""
+        """The MP4 writer, opened on the first batch's `frames` ``[T,3,H,W]`` (or ``[T,H,W]``)."""
         from vdp.outputs.stereo import choose_codec  # HEVC when too large for H.264 decoders
 
         return mp4_writer(self.spec, self.path, fps=self.info.fps,
-                          codec=choose_codec(int(frames.shape[3]), int(frames.shape[2])))
+                          codec=choose_codec(int(frames.shape[-1]), int(frames.shape[-2])),
+                          pixels_of=self.info if self.shows_video else None)
 
     def write(self, batch: FrameBatch) -> None:
+        h, w = batch.layers["depth"].shape[-2:]
+        if not self.shows_video and not self.synthetic and h % 2 == 0 and w % 2 == 0:
+            # straight to BT.709 4:2:0 through YUV tables: no RGB frames, no conversion
+            y, u, v = self.colouriser.yuv420(self.nearness(batch))
+            if self.writer is None:
+                self.writer = self.open_writer(y)
+            self.writer.write_yuv420(y, u, v)
+            return
         frames = self.frames(batch)
         if self.synthetic:
             if self._mask is None:
@@ -171,6 +182,8 @@ class DepthColorMp4Output(_DepthOutput):
 
 class DepthPreviewMp4Output(DepthColorMp4Output):
     """Side-by-side preview: the RGB frame | its colourised depth (2W x H)."""
+
+    shows_video = True
 
     def frames(self, batch: FrameBatch) -> torch.Tensor:
         return torch.cat([batch.frames, self.colour(batch)], dim=3)

@@ -49,7 +49,8 @@ class ForegroundMp4Output(_MatteOutput):
     def write(self, batch: FrameBatch) -> None:
         if self.writer is None:
             self.writer = mp4_writer(self.spec, self.path, fps=self.info.fps,
-                                     audio_from=self.info.path if self.info.has_audio else None)
+                                     audio_from=self.info.path if self.info.has_audio else None,
+                                     pixels_of=self.info)
         self.writer.write(self.foreground(batch))
 
 

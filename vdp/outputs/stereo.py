@@ -90,7 +90,8 @@ class _StereoOutput(WriterOutput):
         """The output's MP4 writer (kwargs: more `mp4_writer` arguments, for subclasses)."""
         return mp4_writer(self.spec, self.path, fps=self.info.fps, codec=codec,
                           pixel_format=self.pixel_format,
-                          audio_from=self.info.path if self.info.has_audio else None, **kwargs)
+                          audio_from=self.info.path if self.info.has_audio else None,
+                          pixels_of=self.info, **kwargs)
 
     def write(self, batch: FrameBatch) -> None:
         frames = self.pack(*self.views(batch))
