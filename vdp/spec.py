@@ -79,6 +79,11 @@ class StereoSpec(_Strict):
 
     divergence: float = Field(2.0, gt=0, le=10, strict=True, description="Total disparity range in % of the image width.")
     convergence: float = Field(0.5, ge=0, le=1, strict=True, description="Which depth sits at the screen plane (0 nearest, 1 farthest).")
+    ipd_offset: float = Field(0.0, ge=-10, le=20, strict=True, description=(
+        "IPD offset as in iw3: parallax added to every pixel on top of the depth-based divergence, in %"
+        " of the image width (positive: the left view moves right and the right view left by half of it"
+        " each, the whole scene comes toward the viewer; negative: it moves back). 0: none. Applies to"
+        " every layout made from the two views (not RGBD, which has no second view)."))
     edge_dilation: int = Field(2, ge=0, le=16, strict=True, description="Foreground depth dilation in pixels against halos.")
     lookahead_frames: int = Field(8, ge=0, le=120, strict=True, description="Frames the disparity range estimate may look ahead.")
 
