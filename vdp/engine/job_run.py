@@ -116,11 +116,16 @@ class JobRun:
 
         spec = self.spec
         persist = spec.chunking.resumable and len(self.chunks) > 1
-        job_tag = uuid.uuid4().hex[:12]
+        import ray
+
+        from vdp.engine.cluster import ensure_ray
+
+        ensure_ray()
+        job_tag = f"{ray.get_runtime_context().get_job_id()}:{uuid.uuid4().hex[:12]}"
         assembler = RemoteAssembler(self.chunks, spec.to_json(), self.info, merge_policies(spec),
                                     self.store.root.parent / "parts", self.store if persist else None,
                                     self.ledger, job_tag, spec.resources.batch_timeout_s,
-                                    on_written=on_written)
+                                    on_written=on_written, idle_s=spec.resources.actor_idle_s)
         try:
             stage_reports = self._run_on_ray(assembler)
             written = assembler.finish()

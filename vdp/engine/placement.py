@@ -330,8 +330,8 @@ def _idle_foreign_actors(own: set[str], plans: list[StagePlan]) -> dict[str, dic
     live = live_job_ids()
     out = {}
     for name in _named_vdp_actors():
-        if name in own or any(name.startswith(pfx) for pfx in prefixes):
-            continue
+        if name in own or name.startswith(WRITER_PREFIX) or any(name.startswith(pfx) for pfx in prefixes):
+            continue  # (writers hold no GPU: evicting one frees nothing)
         info = _probe(name)
         if info is None:
             continue
@@ -341,6 +341,10 @@ def _idle_foreign_actors(own: set[str], plans: list[StagePlan]) -> dict[str, dic
         if not streams:
             out[name] = info
     return out
+
+
+#: Names of the nodes' writer actors (`vdp.engine.writer_actor`).
+WRITER_PREFIX = "vdp:writer:"
 
 
 def _named_vdp_actors() -> list[str]:

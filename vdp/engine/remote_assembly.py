@@ -63,7 +63,7 @@ class RemoteAssembler:
         parts_root: Folder for the parts (under the job's work folder: shared storage).
         store: Where a chunk's raw results are kept for a resumed driver (None: not kept).
         ledger: Receives ``done`` events.
-        job_tag: Names the job's writer actors.
+        job_tag: Starts the keys of the job's chunk runs on the writers (the Ray job id first).
         timeout_s: Deadline of each writer call.
         idle: Writers work at idle priority (CPU-only nodes).
         on_written: Called with (frames, seconds) as the writers report frames written.
@@ -71,12 +71,15 @@ class RemoteAssembler:
 
     def __init__(self, chunks: list[Chunk], spec_json: str, info: Any, policies: dict[str, Policy],
                  parts_root: Path, store: ChunkStore | None, ledger: Ledger, job_tag: str,
-                 timeout_s: float, idle: bool = False, on_written: Any = None) -> None:
+                 timeout_s: float, idle: bool = False, on_written: Any = None,
+                 idle_s: float | None = None) -> None:
         self.chunks = chunks
         self.spec_json, self.info, self.policies = spec_json, info, policies
         self.parts_root, self.store, self.ledger = parts_root, store, ledger
         self.job_tag, self.timeout_s, self.idle = job_tag, timeout_s, idle
         self.on_written = on_written
+        self.idle_s = idle_s
+        self._cpu0: dict[str, float] = {}
         self.writers: dict[str, Any] = {}  # node id -> WriterActor
         self.current: dict[int, RemoteResults] = {}
         self.maps: dict[int, dict[str, Fit]] = {0: {}}
@@ -89,6 +92,7 @@ class RemoteAssembler:
         self._joining: set[int] = set()
         self._map_calls: list[Any] = []  # set_map calls (their errors surface at `finish`)
         self.writer_info: list[dict[str, Any]] = []
+        self._writer(None)  # starting up beside the models' loading, not after it
 
     # -- the Assembler interface -----------------------------------------------------------------
 
@@ -97,7 +101,7 @@ class RemoteAssembler:
         old = self.current.get(chunk.index)
         if old is not None:
             self.abandon(old)
-        writer = self._writer(node_id)
+        writer = self._used(node_id)
         key = f"{self.job_tag}:c{chunk.index}:a{attempt}"
         nxt = self.chunks[chunk.index + 1].overlap if chunk.index + 1 < len(self.chunks) else 0
         request = WriteRequest(self.spec_json, self.info, chunk, nxt, self.policies,
@@ -199,22 +203,26 @@ class RemoteAssembler:
         return [self.stats[k] for k in sorted(self.stats)]
 
     def abort(self) -> None:
-        """Drop every chunk of the job on every writer, and the writers."""
+        """Drop every chunk of the job on every writer."""
         for w in self.writers.values():
             try:
                 ray.get(w.abort_job.remote(self.job_tag + ":"), timeout=30)
             except Exception:  # noqa: BLE001 - nothing to save
                 pass
-        self.release()
+        self.writers.clear()
 
     def release(self) -> None:
-        """Stop the job's writers, noting where they ran and the CPU they used (`writer_info`)."""
-        for w in self.writers.values():
+        """Done with the writers (they stay for later jobs); notes where the job's writers ran and
+        the CPU seconds each used for it (`writer_info`)."""
+        for node, w in self.writers.items():
+            if node not in self._cpu0:
+                continue  # started, never used by this job
             try:
-                self.writer_info.append(ray.get(w.info.remote(), timeout=30))
+                info = ray.get(w.info.remote(), timeout=30)
             except Exception:  # noqa: BLE001 - a writer that is gone has nothing to tell
-                pass
-            ray.kill(w)
+                continue
+            info["cpu_seconds"] = round(info["cpu_seconds"] - self._cpu0[node], 3)
+            self.writer_info.append(info)
         self.writers.clear()
 
     # -- internals --------------------------------------------------------------------------------
@@ -222,8 +230,16 @@ class RemoteAssembler:
     def _writer(self, node_id: str | None) -> Any:
         node_id = node_id or ray.get_runtime_context().get_node_id()
         if node_id not in self.writers:
-            self.writers[node_id] = writer_on(node_id, self.job_tag)
+            self.writers[node_id] = writer_on(node_id, self.idle_s)
         return self.writers[node_id]
+
+    def _used(self, node_id: str | None) -> Any:
+        """The node's writer, with its CPU counter noted when this job first uses it."""
+        node_id = node_id or ray.get_runtime_context().get_node_id()
+        writer = self._writer(node_id)
+        if node_id not in self._cpu0:
+            self._cpu0[node_id] = ray.get(writer.info.remote(), timeout=self.timeout_s)["cpu_seconds"]
+        return writer
 
     def _can_map(self, k: int) -> bool:
         return k == 0 or self.ranges is not None

@@ -36,16 +36,26 @@ class _Slot:
 
 @ray.remote(max_restarts=0, max_concurrency=32, num_cpus=0)
 class WriterActor:
-    """Holds the chunk writers of the jobs whose chunks run on this node."""
+    """Holds the chunk writers of the jobs whose chunks run on this node; like the stage actors
+    it outlives a job (named per node) and leaves after `idle_s` idle seconds
+    (`vdp.engine.lifecycle`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, idle_s: float | None = None) -> None:
+        from vdp.engine.lifecycle import watch_idle
         from vdp.idle import set_idle_priority
 
         self.slots: dict[str, _Slot] = {}
+        self.frames = 0  # frames taken, for the idle watcher
         self.where = {"node_id": ray.get_runtime_context().get_node_id(), "pid": os.getpid()}
         self.idle = False
         self._lock = threading.Lock()
         self._set_idle = set_idle_priority
+        watch_idle(self, idle_s)
+
+    @property
+    def streams(self) -> dict[str, _Slot]:
+        """Chunk runs held, keyed ``<Ray job id>:...`` (the idle watcher's view of live work)."""
+        return self.slots
 
     def info(self) -> dict[str, Any]:
         """Node, process and the CPU seconds it used (its encoders' subprocesses included)."""
@@ -53,7 +63,8 @@ class WriterActor:
 
         own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu = own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
-        return {**self.where, "cpu_seconds": round(cpu, 3)}
+        return {**self.where, "cpu_seconds": round(cpu, 3), "device": "cpu", "streams": list(self.slots),
+                "frames": self.frames, "last_used": self.last_used, "idle_timeout_s": self.idle_timeout_s}
 
     def begin(self, key: str, request: WriteRequest, idle: bool = False) -> None:
         """Open the parts of a chunk run (`key`); with `idle`, write at idle priority (CPU-only
@@ -81,6 +92,7 @@ class WriterActor:
             try:
                 if batch is not None:
                     slot.writer.add(batch)
+                    self.frames += len(batch)
             except BaseException as exc:
                 slot.error = exc
                 raise
@@ -171,10 +183,15 @@ class WriterActor:
         return slot
 
 
-def writer_on(node_id: str, job_tag: str) -> Any:
-    """A new `WriterActor` on `node_id` (named after the job, so a job's writers are found again)."""
+def writer_on(node_id: str, idle_s: float | None = None) -> Any:
+    """The `WriterActor` of `node_id`: the one already there, or a new one (kept for later jobs,
+    like the stage actors, until `idle_s` idle seconds pass or ``vdp actors release``)."""
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    return WriterActor.options(name=f"vdp-writer:{job_tag}:{node_id[:12]}",
+    from vdp.engine.cluster import NAMESPACE
+    from vdp.engine.placement import WRITER_PREFIX
+
+    return WriterActor.options(name=f"{WRITER_PREFIX}{node_id[:12]}", namespace=NAMESPACE, get_if_exists=True,
+                               lifetime="detached",
                                scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False)
-                               ).remote()
+                               ).remote(idle_s)
