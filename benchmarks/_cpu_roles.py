@@ -4,14 +4,15 @@ Threads are told apart by their kernel names. `name_native_threads` makes every 
 started afterwards carry its ``threading`` name into the kernel (``/proc/<pid>/task/<tid>/comm``,
 15 characters), so the engine's threads are recognised (``vdp-decode-c3``, ``vdp-worker-deco``,
 ``vdp-writer``); a thread whose name says no role (``vdp-deadline: ...``, the helper that runs
-one FFmpeg call under a timeout) is tagged with the role of the thread that started it, and
+one FFmpeg call under a timeout) is tagged with the role of the thread that started it (and a
+name whose role the first 15 characters would lose is tagged with it, ``decod:...``), and
 threads a thread creates natively (FFmpeg's, OpenMP's) inherit its kernel name. Each such
 Python thread also appends its final CPU time to ``<tmp>/vdp-bench-threads-<pid>.log`` when it
 ends, so short-lived threads are counted in full. `RoleSampler` reads the CPU time of every
 thread of the watched processes and of their child processes (same session) a few times per
 second, adds the exit records, and sums the growth per role:
 
-- ``decode``: threads whose name contains ``decod``;
+- ``decode``: threads whose name contains ``deco``;
 - ``write``: threads whose name contains ``writ``, ``encod`` or ``mux``, and child ``ffmpeg``
   processes (encoders, audio mux);
 - ``stage``: every other thread of a stage actor (the model call, Ray's own threads there);
@@ -38,7 +39,7 @@ EXIT_LOG = str(Path(tempfile.gettempdir()) / "vdp-bench-threads-{pid}.log")
 def thread_role(comm: str, default: str | None) -> str | None:
     """The role a thread name says (`default` when it says none)."""
     name = comm.lower()
-    if "decod" in name:
+    if "deco" in name:
         return "decode"
     if any(w in name for w in ("writ", "encod", "mux")):
         return "write"
@@ -59,8 +60,9 @@ def name_native_threads() -> None:
 
     def tagged_start(self: threading.Thread) -> None:
         parent = getattr(threading.current_thread(), "_vdp_role", None)
-        self._vdp_role = thread_role(self.name, parent)  # type: ignore[attr-defined]
-        self._vdp_comm = self.name if thread_role(self.name, None) or not parent else f"{parent[:5]}:{self.name}"
+        role = self._vdp_role = thread_role(self.name, parent)  # type: ignore[attr-defined]
+        # the kernel keeps 15 characters: tag the name where those would not say the role
+        self._vdp_comm = self.name if thread_role(self.name[:15], None) == role else f"{role[:5]}:{self.name}"
         start(self)
 
     def named_inner(self: threading.Thread) -> None:
