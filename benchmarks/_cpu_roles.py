@@ -17,7 +17,10 @@ second, adds the exit records, and sums the growth per role:
   processes (encoders, audio mux);
 - ``stage``: every other thread of a stage actor (the model call, Ray's own threads there);
 - ``driver``: every other thread of the driver process (scheduling, merging, Ray client);
-- ``other``: the rest of the machine (Ray's daemons, other users), from ``/proc/stat``.
+- ``ray``: Ray's daemons (GCS, raylet with its object store and transfers, agents): the
+  driver's child processes other than ``ffmpeg`` (an embedded Ray instance) and the processes
+  of roots given the role ``ray`` (the sessions of ``ray start`` nodes), stage actors excepted;
+- ``other``: the rest of the machine (other users), from ``/proc/stat``.
 
 CPU of native threads that end between two samples is charged to their process's default role
 (the process totals are exact). The sampler's own thread counts in no role.
@@ -32,7 +35,7 @@ import time
 from pathlib import Path
 
 TICK = os.sysconf("SC_CLK_TCK")
-ROLES = ("driver", "decode", "stage", "write", "other")
+ROLES = ("driver", "decode", "stage", "write", "ray", "other")
 EXIT_LOG = str(Path(tempfile.gettempdir()) / "vdp-bench-threads-{pid}.log")
 
 
@@ -120,8 +123,9 @@ def _children(pid: int) -> list[int]:
 
 
 class RoleSampler:
-    """Samples the CPU time of `roots` (pid -> default role, ``driver`` or ``stage``) and their
-    descendants by thread in a background thread; `stop` returns CPU seconds per role."""
+    """Samples the CPU time of `roots` (pid -> default role: ``driver``, ``stage`` or ``ray``;
+    earlier roots win a process that is also a later one's descendant) and their descendants
+    by thread in a background thread; `stop` returns CPU seconds per role."""
 
     def __init__(self, roots: dict[int, str], interval_s: float = 0.2) -> None:
         self.roots = roots
@@ -155,6 +159,8 @@ class RoleSampler:
             done.add(pid)
             if proc[0] == "ffmpeg":
                 role = "write"
+            elif pid != root and role == "driver":
+                role = "ray"  # the driver's children: an embedded Ray instance's daemons
             self._proc_role[pid] = role
             self._proc_first.setdefault(pid, proc[1] if initial else 0)
             self._proc_last[pid] = proc

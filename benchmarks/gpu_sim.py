@@ -17,7 +17,7 @@ Printed per run: fps end to end; the stand-in's own fps (replicas x 1000 / ms: w
 "GPUs" could do); host CPU ms per frame (all processes: the machine's CPU time from
 /proc/stat over the run, so other load on the machine counts too), the driver process's own
 CPU ms per frame (with its ffmpeg children), and host CPU split by role (driver / decode /
-stage / write / other: `benchmarks._cpu_roles`, threads told apart by name) with the load
+stage / write / ray / other: `benchmarks._cpu_roles`, threads told apart by name) with the load
 average at the start of the run.
 
     python benchmarks/gpu_sim.py                                  # VDA-S and RVM, 192 frames
@@ -141,8 +141,9 @@ def actor_pids(report: Any) -> list[int]:
 
 
 def run_one(clip: Path, frames: int, stand_in: str, outputs: list[str], path: str, chunk: int,
-            overlap: int, out_dir: Path, actors: list[int] = ()) -> dict:
-    """One job; `actors`: pids of its stage actors (from the warm-up), watched by role."""
+            overlap: int, out_dir: Path, actors: list[int] = (), ray_roots: list[int] = ()) -> dict:
+    """One job; `actors`: pids of its stage actors (from the warm-up), `ray_roots`: session
+    leaders of the Ray nodes (cluster paths), watched by role."""
     from vdp.engine.job import run_job
 
     local, replicas = PATHS[path]
@@ -151,7 +152,8 @@ def run_one(clip: Path, frames: int, stand_in: str, outputs: list[str], path: st
     plan = StagePlan(stage, f"sim-{stand_in}", partial(cls, ms))
     spec = job_spec(clip, frames, stand_in, outputs, local, replicas, chunk, overlap)
     load = os.getloadavg()[0]
-    sampler = RoleSampler({os.getpid(): "driver", **{pid: "stage" for pid in actors}})
+    sampler = RoleSampler({os.getpid(): "driver", **{pid: "stage" for pid in actors},
+                           **{pid: "ray" for pid in ray_roots}})
     m0, c0, t0 = machine_cpu_s(), own_cpu_s(), time.perf_counter()
     report = run_job(spec, out_dir, local=local, plans=[plan])
     wall = time.perf_counter() - t0
@@ -164,7 +166,8 @@ def run_one(clip: Path, frames: int, stand_in: str, outputs: list[str], path: st
             "roles_ms": {k: v * 1000 / n for k, v in roles.items()}, "report": report}
 
 
-def run_paths(clip: Path, args: argparse.Namespace, paths: list[str], work: Path) -> list[tuple]:
+def run_paths(clip: Path, args: argparse.Namespace, paths: list[str], work: Path,
+              ray_roots: list[int] = ()) -> list[tuple]:
     """Every stand-in on every path of `paths` (one Ray connection), each after a warm-up job."""
     rows = []
     for stand_in in args.stand_ins:
@@ -175,7 +178,7 @@ def run_paths(clip: Path, args: argparse.Namespace, paths: list[str], work: Path
             warm = run_one(clip, args.warmup_frames, stand_in, outs, path,
                            max(16, args.warmup_frames // 2), 0, work / f"warmup_{stand_in}_{path}")
             r = run_one(clip, args.frames, stand_in, outs, path, args.chunk, args.overlap,
-                        work / f"{stand_in}_{path}", actors=actor_pids(warm["report"]))
+                        work / f"{stand_in}_{path}", actors=actor_pids(warm["report"]), ray_roots=ray_roots)
             rows.append((stand_in, path, ", ".join(outs) or "no outputs", r))
             nodes = {rep.get("node_id") for rs in (r["report"].placement or {}).get("replicas", {}).values()
                      for rep in rs if rep.get("chunks")}
@@ -191,8 +194,8 @@ def print_table(rows: list[tuple]) -> None:
         print(f"{stand_in:<8} {path:<6} {outs:<30} {r['load']:>5.1f} {r['fps']:>6.1f} {r['stand_in_fps']:>12.0f} "
               f"{r['host_ms']:>9.1f} {r['driver_ms']:>11.1f} | "
               + " ".join(f"{r['roles_ms'][k]:>7.1f}" for k in ROLES))
-    print("(CPU in ms per frame; roles: see benchmarks/_cpu_roles.py; 'other' = Ray daemons and the "
-          "rest of the machine)")
+    print("(CPU in ms per frame; roles: see benchmarks/_cpu_roles.py; 'ray' = Ray's daemons, "
+          "'other' = the rest of the machine)")
     fps = {(s, o, p): r["fps"] for s, p, o, r in rows}
     for (s, o, p), f in fps.items():
         base = {"node2": "node1", "ray2": "ray1"}.get(p)
@@ -214,6 +217,7 @@ def main() -> None:
     p.add_argument("--overlap", type=int, default=16)
     p.add_argument("--warmup-frames", type=int, default=32)
     p.add_argument("--node-cpus", type=int, default=1, help="Ray CPU resource per node of the 2-node cluster")
+    p.add_argument("--node-store-mb", type=int, default=2048, help="object store per node of the 2-node cluster")
     args = p.parse_args()
 
     from vdp.engine.cluster import ensure_ray, shutdown_ray
@@ -236,10 +240,10 @@ def main() -> None:
             from benchmarks._local_cluster import LocalCluster
 
             shutdown_ray()
-            cluster = LocalCluster.start(cpus_per_node=args.node_cpus)
+            cluster = LocalCluster.start(cpus_per_node=args.node_cpus, object_store_mb=args.node_store_mb)
             cluster.connect(nodes=2)
             print(f"2-node cluster at {cluster.address} (1 fake GPU, {args.node_cpus} CPU per node)", flush=True)
-            rows += run_paths(clip, args, on_cluster, work)
+            rows += run_paths(clip, args, on_cluster, work, ray_roots=[p.pid for p in cluster.procs])
     finally:
         shutdown_ray()
         if cluster is not None:
