@@ -72,11 +72,15 @@ class LocalCluster:
 
     @classmethod
     def start(cls, *, cpus_per_node: int = 1, gpus_per_node: int = 1,
-              object_store_mb: int = 1024, timeout_s: float = 90.0) -> "LocalCluster":
-        """Start the head, then the second node, and wait until both are alive."""
+              object_store_mb: int = 1024, timeout_s: float = 90.0,
+              env: dict[str, str] | None = None) -> "LocalCluster":
+        """Start the head, then the second node (`env`: extra environment for both), and wait
+        until the head answers."""
         tmp = Path(tempfile.mkdtemp(prefix="vdpb", dir="/tmp"))  # short: socket paths must fit
         token = secrets.token_hex(16)
+        extra = env or {}
         env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+        env.update(extra)
         env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=token, RAY_USAGE_STATS_ENABLED="0",
                    PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
         port = free_port()

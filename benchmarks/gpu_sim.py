@@ -218,6 +218,8 @@ def main() -> None:
     p.add_argument("--warmup-frames", type=int, default=32)
     p.add_argument("--node-cpus", type=int, default=1, help="Ray CPU resource per node of the 2-node cluster")
     p.add_argument("--node-store-mb", type=int, default=2048, help="object store per node of the 2-node cluster")
+    p.add_argument("--zero-copy-tensors", action="store_true",
+                   help="Ray workers serialize torch tensors without copies (RAY_ENABLE_ZERO_COPY_TORCH_TENSORS=1)")
     args = p.parse_args()
 
     from vdp.engine.cluster import ensure_ray, shutdown_ray
@@ -225,6 +227,8 @@ def main() -> None:
     name_native_threads()
     # Ray's workers (embedded instance and cluster nodes) import this checkout
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    ray_env = {"RAY_ENABLE_ZERO_COPY_TORCH_TENSORS": "1"} if args.zero_copy_tensors else {}
+    os.environ.update(ray_env)  # an embedded instance's workers inherit it
     work = Path(tempfile.mkdtemp(prefix="vdp_gpu_sim_"))
     clip = make_input(args.frames, work)
     print(f"input: {clip.name}, 1920x1080, {args.frames} frames; {os.cpu_count()} CPUs, "
@@ -240,7 +244,8 @@ def main() -> None:
             from benchmarks._local_cluster import LocalCluster
 
             shutdown_ray()
-            cluster = LocalCluster.start(cpus_per_node=args.node_cpus, object_store_mb=args.node_store_mb)
+            cluster = LocalCluster.start(cpus_per_node=args.node_cpus, object_store_mb=args.node_store_mb,
+                                         env=ray_env)
             cluster.connect(nodes=2)
             print(f"2-node cluster at {cluster.address} (1 fake GPU, {args.node_cpus} CPU per node)", flush=True)
             rows += run_paths(clip, args, on_cluster, work, ray_roots=[p.pid for p in cluster.procs])
