@@ -18,7 +18,12 @@ Printed per run: fps end to end; the stand-in's own fps (replicas x 1000 / ms: w
 /proc/stat over the run, so other load on the machine counts too), the driver process's own
 CPU ms per frame (with its ffmpeg children), and host CPU split by role (driver / decode /
 stage / write / ray / other: `benchmarks._cpu_roles`, threads told apart by name) with the load
-average at the start of the run.
+average at the start of the run. On the ``local`` path the stage and the writing run on the
+driver's main thread, so they count as ``driver`` there.
+
+On a 2-core machine both "nodes" share the same cores: 2 replicas can reach 1.8x the fps of
+one only while all of vdp's and Ray's CPU per frame stays under about 2000 ms / (1.8 x the
+1-replica fps); other load on the machine (``other``) takes from the same cores.
 
     python benchmarks/gpu_sim.py                                  # VDA-S and RVM, 192 frames
     python benchmarks/gpu_sim.py --stand-ins vda_l --frames 480 --paths ray1 ray2
