@@ -8,6 +8,12 @@ does), and prints both wall times, the jobs' fps (frames / the job's own wall ti
 report.json), the ratio Ray fps / local fps and the machine's load average before each run.
 The Ray run's CPU allotment (``placement.cpu`` in report.json) is printed once.
 
+Where the time goes: the child process (``vdp run`` through `vdp.cli.main.main`) times its
+phases: Ray start (`ensure_ray`), actors up with their models loaded (`acquire_replicas`) and
+the frames (`ChunkScheduler.run`); locally, the models' setup (`LocalRunner.setup`) and the
+frames (`run_chunks_locally` less the setup). Printed per run: setup seconds, frames seconds,
+and "steady" fps = frames / frames seconds, with the ratio Ray / local of both fps.
+
 Synthetic weights: the numbers measure speed only.
 """
 from __future__ import annotations
@@ -26,16 +32,59 @@ SAMPLE = ROOT / "tests" / "resources" / "media" / "sam2__05_default_juggle.mp4"
 
 
 def run(spec: str, frames: int, out: Path, local: bool) -> dict:
-    """One `vdp run`; its wall time, the job's fps and the report's CPU allotment."""
-    cmd = [sys.executable, "-m", "vdp.cli.main", "run", str(SAMPLE), "--spec", spec, "--synthetic-weights",
-           "--max-frames", str(frames), "--out", str(out)] + (["--local"] if local else [])
+    """One `vdp run` (in a child that times its phases, `child`); its wall time, the job's
+    fps, its phases and the report's CPU allotment."""
+    args = ["run", str(SAMPLE), "--spec", spec, "--synthetic-weights", "--max-frames", str(frames),
+            "--out", str(out)] + (["--local"] if local else [])
     load = os.getloadavg()[0]
     t0 = time.monotonic()
-    subprocess.run(cmd, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+    subprocess.run([sys.executable, __file__, "--child", str(out / "phases.json"), *args], check=True,
+                   cwd=ROOT, stdout=subprocess.DEVNULL)
     wall = time.monotonic() - t0
     report = json.loads((out / "report.json").read_text())
+    phases = json.loads((out / "phases.json").read_text())
+    if local:
+        setup = phases.get("models", 0.0)
+        frames_s = phases.get("frames", 0.0) - setup
+    else:
+        setup = phases.get("ray_start", 0.0) + phases.get("actors", 0.0)
+        frames_s = phases.get("frames", 0.0)
     return {"wall_s": wall, "fps": report["frames"] / report["wall_seconds"], "load": load,
-            "cpu": report.get("placement", {}).get("cpu")}
+            "cpu": report.get("placement", {}).get("cpu"), "setup_s": setup, "frames_s": frames_s,
+            "steady_fps": report["frames"] / frames_s if frames_s > 0 else float("nan"), "phases": phases}
+
+
+def child(phases_path: str, argv: list[str]) -> int:
+    """`vdp run ARGV` in this process, timing its phases into `phases_path` (JSON)."""
+    sys.path.insert(0, str(ROOT))
+    import vdp.engine.cluster as cluster
+    import vdp.engine.local as local
+    import vdp.engine.placement as placement
+    import vdp.engine.scheduler as scheduler
+    from vdp.cli.main import main as vdp_main
+
+    phases: dict[str, float] = {}
+
+    def timed(owner: object, name: str, label: str) -> None:
+        inner = getattr(owner, name)
+
+        def wrapper(*a: object, **k: object) -> object:
+            t0 = time.monotonic()
+            try:
+                return inner(*a, **k)
+            finally:
+                phases[label] = phases.get(label, 0.0) + time.monotonic() - t0
+
+        setattr(owner, name, wrapper)
+
+    timed(cluster, "ensure_ray", "ray_start")
+    timed(placement, "acquire_replicas", "actors")
+    timed(scheduler.ChunkScheduler, "run", "frames")
+    timed(local.LocalRunner, "setup", "models")
+    timed(local, "run_chunks_locally", "frames")
+    rc = vdp_main(argv)
+    Path(phases_path).write_text(json.dumps(phases))
+    return rc
 
 
 def main() -> None:
@@ -43,6 +92,8 @@ def main() -> None:
     ap.add_argument("--spec", default=str(ROOT / "examples" / "demo.yaml"))
     ap.add_argument("--frames", type=int, default=32)
     ap.add_argument("--repeats", type=int, default=2)
+    if sys.argv[1:2] == ["--child"]:
+        sys.exit(child(sys.argv[2], sys.argv[3:]))
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.repeats):
@@ -53,6 +104,11 @@ def main() -> None:
             print(f"repeat {i}: local {local['wall_s']:.1f} s wall, {local['fps']:.3f} fps (load {local['load']:.1f}); "
                   f"Ray {ray_['wall_s']:.1f} s wall, {ray_['fps']:.3f} fps (load {ray_['load']:.1f}); "
                   f"Ray/local fps {ray_['fps'] / local['fps']:.2f}", flush=True)
+            print(f"  setup s (local: models; Ray: Ray start {ray_['phases'].get('ray_start', 0):.1f} + actors "
+                  f"{ray_['phases'].get('actors', 0):.1f}): local {local['setup_s']:.1f}, Ray {ray_['setup_s']:.1f}; "
+                  f"frames s: local {local['frames_s']:.1f}, Ray {ray_['frames_s']:.1f}; steady fps: local "
+                  f"{local['steady_fps']:.3f}, Ray {ray_['steady_fps']:.3f}, Ray/local "
+                  f"{ray_['steady_fps'] / local['steady_fps']:.2f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -2,19 +2,33 @@
 
 Stand-in stages sleep what the models cost per output frame on a GPU and use no CPU for it:
 VDA-S 11 ms, VDA-L 21 ms (layer ``depth`` = the frames' green channel as float32 at full
-resolution), RVM 6 ms (layer ``alpha`` = the green channel / 255). The input is the juggle
-sample scaled to 1920x1080 H.264 (made once into a temp folder). Each configuration runs
-through `vdp.engine.job.run_job` with ``plans=`` (nothing else of the engine is touched): local,
-and Ray with 1 and 2 replicas (chunks of 96 frames, overlap 16), after a warm-up job.
+resolution), RVM 6 ms (layer ``alpha`` = the green channel / 255), and ``sim40``, a 40 ms depth
+stand-in for scaling. The input is the juggle sample scaled to 1920x1080 H.264 (made once into
+a temp folder). Each configuration runs through `vdp.engine.job.run_job` with ``plans=``
+(nothing else of the engine is touched), after a warm-up job:
+
+- ``local``: in this process;
+- ``ray1`` / ``ray2``: an embedded Ray instance, 1 / 2 replicas (chunks of 96 frames, overlap 16);
+- ``node1`` / ``node2``: a 2-node Ray cluster started on this machine (`benchmarks._local_cluster`:
+  two ``ray start`` nodes with one fake GPU each, token auth), 1 replica / 2 replicas (one per
+  node); this process is the driver. Printed after the table: fps of node2 / node1.
 
 Printed per run: fps end to end; the stand-in's own fps (replicas x 1000 / ms: what the
 "GPUs" could do); host CPU ms per frame (all processes: the machine's CPU time from
-/proc/stat over the run, so other load on the machine counts too); and the driver process's
-own CPU ms per frame (with its ffmpeg children).
+/proc/stat over the run, so other load on the machine counts too), the driver process's own
+CPU ms per frame (with its ffmpeg children), and host CPU split by role (driver / decode /
+stage / write / ray / other: `benchmarks._cpu_roles`, threads told apart by name) with the load
+average at the start of the run. On the ``local`` path the stage and the writing run on the
+driver's main thread, so they count as ``driver`` there.
+
+On a 2-core machine both "nodes" share the same cores: 2 replicas can reach 1.8x the fps of
+one only while all of vdp's and Ray's CPU per frame stays under about 2000 ms / (1.8 x the
+1-replica fps); other load on the machine (``other``) takes from the same cores.
 
     python benchmarks/gpu_sim.py                                  # VDA-S and RVM, 192 frames
     python benchmarks/gpu_sim.py --stand-ins vda_l --frames 480 --paths ray1 ray2
     python benchmarks/gpu_sim.py --depth-outputs none             # no outputs: the engine alone
+    python benchmarks/gpu_sim.py --stand-ins sim40 --paths node1 node2 --frames 384   # 2 nodes
 """
 from __future__ import annotations
 
@@ -31,9 +45,11 @@ from typing import Any
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
 from benchmarks._common import MEDIA  # noqa: E402
+from benchmarks._cpu_roles import ROLES, RoleSampler, machine_cpu_s, name_native_threads  # noqa: E402
 from vdp.engine.plan import StagePlan  # noqa: E402
 from vdp.stages.base import Stage  # noqa: E402
 from vdp.types import FrameBatch, VideoInfo  # noqa: E402
@@ -43,8 +59,10 @@ STAND_INS = {  # name -> (stage name, ms per frame)
     "vda_s": ("depth", 11.0),
     "vda_l": ("depth", 21.0),
     "rvm": ("matte", 6.0),
+    "sim40": ("depth", 40.0),
 }
-PATHS = {"local": (True, 1), "ray1": (False, 1), "ray2": (False, 2)}
+PATHS = {"local": (True, 1), "ray1": (False, 1), "ray2": (False, 2), "node1": (False, 1), "node2": (False, 2)}
+CLUSTER_PATHS = ("node1", "node2")
 
 
 class _StandIn(Stage):
@@ -54,6 +72,7 @@ class _StandIn(Stage):
     def __init__(self, ms_per_frame: float) -> None:
         super().__init__()
         self.ms = ms_per_frame
+        name_native_threads()  # built in the actor: its threads become attributable by role
 
     def init_state(self, info: VideoInfo) -> Any:
         return None
@@ -99,14 +118,6 @@ def make_input(frames: int, folder: Path) -> Path:
     return out
 
 
-def machine_cpu_s() -> float:
-    """CPU seconds all processes of the machine have used (user, nice, system, irq, softirq)."""
-    with open("/proc/stat") as f:
-        fields = [int(x) for x in f.readline().split()[1:8]]
-    user, nice, system, _idle, _iowait, irq, softirq = fields
-    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
-
-
 def own_cpu_s() -> float:
     own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
@@ -128,8 +139,16 @@ def job_spec(clip: Path, frames: int, stand_in: str, outputs: list[str], local: 
     })
 
 
+def actor_pids(report: Any) -> list[int]:
+    """Process ids of the job's stage actors (from its report)."""
+    reps = (getattr(report, "placement", None) or {}).get("replicas", {})
+    return [r["pid"] for rs in reps.values() for r in rs if r.get("pid")]
+
+
 def run_one(clip: Path, frames: int, stand_in: str, outputs: list[str], path: str, chunk: int,
-            overlap: int, out_dir: Path) -> dict:
+            overlap: int, out_dir: Path, actors: list[int] = (), ray_roots: list[int] = ()) -> dict:
+    """One job; `actors`: pids of its stage actors (from the warm-up), `ray_roots`: session
+    leaders of the Ray nodes (cluster paths), watched by role."""
     from vdp.engine.job import run_job
 
     local, replicas = PATHS[path]
@@ -137,22 +156,64 @@ def run_one(clip: Path, frames: int, stand_in: str, outputs: list[str], path: st
     cls = DepthStandIn if stage == "depth" else MatteStandIn
     plan = StagePlan(stage, f"sim-{stand_in}", partial(cls, ms))
     spec = job_spec(clip, frames, stand_in, outputs, local, replicas, chunk, overlap)
+    load = os.getloadavg()[0]
+    sampler = RoleSampler({os.getpid(): "driver", **{pid: "stage" for pid in actors},
+                           **{pid: "ray" for pid in ray_roots}})
     m0, c0, t0 = machine_cpu_s(), own_cpu_s(), time.perf_counter()
     report = run_job(spec, out_dir, local=local, plans=[plan])
     wall = time.perf_counter() - t0
+    host, own, roles = machine_cpu_s() - m0, own_cpu_s() - c0, sampler.stop()
     if report.status != "succeeded":
         raise RuntimeError(f"{stand_in} {path}: job {report.status}: {getattr(report, 'error', '')}")
     n = report.frames
-    return {"fps": n / wall, "stand_in_fps": replicas * 1000 / ms,
-            "host_ms": (machine_cpu_s() - m0) * 1000 / n, "driver_ms": (own_cpu_s() - c0) * 1000 / n,
-            "frames": n}
+    return {"fps": n / wall, "stand_in_fps": replicas * 1000 / ms, "wall_s": wall, "load": load,
+            "host_ms": host * 1000 / n, "driver_ms": own * 1000 / n, "frames": n,
+            "roles_ms": {k: v * 1000 / n for k, v in roles.items()}, "report": report}
+
+
+def run_paths(clip: Path, args: argparse.Namespace, paths: list[str], work: Path,
+              ray_roots: list[int] = ()) -> list[tuple]:
+    """Every stand-in on every path of `paths` (one Ray connection), each after a warm-up job."""
+    rows = []
+    for stand_in in args.stand_ins:
+        outs = args.depth_outputs if STAND_INS[stand_in][0] == "depth" else args.matte_outputs
+        outs = [] if outs == ["none"] else outs
+        for path in paths:
+            # warm-up: same stand-in and path, small chunks so every replica starts
+            warm = run_one(clip, args.warmup_frames, stand_in, outs, path,
+                           max(16, args.warmup_frames // 2), 0, work / f"warmup_{stand_in}_{path}")
+            r = run_one(clip, args.frames, stand_in, outs, path, args.chunk, args.overlap,
+                        work / f"{stand_in}_{path}", actors=actor_pids(warm["report"]), ray_roots=ray_roots)
+            rows.append((stand_in, path, ", ".join(outs) or "no outputs", r))
+            nodes = {rep.get("node_id") for rs in (r["report"].placement or {}).get("replicas", {}).values()
+                     for rep in rs if rep.get("chunks")}
+            print(f"  {stand_in} {path}: {r['fps']:.1f} fps, {r['wall_s']:.1f} s"
+                  f"{f', chunks ran on {len(nodes)} node(s)' if not PATHS[path][0] else ''}", flush=True)
+    return rows
+
+
+def print_table(rows: list[tuple]) -> None:
+    print(f"\n{'stand-in':<8} {'path':<6} {'outputs':<30} {'load':>5} {'fps':>6} {'stand-in fps':>12} "
+          f"{'host ms/f':>9} {'driver proc':>11} | " + " ".join(f"{r:>7}" for r in ROLES))
+    for stand_in, path, outs, r in rows:
+        print(f"{stand_in:<8} {path:<6} {outs:<30} {r['load']:>5.1f} {r['fps']:>6.1f} {r['stand_in_fps']:>12.0f} "
+              f"{r['host_ms']:>9.1f} {r['driver_ms']:>11.1f} | "
+              + " ".join(f"{r['roles_ms'][k]:>7.1f}" for k in ROLES))
+    print("(CPU in ms per frame; roles: see benchmarks/_cpu_roles.py; 'ray' = Ray's daemons, "
+          "'other' = the rest of the machine)")
+    fps = {(s, o, p): r["fps"] for s, p, o, r in rows}
+    for (s, o, p), f in fps.items():
+        base = {"node2": "node1", "ray2": "ray1"}.get(p)
+        if base and (s, o, base) in fps:
+            print(f"{s} ({o}): {p} / {base} fps = {f / fps[(s, o, base)]:.2f}")
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--frames", type=int, default=192)
     p.add_argument("--stand-ins", nargs="+", default=["vda_s", "rvm"], choices=sorted(STAND_INS))
-    p.add_argument("--paths", nargs="+", default=list(PATHS), choices=list(PATHS))
+    p.add_argument("--paths", nargs="+", default=["local", "ray1", "ray2"], choices=list(PATHS),
+                   help="node1/node2 start a 2-node cluster on this machine (run after the others)")
     p.add_argument("--depth-outputs", nargs="+", default=["depth_png16", "depth_color_mp4"],
                    help="outputs of depth stand-ins ('none': no outputs)")
     p.add_argument("--matte-outputs", nargs="+", default=["foreground_webm"],
@@ -160,37 +221,45 @@ def main() -> None:
     p.add_argument("--chunk", type=int, default=96)
     p.add_argument("--overlap", type=int, default=16)
     p.add_argument("--warmup-frames", type=int, default=32)
+    p.add_argument("--node-cpus", type=int, default=1, help="Ray CPU resource per node of the 2-node cluster")
+    p.add_argument("--node-store-mb", type=int, default=2048, help="object store per node of the 2-node cluster")
+    p.add_argument("--zero-copy-tensors", action="store_true",
+                   help="Ray workers serialize torch tensors without copies (RAY_ENABLE_ZERO_COPY_TORCH_TENSORS=1)")
     args = p.parse_args()
 
     from vdp.engine.cluster import ensure_ray, shutdown_ray
 
+    name_native_threads()
+    # Ray's workers (embedded instance and cluster nodes) import this checkout
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    ray_env = {"RAY_ENABLE_ZERO_COPY_TORCH_TENSORS": "1"} if args.zero_copy_tensors else {}
+    os.environ.update(ray_env)  # an embedded instance's workers inherit it
     work = Path(tempfile.mkdtemp(prefix="vdp_gpu_sim_"))
     clip = make_input(args.frames, work)
     print(f"input: {clip.name}, 1920x1080, {args.frames} frames; {os.cpu_count()} CPUs, "
-          f"torch threads {torch.get_num_threads()}")
-    rows = []
+          f"torch threads {torch.get_num_threads()}, load {os.getloadavg()[0]:.1f}")
+    own = [x for x in args.paths if x not in CLUSTER_PATHS]
+    on_cluster = [x for x in args.paths if x in CLUSTER_PATHS]
+    rows, cluster = [], None
     try:
-        if any(not PATHS[x][0] for x in args.paths):
+        if any(not PATHS[x][0] for x in own):
             ensure_ray()
-        for stand_in in args.stand_ins:
-            outs = args.depth_outputs if STAND_INS[stand_in][0] == "depth" else args.matte_outputs
-            outs = [] if outs == ["none"] else outs
-            for path in args.paths:
-                # warm-up: same stand-in and path, small chunks so every replica starts
-                run_one(clip, args.warmup_frames, stand_in, outs, path,
-                        max(16, args.warmup_frames // 2), 0, work / f"warmup_{stand_in}_{path}")
-                r = run_one(clip, args.frames, stand_in, outs, path, args.chunk, args.overlap,
-                            work / f"{stand_in}_{path}")
-                rows.append((stand_in, path, ", ".join(outs) or "no outputs", r))
-                print(f"  {stand_in} {path}: {r['fps']:.1f} fps", flush=True)
+        rows += run_paths(clip, args, own, work)
+        if on_cluster:
+            from benchmarks._local_cluster import LocalCluster
+
+            shutdown_ray()
+            cluster = LocalCluster.start(cpus_per_node=args.node_cpus, object_store_mb=args.node_store_mb,
+                                         env=ray_env)
+            cluster.connect(nodes=2)
+            print(f"2-node cluster at {cluster.address} (1 fake GPU, {args.node_cpus} CPU per node)", flush=True)
+            rows += run_paths(clip, args, on_cluster, work, ray_roots=[p.pid for p in cluster.procs])
     finally:
         shutdown_ray()
+        if cluster is not None:
+            cluster.stop()
         subprocess.run(["rm", "-rf", str(work)], check=False)
-    print(f"\n{'stand-in':<8} {'path':<6} {'outputs':<30} {'fps':>6} {'stand-in fps':>12} "
-          f"{'host CPU ms/frame':>17} {'driver CPU ms/frame':>19}")
-    for stand_in, path, outs, r in rows:
-        print(f"{stand_in:<8} {path:<6} {outs:<30} {r['fps']:>6.1f} {r['stand_in_fps']:>12.0f} "
-              f"{r['host_ms']:>17.1f} {r['driver_ms']:>19.1f}")
+    print_table(rows)
 
 
 if __name__ == "__main__":
