@@ -55,6 +55,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         if not sep or not name or not path:
             raise SpecError(f"--compare takes NAME=CHECKPOINT, got {item!r}")
         compare[name] = path
+    if args.max_frame_shift is not None and not 0 <= args.max_frame_shift <= 0.2:
+        raise SpecError(f"--max-frame-shift must be in [0, 0.2], got {args.max_frame_shift}")
     families = list(FAMILIES) if args.family == "all" else [args.family]
     if args.data != "synthetic" and args.family != "classic":
         raise SpecError("--family applies to procedural data only (--data synthetic)")
@@ -63,7 +65,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         results = evaluate(args.checkpoint, data=args.data, test_count=args.test,
                            val_count=args.val, frames=args.frames, height=args.height,
                            width=args.width, oracle=not args.no_oracle, family=family,
-                           compare=compare, log=lambda s: print(s, file=sys.stderr, flush=True))
+                           compare=compare, max_frame_shift=args.max_frame_shift,
+                           log=lambda s: print(s, file=sys.stderr, flush=True))
         if len(families) > 1:
             print(f"\n## teacher family: {family}\n")
         print(format_table(results), flush=True)
@@ -127,6 +130,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                         "held-out families are never trained on)")
     e.add_argument("--compare", action="append", metavar="NAME=CHECKPOINT",
                    help="also report this checkpoint as row 'refiner NAME' (repeatable)")
+    e.add_argument("--max-frame-shift", dest="max_frame_shift", type=float,
+                   help="do-no-harm limit on each frame's median log-depth change for the refiner "
+                        "rows (adds a row without it)")
     e.add_argument("--json", help="also write the results as JSON here")
     e.add_argument("--require-pass", action="store_true", help="exit 1 when the bar is not met")
     e.set_defaults(func=_cmd_eval)

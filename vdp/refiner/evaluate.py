@@ -173,6 +173,7 @@ def evaluate(checkpoint: str | Path | None = None, *, data: str = "synthetic", t
              val_count: int = 4, frames: int = 60, height: int = 96, width: int = 128,
              oracle: bool = True, family: str = "classic",
              compare: dict[str, str | Path] | None = None,
+             max_frame_shift: float | None = None,
              log: Callable[[str], None] = print) -> dict[str, Any]:
     """Evaluate a refiner checkpoint (default: the shipped one) and the baselines.
 
@@ -188,6 +189,8 @@ def evaluate(checkpoint: str | Path | None = None, *, data: str = "synthetic", t
         oracle: Also tune the baselines on the test split (reported separately).
         family: Teacher family of procedural sequences (`vdp.refiner.families`).
         compare: More checkpoints to report, as rows ``refiner <name>``.
+        max_frame_shift: Do-no-harm frame-shift limit of the refiner rows
+            (`vdp.refiner.windows`); when set, a row without the limit is added for comparison.
         log: Progress lines.
 
     Returns:
@@ -221,13 +224,17 @@ def evaluate(checkpoint: str | Path | None = None, *, data: str = "synthetic", t
         f"bilateral r,st,sr={_fmt(bil_p)} (val-tuned)": [
             temporal_bilateral(s.teacher, *bil_p) for s in test],
     }
+    lim = {"max_frame_shift": max_frame_shift}
     t_ref = time.monotonic()
-    preds["refiner"] = [refine_depth(model, s.teacher) for s in test]
+    preds["refiner"] = [refine_depth(model, s.teacher, **lim) for s in test]
     ref_s = time.monotonic() - t_ref
-    preds["refiner, no confidence"] = [refine_depth(model, s.teacher, use_confidence=False) for s in test]
+    preds["refiner, no confidence"] = [refine_depth(model, s.teacher, use_confidence=False, **lim)
+                                       for s in test]
+    if max_frame_shift is not None:
+        preds["refiner, no frame-shift limit"] = [refine_depth(model, s.teacher) for s in test]
     for name, path in (compare or {}).items():
         other = load_refiner(path)
-        preds[f"refiner {name}"] = [refine_depth(other, s.teacher) for s in test]
+        preds[f"refiner {name}"] = [refine_depth(other, s.teacher, **lim) for s in test]
     params: dict[str, Any] = {"ema_val": ema_a, "bilateral_val": _jsonable(bil_p)}
     if oracle:
         test_teacher = score(preds["teacher (raw)"], test)["abs_rel"]
@@ -244,6 +251,7 @@ def evaluate(checkpoint: str | Path | None = None, *, data: str = "synthetic", t
         "bar": check_bar(rows),
         "setup": {"data": data, "family": family if data == "synthetic" else None, "test": [s.name for s in test], "val": [s.name for s in val],
                   "frames": n_frames, "size": list(test[0].gt.shape[1:]),
+                  "max_frame_shift": max_frame_shift,
                   "refiner_ms_per_frame": round(1000 * ref_s / max(n_frames, 1), 2),
                   "seconds": round(time.monotonic() - t0, 1)},
     }
