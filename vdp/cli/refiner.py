@@ -17,7 +17,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     cfg = TrainConfig()
     overrides = {k: getattr(args, k) for k in ("steps", "batch", "seed", "threads", "timeout_s",
                                                "data", "height", "width", "pool_clips", "lr",
-                                               "data_workers")
+                                               "data_workers", "select_every")
                  if getattr(args, k) is not None}
     if args.init is not None:
         overrides["init"] = args.init
@@ -29,6 +29,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     cfg = replace(cfg, **overrides)
     if cfg.steps < 1 or cfg.batch < 1 or cfg.threads < 1:
         raise SpecError("--steps, --batch and --threads must be at least 1")
+    if cfg.select_every < 0:
+        raise SpecError("--select-every must be >= 0 (0: save the last weights)")
     out = Path(args.out)
     command = "vdp refiner " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if args.record_argv \
         else None
@@ -109,6 +111,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     t.add_argument("--init", help="start from this checkpoint (fine-tune) instead of random weights")
     t.add_argument("--families", help="comma-separated training teacher families (default classic)")
     t.add_argument("--harm", type=float, help="weight of the do-no-harm loss (frames made worse)")
+    t.add_argument("--select-every", dest="select_every", type=int,
+                   help="score on validation clips every N steps and save the best weights "
+                        "(TAE penalised by frames made worse than the teacher; default: last)")
     t.add_argument("--no-eval", action="store_true", help="skip the held-out evaluation")
     t.add_argument("--no-record-argv", dest="record_argv", action="store_false",
                    help="do not store the command line in the JSON")
