@@ -51,6 +51,19 @@ def test_per_frame_harm_counts_and_locates_the_worst_frame():
     assert harm([pred], [seq])["frames"] == 3
 
 
+def test_sequence_aligned_harm_ignores_a_persistent_bias():
+    gt = torch.full((4, 2, 3), 2.0)
+    valid = torch.ones_like(gt, dtype=torch.bool)
+    # teacher: +5 % bias everywhere, plus jitter that cancels it on frame 1 (AbsRel .008 there)
+    teacher = gt * 1.05 * torch.tensor([1.0, 0.96, 1.03, 1.0])[:, None, None]
+    steady = gt * 1.05                                   # consistent, keeps the bias
+    h = harm([steady], [EvalSequence("s", gt, valid, teacher)])
+    assert h["frames_worse"] == 1 and h["worst_frame"].startswith("s:1")
+    assert h["frames_worse_aligned"] == 0                # harm only by the teacher's lucky frame
+    wobbly = gt * torch.tensor([1.0, 1.0, 1.0, 1.03])[:, None, None]
+    assert harm([wobbly], [EvalSequence("s", gt, valid, gt.clone())])["frames_worse_aligned"] == 1
+
+
 def test_bar_logic():
     base = {"abs_rel": 0.05, "flicker": 0.010}
     rows = {"teacher (raw)": base, "EMA a=0.5 (val-tuned)": {"abs_rel": 0.05, "flicker": 0.006},

@@ -106,18 +106,31 @@ def frame_abs_rel(pred: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor) -> 
     return err.flatten(1).sum(1) / n.where(n > 0, torch.full_like(n, float("nan")))
 
 
+def sequence_aligned(pred: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """`pred` times the one scale (per sequence) that makes its median log ratio to `gt` zero."""
+    lr = (torch.log(gt.double()) - torch.log(pred.double().clamp_min(1e-12)))[valid]
+    return pred * float(torch.exp(lr.median())) if lr.numel() else pred
+
+
 def harm(preds: list[torch.Tensor], seqs: list[EvalSequence]) -> dict[str, Any]:
     """Per-frame accuracy against the teacher's on the same frame.
 
     Returns:
         ``frames`` (with ground truth), ``frames_worse`` (AbsRel up by > WORSE_FRAME_ABSREL),
         ``frames_worse_any`` (up at all, by > 1e-6), ``worst_delta`` (largest AbsRel increase,
-        <= 0 when no frame got worse) and ``worst_frame`` (``sequence:frame``, teacher -> method).
+        <= 0 when no frame got worse), ``worst_frame`` (``sequence:frame``, teacher -> method)
+        and ``frames_worse_aligned``: the same count after both the method and the teacher
+        are scaled by their own single per-sequence factor to ground truth (the persistent
+        bias no temporal method can see is removed, what remains is frame-to-frame harm).
     """
-    frames, worse, worse_any = 0, 0, 0
+    frames, worse, worse_any, worse_aligned = 0, 0, 0, 0
     worst, where = -math.inf, ""
     for p, s in zip(preds, seqs):
         mine, teach = frame_abs_rel(p, s.gt, s.valid), frame_abs_rel(s.teacher, s.gt, s.valid)
+        mine_a = frame_abs_rel(sequence_aligned(p, s.gt, s.valid), s.gt, s.valid)
+        teach_a = frame_abs_rel(sequence_aligned(s.teacher, s.gt, s.valid), s.gt, s.valid)
+        ok_a = torch.isfinite(mine_a) & torch.isfinite(teach_a)
+        worse_aligned += int(((mine_a - teach_a)[ok_a] > WORSE_FRAME_ABSREL).sum())
         ok = torch.isfinite(mine) & torch.isfinite(teach)
         delta = (mine - teach)[ok]
         idx = torch.nonzero(ok).flatten()
@@ -130,7 +143,8 @@ def harm(preds: list[torch.Tensor], seqs: list[EvalSequence]) -> dict[str, Any]:
             worst = float(delta[j])
             where = f"{s.name}:{f} ({float(teach[f]):.4f} -> {float(mine[f]):.4f})"
     return {"frames": frames, "frames_worse": worse, "frames_worse_any": worse_any,
-            "worst_delta": worst if frames else 0.0, "worst_frame": where}
+            "worst_delta": worst if frames else 0.0, "worst_frame": where,
+            "frames_worse_aligned": worse_aligned}
 
 
 def score(preds: list[torch.Tensor], seqs: list[EvalSequence], *, tae: bool = False,
@@ -308,7 +322,8 @@ def format_table(results: dict[str, Any]) -> str:
     has_pf = any("per_frame" in v for v in rows.values())
     head = ("| method | AbsRel | RMSE (m) | δ1 | flicker | flicker vs teacher |"
             + (" TAE |" if has_tae else "")
-            + (f" frames worse >{WORSE_FRAME_ABSREL:g} | worst Δ AbsRel |" if has_pf else ""))
+            + (f" frames worse >{WORSE_FRAME_ABSREL:g} | worst Δ AbsRel | worse, seq-scale aligned |"
+               if has_pf else ""))
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     tf = rows["teacher (raw)"]["flicker"]
     for name, v in rows.items():
@@ -318,8 +333,8 @@ def format_table(results: dict[str, Any]) -> str:
             cells.append(f"{v['tae']:.4f}" if "tae" in v else "-")
         if has_pf:
             pf = v.get("per_frame")
-            cells += ([f"{pf['frames_worse']}/{pf['frames']}", f"{pf['worst_delta']:+.4f}"]
-                      if pf else ["-", "-"])
+            cells += ([f"{pf['frames_worse']}/{pf['frames']}", f"{pf['worst_delta']:+.4f}",
+                       f"{pf['frames_worse_aligned']}/{pf['frames']}"] if pf else ["-", "-", "-"])
         lines.append("| " + " | ".join(cells) + " |")
     strata = [n for n, _, _ in STRATA]
     share = rows["teacher (raw)"].get("strata", {})
