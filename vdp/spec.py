@@ -61,6 +61,7 @@ class RefineSpec(_Strict):
     checkpoint: str | None = Field(None, max_length=4096, description="Checkpoint path; default: the one shipped with vdp.")
     use_confidence: bool = Field(True, strict=True, description="Feed the refiner the confidence derived from the teacher's temporal agreement (False: run without it).")
     blend: float = Field(1.0, ge=0, le=1, strict=True, description="Share of the refiner's log-depth correction applied (0: depth unchanged, 1: fully refined).")
+    max_frame_shift: float | None = Field(None, ge=0, le=0.2, strict=True, description="Do-no-harm limit: the most the refiner may move a frame's median log depth (0.003: every frame's scale stays within about 0.3% of the teacher's; fewer frames made worse than the teacher, less scale flicker removed). None: no limit.")
 
 
 class MatteSpec(_Strict):

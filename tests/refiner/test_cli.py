@@ -48,3 +48,6 @@ def test_eval_argument_errors():
     args = _parse(["refiner", "eval", "--data", "/some/dir", "--family", "drift"])
     with pytest.raises(SpecError, match="procedural data only"):
         args.func(args)
+    args = _parse(["refiner", "eval", "--max-frame-shift", "-0.1"])
+    with pytest.raises(SpecError, match="--max-frame-shift"):
+        args.func(args)

@@ -25,6 +25,18 @@ def test_evaluate_shipped_on_tiny_split():
     assert "frames worse >0.005" in table and "Consistency bar:" in table
 
 
+def test_evaluate_with_frame_shift_limit_adds_the_unlimited_row():
+    r = evaluate(None, test_count=1, val_count=1, frames=24, height=32, width=48, oracle=False,
+                 family="ar1_scale", max_frame_shift=0.0, log=lambda s: None)
+    rows = r["rows"]
+    assert r["setup"]["max_frame_shift"] == 0.0
+    lim, free = rows["refiner"], rows["refiner, no frame-shift limit"]
+    assert lim["abs_rel"] != free["abs_rel"]
+    # a zero limit keeps every frame's median: at most the local change can make a frame worse
+    assert lim["per_frame"]["worst_delta"] <= free["per_frame"]["worst_delta"]
+    assert lim["flicker"] < rows["teacher (raw)"]["flicker"]
+
+
 def test_per_frame_harm_counts_and_locates_the_worst_frame():
     gt = torch.full((4, 2, 3), 2.0)
     teacher = gt * torch.tensor([1.02, 1.0, 1.04, 1.01])[:, None, None]   # AbsRel .02 0 .04 .01
@@ -37,6 +49,19 @@ def test_per_frame_harm_counts_and_locates_the_worst_frame():
     assert abs(h["worst_delta"] - 0.01) < 1e-6 and h["worst_frame"].startswith("s:")
     seq.valid[1] = False                                              # frame without ground truth
     assert harm([pred], [seq])["frames"] == 3
+
+
+def test_sequence_aligned_harm_ignores_a_persistent_bias():
+    gt = torch.full((4, 2, 3), 2.0)
+    valid = torch.ones_like(gt, dtype=torch.bool)
+    # teacher: +5 % bias everywhere, plus jitter that cancels it on frame 1 (AbsRel .008 there)
+    teacher = gt * 1.05 * torch.tensor([1.0, 0.96, 1.03, 1.0])[:, None, None]
+    steady = gt * 1.05                                   # consistent, keeps the bias
+    h = harm([steady], [EvalSequence("s", gt, valid, teacher)])
+    assert h["frames_worse"] == 1 and h["worst_frame"].startswith("s:1")
+    assert h["frames_worse_aligned"] == 0                # harm only by the teacher's lucky frame
+    wobbly = gt * torch.tensor([1.0, 1.0, 1.0, 1.03])[:, None, None]
+    assert harm([wobbly], [EvalSequence("s", gt, valid, gt.clone())])["frames_worse_aligned"] == 1
 
 
 def test_bar_logic():

@@ -115,3 +115,33 @@ def test_fine_tune_with_families_and_harm_is_deterministic(tmp_path):
     assert side["train_config"]["sampling"]["families"] == ["vda_windows", "shimmer"]
     with pytest.raises(SpecError, match="held out for evaluation"):
         train(replace(cfg, sampling=SamplingOptions(families=("drift",))), tmp_path / "c.pt")
+
+
+def test_selection_saves_the_best_scoring_weights(tmp_path):
+    from vdp.refiner.selection import selection_score, selection_set
+
+    lines: list[str] = []
+    cfg = TrainConfig(steps=3, select_every=2, **SMALL)
+    meta = train(cfg, tmp_path / "s.pt", log=lines.append)
+    sel = meta["selection"]
+    assert [h["step"] for h in sel["history"]] == [2, 3]          # every 2 steps, and the end
+    best = min(sel["history"], key=lambda h: h["score"])
+    assert sel["chosen_step"] == best["step"]
+    assert sum(line.startswith("select") for line in lines) == 2
+    # the saved weights are the chosen ones: re-scoring them gives the recorded score
+    again = selection_score(load_refiner(tmp_path / "s.pt"),
+                            selection_set(("classic",), frames=30, height=32, width=48))
+    assert again["score"] == pytest.approx(best["score"], rel=1e-6)
+    assert again["frames_worse"] == best["frames_worse"]
+    side = json.loads((tmp_path / "s.json").read_text())
+    assert side["train_config"]["select_every"] == 2 and side["selection"]["chosen_step"] == best["step"]
+
+
+def test_selection_score_rewards_consistency_and_counts_harm():
+    from vdp.refiner.selection import HARM_WEIGHT, selection_score, selection_set
+
+    sel = selection_set(("ar1_scale",), frames=24, height=32, width=48)
+    s = selection_score(load_refiner(None), sel)
+    assert s["frames"] == 24 and 0 <= s["frames_worse"] <= 24
+    assert s["score"] == pytest.approx(s["tae"] / sel.teacher_tae + HARM_WEIGHT * s["frames_worse"] / 24)
+    assert s["tae"] < sel.teacher_tae                   # the shipped refiner is more consistent

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from vdp.models.refiner.config import RefinerConfig
-from vdp.refiner.windows import (StreamState, WindowedStream, blend_weights, refine_sequence,
-                                 window_input_indices)
+from vdp.refiner.windows import (StreamState, WindowedStream, blend_weights, limit_frame_shift,
+                                 refine_sequence, window_input_indices)
 
 CFG = RefinerConfig()
 
@@ -73,3 +73,51 @@ def test_constant_residual_passes_through_blend():
     depth = torch.rand(23, 3, 3) + 1
     out = refine_sequence(CFG, run, depth)
     torch.testing.assert_close(out, depth * torch.exp(torch.tensor(0.02)))
+
+
+def _shifting_window(depth: torch.Tensor, start: int) -> torch.Tensor:
+    """Large per-frame global shifts (+-5 %) plus a local pattern."""
+    k = CFG.context_frames
+    n = CFG.window_frames
+    pos = torch.arange(n, dtype=depth.dtype)
+    shift = 0.05 * torch.sin(pos + start)[:, None, None]
+    return shift + 0.01 * torch.tanh(depth[k:] - depth[k:].mean())
+
+
+def test_frame_shift_limit_bounds_each_frames_median_and_keeps_local_detail():
+    g = torch.Generator().manual_seed(3)
+    depth = torch.rand(31, 6, 7, generator=g) + 0.5
+    free = refine_sequence(CFG, _shifting_window, depth)
+    lim = refine_sequence(CFG, _shifting_window, depth, max_frame_shift=0.003)
+    shift_free = torch.log(free / depth).flatten(1).median(1).values
+    shift_lim = torch.log(lim / depth).flatten(1).median(1).values
+    assert float(shift_free.abs().max()) > 0.02                  # the windows moved frames a lot
+    assert float(shift_lim.abs().max()) <= 0.003 + 1e-5           # the limit holds on every frame
+    # only a per-frame constant changed: the local pattern of every frame is untouched
+    diff = torch.log(lim) - torch.log(free)
+    torch.testing.assert_close(diff, diff[:, :1, :1].expand_as(diff), rtol=0, atol=1e-5)
+    zero = refine_sequence(CFG, _shifting_window, depth, max_frame_shift=0.0)
+    assert float(torch.log(zero / depth).flatten(1).median(1).values.abs().max()) <= 1e-6
+    # frames already inside the limit are left as they were
+    small = limit_frame_shift(torch.full((3, 3), 0.001), 0.003)
+    torch.testing.assert_close(small, torch.full((3, 3), 0.001))
+
+
+def test_frame_shift_limit_keeps_batching_independence():
+    depth = torch.rand(29, 5, 6, generator=torch.Generator().manual_seed(9)) + 0.5
+    ref = refine_sequence(CFG, _shifting_window, depth, max_frame_shift=0.01)
+    stream = WindowedStream(CFG, _shifting_window, max_frame_shift=0.01)
+    state, outs = StreamState(), []
+    for i in range(0, 29, 4):
+        out, state = stream.push(state, depth[i:i + 4])
+        outs.append(out)
+    outs.append(stream.flush(state))
+    assert torch.equal(torch.cat(outs), ref)
+
+
+@pytest.mark.parametrize("bad", [-0.01, float("nan")])
+def test_frame_shift_limit_refuses_negative_or_nan(bad):
+    with pytest.raises(ValueError, match="max_frame_shift"):
+        WindowedStream(CFG, _shifting_window, max_frame_shift=bad)
+    with pytest.raises(ValueError, match="max_frame_shift"):
+        limit_frame_shift(torch.zeros(2, 2), bad)

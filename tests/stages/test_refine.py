@@ -172,6 +172,32 @@ def test_spec_validates_blend():
     with pytest.raises(ValueError, match="blend"):
         RefineSpec(blend=1.5)
     assert RefineSpec().use_confidence and RefineSpec().blend == 1.0
+    assert RefineSpec().max_frame_shift is None
+    for bad in (-0.001, 0.5):
+        with pytest.raises(ValueError, match="max_frame_shift"):
+            RefineSpec(max_frame_shift=bad)
+
+
+def test_frame_shift_limit_from_the_spec(stage, clip):
+    rgb, teacher = clip
+    full = _run(stage, rgb, teacher, 8).layers["depth"]
+    limited = RefineStage(RefineSpec(max_frame_shift=0.002), precision="fp32")
+    limited.setup("cpu")
+    outs = [_run(limited, rgb, teacher, n).layers["depth"] for n in (1, 7)]
+    torch.testing.assert_close(outs[1], outs[0], rtol=0, atol=1e-6)
+    shift = torch.log(outs[0] / teacher).flatten(1).median(1).values
+    free = torch.log(full / teacher).flatten(1).median(1).values
+    assert float(free.abs().max()) > 0.002                 # unlimited, some frame moved further
+    assert float(shift.abs().max()) <= 0.002 + 1e-5
+    assert not torch.allclose(outs[0], teacher, rtol=0, atol=1e-6)   # it still refines
+    job_key = RefineStage.config_key(RefineSpec(max_frame_shift=0.002), _job())
+    assert job_key != RefineStage.config_key(RefineSpec(), _job())
+
+
+def _job():
+    from vdp.spec import JobSpec
+
+    return JobSpec.from_preset("metric-depth+refine", input="clip.mp4")
 
 
 def test_metric_depth_refine_preset():

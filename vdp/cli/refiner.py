@@ -17,7 +17,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     cfg = TrainConfig()
     overrides = {k: getattr(args, k) for k in ("steps", "batch", "seed", "threads", "timeout_s",
                                                "data", "height", "width", "pool_clips", "lr",
-                                               "data_workers")
+                                               "data_workers", "select_every")
                  if getattr(args, k) is not None}
     if args.init is not None:
         overrides["init"] = args.init
@@ -29,6 +29,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     cfg = replace(cfg, **overrides)
     if cfg.steps < 1 or cfg.batch < 1 or cfg.threads < 1:
         raise SpecError("--steps, --batch and --threads must be at least 1")
+    if cfg.select_every < 0:
+        raise SpecError("--select-every must be >= 0 (0: save the last weights)")
     out = Path(args.out)
     command = "vdp refiner " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if args.record_argv \
         else None
@@ -55,6 +57,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         if not sep or not name or not path:
             raise SpecError(f"--compare takes NAME=CHECKPOINT, got {item!r}")
         compare[name] = path
+    if args.max_frame_shift is not None and not 0 <= args.max_frame_shift <= 0.2:
+        raise SpecError(f"--max-frame-shift must be in [0, 0.2], got {args.max_frame_shift}")
     families = list(FAMILIES) if args.family == "all" else [args.family]
     if args.data != "synthetic" and args.family != "classic":
         raise SpecError("--family applies to procedural data only (--data synthetic)")
@@ -63,7 +67,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         results = evaluate(args.checkpoint, data=args.data, test_count=args.test,
                            val_count=args.val, frames=args.frames, height=args.height,
                            width=args.width, oracle=not args.no_oracle, family=family,
-                           compare=compare, log=lambda s: print(s, file=sys.stderr, flush=True))
+                           compare=compare, max_frame_shift=args.max_frame_shift,
+                           log=lambda s: print(s, file=sys.stderr, flush=True))
         if len(families) > 1:
             print(f"\n## teacher family: {family}\n")
         print(format_table(results), flush=True)
@@ -106,6 +111,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     t.add_argument("--init", help="start from this checkpoint (fine-tune) instead of random weights")
     t.add_argument("--families", help="comma-separated training teacher families (default classic)")
     t.add_argument("--harm", type=float, help="weight of the do-no-harm loss (frames made worse)")
+    t.add_argument("--select-every", dest="select_every", type=int,
+                   help="score on validation clips every N steps and save the best weights "
+                        "(TAE penalised by frames made worse than the teacher; default: last)")
     t.add_argument("--no-eval", action="store_true", help="skip the held-out evaluation")
     t.add_argument("--no-record-argv", dest="record_argv", action="store_false",
                    help="do not store the command line in the JSON")
@@ -127,6 +135,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                         "held-out families are never trained on)")
     e.add_argument("--compare", action="append", metavar="NAME=CHECKPOINT",
                    help="also report this checkpoint as row 'refiner NAME' (repeatable)")
+    e.add_argument("--max-frame-shift", dest="max_frame_shift", type=float,
+                   help="do-no-harm limit on each frame's median log-depth change for the refiner "
+                        "rows (adds a row without it)")
     e.add_argument("--json", help="also write the results as JSON here")
     e.add_argument("--require-pass", action="store_true", help="exit 1 when the bar is not met")
     e.set_defaults(func=_cmd_eval)

@@ -106,18 +106,31 @@ def frame_abs_rel(pred: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor) -> 
     return err.flatten(1).sum(1) / n.where(n > 0, torch.full_like(n, float("nan")))
 
 
+def sequence_aligned(pred: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """`pred` times the one scale (per sequence) that makes its median log ratio to `gt` zero."""
+    lr = (torch.log(gt.double()) - torch.log(pred.double().clamp_min(1e-12)))[valid]
+    return pred * float(torch.exp(lr.median())) if lr.numel() else pred
+
+
 def harm(preds: list[torch.Tensor], seqs: list[EvalSequence]) -> dict[str, Any]:
     """Per-frame accuracy against the teacher's on the same frame.
 
     Returns:
         ``frames`` (with ground truth), ``frames_worse`` (AbsRel up by > WORSE_FRAME_ABSREL),
         ``frames_worse_any`` (up at all, by > 1e-6), ``worst_delta`` (largest AbsRel increase,
-        <= 0 when no frame got worse) and ``worst_frame`` (``sequence:frame``, teacher -> method).
+        <= 0 when no frame got worse), ``worst_frame`` (``sequence:frame``, teacher -> method)
+        and ``frames_worse_aligned``: the same count after both the method and the teacher
+        are scaled by their own single per-sequence factor to ground truth (the persistent
+        bias no temporal method can see is removed, what remains is frame-to-frame harm).
     """
-    frames, worse, worse_any = 0, 0, 0
+    frames, worse, worse_any, worse_aligned = 0, 0, 0, 0
     worst, where = -math.inf, ""
     for p, s in zip(preds, seqs):
         mine, teach = frame_abs_rel(p, s.gt, s.valid), frame_abs_rel(s.teacher, s.gt, s.valid)
+        mine_a = frame_abs_rel(sequence_aligned(p, s.gt, s.valid), s.gt, s.valid)
+        teach_a = frame_abs_rel(sequence_aligned(s.teacher, s.gt, s.valid), s.gt, s.valid)
+        ok_a = torch.isfinite(mine_a) & torch.isfinite(teach_a)
+        worse_aligned += int(((mine_a - teach_a)[ok_a] > WORSE_FRAME_ABSREL).sum())
         ok = torch.isfinite(mine) & torch.isfinite(teach)
         delta = (mine - teach)[ok]
         idx = torch.nonzero(ok).flatten()
@@ -130,7 +143,8 @@ def harm(preds: list[torch.Tensor], seqs: list[EvalSequence]) -> dict[str, Any]:
             worst = float(delta[j])
             where = f"{s.name}:{f} ({float(teach[f]):.4f} -> {float(mine[f]):.4f})"
     return {"frames": frames, "frames_worse": worse, "frames_worse_any": worse_any,
-            "worst_delta": worst if frames else 0.0, "worst_frame": where}
+            "worst_delta": worst if frames else 0.0, "worst_frame": where,
+            "frames_worse_aligned": worse_aligned}
 
 
 def score(preds: list[torch.Tensor], seqs: list[EvalSequence], *, tae: bool = False,
@@ -173,6 +187,7 @@ def evaluate(checkpoint: str | Path | None = None, *, data: str = "synthetic", t
              val_count: int = 4, frames: int = 60, height: int = 96, width: int = 128,
              oracle: bool = True, family: str = "classic",
              compare: dict[str, str | Path] | None = None,
+             max_frame_shift: float | None = None,
              log: Callable[[str], None] = print) -> dict[str, Any]:
     """Evaluate a refiner checkpoint (default: the shipped one) and the baselines.
 
@@ -188,6 +203,8 @@ def evaluate(checkpoint: str | Path | None = None, *, data: str = "synthetic", t
         oracle: Also tune the baselines on the test split (reported separately).
         family: Teacher family of procedural sequences (`vdp.refiner.families`).
         compare: More checkpoints to report, as rows ``refiner <name>``.
+        max_frame_shift: Do-no-harm frame-shift limit of the refiner rows
+            (`vdp.refiner.windows`); when set, a row without the limit is added for comparison.
         log: Progress lines.
 
     Returns:
@@ -221,13 +238,17 @@ def evaluate(checkpoint: str | Path | None = None, *, data: str = "synthetic", t
         f"bilateral r,st,sr={_fmt(bil_p)} (val-tuned)": [
             temporal_bilateral(s.teacher, *bil_p) for s in test],
     }
+    lim = {"max_frame_shift": max_frame_shift}
     t_ref = time.monotonic()
-    preds["refiner"] = [refine_depth(model, s.teacher) for s in test]
+    preds["refiner"] = [refine_depth(model, s.teacher, **lim) for s in test]
     ref_s = time.monotonic() - t_ref
-    preds["refiner, no confidence"] = [refine_depth(model, s.teacher, use_confidence=False) for s in test]
+    preds["refiner, no confidence"] = [refine_depth(model, s.teacher, use_confidence=False, **lim)
+                                       for s in test]
+    if max_frame_shift is not None:
+        preds["refiner, no frame-shift limit"] = [refine_depth(model, s.teacher) for s in test]
     for name, path in (compare or {}).items():
         other = load_refiner(path)
-        preds[f"refiner {name}"] = [refine_depth(other, s.teacher) for s in test]
+        preds[f"refiner {name}"] = [refine_depth(other, s.teacher, **lim) for s in test]
     params: dict[str, Any] = {"ema_val": ema_a, "bilateral_val": _jsonable(bil_p)}
     if oracle:
         test_teacher = score(preds["teacher (raw)"], test)["abs_rel"]
@@ -244,6 +265,7 @@ def evaluate(checkpoint: str | Path | None = None, *, data: str = "synthetic", t
         "bar": check_bar(rows),
         "setup": {"data": data, "family": family if data == "synthetic" else None, "test": [s.name for s in test], "val": [s.name for s in val],
                   "frames": n_frames, "size": list(test[0].gt.shape[1:]),
+                  "max_frame_shift": max_frame_shift,
                   "refiner_ms_per_frame": round(1000 * ref_s / max(n_frames, 1), 2),
                   "seconds": round(time.monotonic() - t0, 1)},
     }
@@ -300,7 +322,8 @@ def format_table(results: dict[str, Any]) -> str:
     has_pf = any("per_frame" in v for v in rows.values())
     head = ("| method | AbsRel | RMSE (m) | δ1 | flicker | flicker vs teacher |"
             + (" TAE |" if has_tae else "")
-            + (f" frames worse >{WORSE_FRAME_ABSREL:g} | worst Δ AbsRel |" if has_pf else ""))
+            + (f" frames worse >{WORSE_FRAME_ABSREL:g} | worst Δ AbsRel | worse, seq-scale aligned |"
+               if has_pf else ""))
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     tf = rows["teacher (raw)"]["flicker"]
     for name, v in rows.items():
@@ -310,8 +333,8 @@ def format_table(results: dict[str, Any]) -> str:
             cells.append(f"{v['tae']:.4f}" if "tae" in v else "-")
         if has_pf:
             pf = v.get("per_frame")
-            cells += ([f"{pf['frames_worse']}/{pf['frames']}", f"{pf['worst_delta']:+.4f}"]
-                      if pf else ["-", "-"])
+            cells += ([f"{pf['frames_worse']}/{pf['frames']}", f"{pf['worst_delta']:+.4f}",
+                       f"{pf['frames_worse_aligned']}/{pf['frames']}"] if pf else ["-", "-", "-"])
         lines.append("| " + " | ".join(cells) + " |")
     strata = [n for n, _, _ in STRATA]
     share = rows["teacher (raw)"].get("strata", {})

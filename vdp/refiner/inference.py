@@ -90,6 +90,7 @@ class PositiveDepth:
 
 def refine_depth(model: Refiner, depth: torch.Tensor, *, kind: DepthKind = "metric",
                  use_confidence: bool = True, blend: float = 1.0,
+                 max_frame_shift: float | None = None,
                  device: torch.device | str = "cpu") -> torch.Tensor:
     """Refine a whole depth sequence ``[T, H, W]`` offline (what the stage does in a stream).
 
@@ -99,6 +100,8 @@ def refine_depth(model: Refiner, depth: torch.Tensor, *, kind: DepthKind = "metr
         kind: Which of the two the teacher gives.
         use_confidence: Feed the derived confidence.
         blend: Share of the refiner's log-depth correction applied.
+        max_frame_shift: Do-no-harm limit on each frame's median log-depth change
+            (`vdp.refiner.windows`); None: no limit.
         device: Where `model` lives.
 
     Returns:
@@ -108,4 +111,5 @@ def refine_depth(model: Refiner, depth: torch.Tensor, *, kind: DepthKind = "metr
         return depth.float()
     conv = PositiveDepth.start(kind, depth[0])
     fn = make_window_fn(model, use_confidence=use_confidence, blend=blend, device=device)
-    return conv.inverse(refine_sequence(model.config, fn, conv.forward(depth)), depth)
+    refined = refine_sequence(model.config, fn, conv.forward(depth), max_frame_shift=max_frame_shift)
+    return conv.inverse(refined, depth)

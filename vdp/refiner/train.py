@@ -57,6 +57,9 @@ class TrainConfig:
         sampling: Sample patterns and augmentations (teacher families included).
         init: Start from this checkpoint's weights (fine-tuning; same preset) instead of a
             seeded random initialisation.
+        select_every: Score the model every this many steps (and at the end) on fixed
+            validation clips of the training families and save the best-scoring weights
+            (`vdp.refiner.selection`: TAE, penalised by frames made worse); 0: save the last.
     """
 
     preset: str = "v0"
@@ -80,6 +83,7 @@ class TrainConfig:
     loss: LossWeights = field(default_factory=LossWeights)
     sampling: SamplingOptions = field(default_factory=SamplingOptions)
     init: str | None = None
+    select_every: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -231,6 +235,7 @@ def train(cfg: TrainConfig, out: str | Path, *, log: Callable[[str], None] = pri
     if cfg.data_workers > 1:
         raise SpecError("data_workers must be 0 or 1 (batches must arrive in step order)")
     stream = batches(pool, model.config, cfg)
+    selector = _Selector(cfg, log) if cfg.select_every > 0 else None
     for step in range(cfg.steps):
         if cfg.timeout_s is not None and time.monotonic() - t0 > cfg.timeout_s:
             stopped_early = True
@@ -255,6 +260,13 @@ def train(cfg: TrainConfig, out: str | Path, *, log: Callable[[str], None] = pri
                 f"tiny {100 * avg['tiny_frac']:.1f}%  clamp {100 * avg['clamp_hits']:.2f}%  "
                 f"lr {_lr_at(cfg, step):.2e}  {time.monotonic() - t0:.0f}s")
             window = []
+        if selector is not None and (step + 1) % cfg.select_every == 0:
+            selector.consider(model, step + 1)
+    if selector is not None:
+        last = step + 1 if not stopped_early else step
+        if not selector.history or selector.history[-1]["step"] != last:
+            selector.consider(model, last)
+        model.load_state_dict(selector.best_state)
     elapsed = time.monotonic() - t0
     meta = {
         "name": out.stem,
@@ -265,12 +277,44 @@ def train(cfg: TrainConfig, out: str | Path, *, log: Callable[[str], None] = pri
         "train_seconds": round(elapsed, 1),
         "data_seconds": round(t_data, 1),
         "history": history,
+        "selection": selector.summary() if selector is not None else None,
         "environment": {"torch": torch.__version__, "python": sys.version.split()[0],
                         "machine": platform.machine(), "threads": cfg.threads},
     }
     save_refiner(model.eval(), out, meta)
     log(f"refiner train: saved {out} ({out.stat().st_size / 1e6:.2f} MB) after {elapsed:.0f} s")
     return meta
+
+
+class _Selector:
+    """Keeps the best-scoring weights seen at the selection points of a run."""
+
+    def __init__(self, cfg: TrainConfig, log: Callable[[str], None]) -> None:
+        from vdp.refiner.selection import selection_set
+
+        self.log = log
+        self.every = cfg.select_every
+        self.set = selection_set(tuple(cfg.sampling.families), frames=cfg.clip_frames,
+                                 height=cfg.height, width=cfg.width)
+        self.history: list[dict[str, Any]] = []
+        self.best_state: dict[str, torch.Tensor] = {}
+        self.best: dict[str, Any] | None = None
+
+    def consider(self, model: Refiner, step: int) -> None:
+        from vdp.refiner.selection import selection_score
+
+        s = {"step": step, **selection_score(model, self.set)}
+        self.history.append(s)
+        if self.best is None or s["score"] < self.best["score"]:
+            self.best = s
+            self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        self.log(f"select {step:5d}  score {s['score']:.4f}  TAE {s['tae']:.5f}  AbsRel "
+                 f"{s['abs_rel']:.4f}  worse {s['frames_worse']}/{s['frames']}  best at step "
+                 f"{self.best['step']}")
+
+    def summary(self) -> dict[str, Any]:
+        return {"every": self.every, "teacher_tae": self.set.teacher_tae,
+                "chosen_step": self.best["step"] if self.best else None, "history": self.history}
 
 
 def load_metadata(path: str | Path) -> dict[str, Any]:

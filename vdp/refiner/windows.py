@@ -10,6 +10,14 @@ repeats the last frame. Each window's log residual is blended into its frames wi
 frame. A frame is final once the last window that covers it has run, so the stream emits
 frames as soon as they are final, holds at most about 2N teacher frames, and its output does
 not depend on how the input was split into batches.
+
+Do-no-harm frame-shift limit (optional, ``max_frame_shift``): a frame's blended residual is
+shifted as a whole so that its median lies within ``±max_frame_shift`` (log depth), i.e. the
+refiner may move no frame's median depth by more than about that share of the teacher's. The
+windows keep their geometric mean (scale lock), but inside a window they pull a frame whose
+scale the teacher got right toward its neighbours; the limit bounds that global part of the
+change per frame and keeps the local one. It needs the frame alone, so it does not change the
+stream's latency or its independence of batching.
 """
 from __future__ import annotations
 
@@ -50,6 +58,14 @@ def key_mask(config: RefinerConfig) -> torch.Tensor:
     return torch.arange(k + config.window_frames) < k
 
 
+def limit_frame_shift(rho: torch.Tensor, limit: float) -> torch.Tensor:
+    """Shift one frame's log residual ``[H, W]`` so its median lies within ``[-limit, limit]``."""
+    if not limit >= 0:  # also refuses NaN
+        raise ValueError(f"max_frame_shift must be >= 0, got {limit}")
+    g = rho.flatten().median()
+    return rho + (g.clamp(-limit, limit) - g)
+
+
 #: Runs the model on one window: (teacher depth ``[K+N, H, W]``, window start) -> log residual
 #: ``[N, H, W]``.
 WindowFn = Callable[[torch.Tensor, int], torch.Tensor]
@@ -80,11 +96,17 @@ class WindowedStream:
     Args:
         config: Window pattern (from the checkpoint).
         run_window: Model call for one window (see `WindowFn`).
+        max_frame_shift: Do-no-harm limit on each frame's median log residual (see module
+            docstring); None: no limit.
     """
 
-    def __init__(self, config: RefinerConfig, run_window: WindowFn) -> None:
+    def __init__(self, config: RefinerConfig, run_window: WindowFn, *,
+                 max_frame_shift: float | None = None) -> None:
+        if max_frame_shift is not None and not max_frame_shift >= 0:
+            raise ValueError(f"max_frame_shift must be >= 0, got {max_frame_shift}")
         self.config = config
         self.run_window = run_window
+        self.max_frame_shift = max_frame_shift
         self.weights = blend_weights(config).tolist()
 
     def push(self, state: StreamState, depth: torch.Tensor) -> tuple[torch.Tensor, StreamState]:
@@ -124,7 +146,10 @@ class WindowedStream:
         out = []
         for f in range(state.emitted, min(until, state.received)):
             num, den = state.acc.pop(f)
-            out.append(state.teacher[f] * torch.exp(num / den))
+            rho = num / den
+            if self.max_frame_shift is not None:
+                rho = limit_frame_shift(rho, self.max_frame_shift)
+            out.append(state.teacher[f] * torch.exp(rho))
         state.emitted = max(state.emitted, min(until, state.received))
         keep_from = state.next_start - self.config.window_frames
         for f in [f for f in state.teacher if f < keep_from and f < state.emitted]:
@@ -136,9 +161,10 @@ class WindowedStream:
         return torch.stack(out)
 
 
-def refine_sequence(config: RefinerConfig, run_window: WindowFn, depth: torch.Tensor) -> torch.Tensor:
+def refine_sequence(config: RefinerConfig, run_window: WindowFn, depth: torch.Tensor, *,
+                    max_frame_shift: float | None = None) -> torch.Tensor:
     """Refine a whole sequence ``[T, H, W]`` in one call (same result as any batching)."""
-    stream = WindowedStream(config, run_window)
+    stream = WindowedStream(config, run_window, max_frame_shift=max_frame_shift)
     state = StreamState()
     head, state = stream.push(state, depth)
     return torch.cat([head, stream.flush(state)])

@@ -51,7 +51,8 @@ class RefineStage(Stage):
 
     Args:
         spec: Refiner options: checkpoint (None = the one shipped with vdp), whether to feed
-            the derived confidence, and the blend (share of the correction applied).
+            the derived confidence, the blend (share of the correction applied) and the
+            do-no-harm limit on each frame's median change (`vdp.refiner.windows`).
         precision: ``auto`` or ``fp32`` (float32), ``fp16`` or ``bf16`` (autocast on CUDA; CPU
             stays float32). A window whose reduced-precision output is not finite is re-run in
             fp32 and recorded in the stage report.
@@ -75,7 +76,7 @@ class RefineStage(Stage):
     @classmethod
     def config_key(cls, options: RefineSpec, job: JobSpec) -> tuple:
         return (job.depth_kind, job.precision, options.checkpoint or "shipped",
-                options.use_confidence, options.blend)
+                options.use_confidence, options.blend, options.max_frame_shift)
 
     def setup(self, device: torch.device | str) -> None:
         super().setup(device)
@@ -96,7 +97,8 @@ class RefineStage(Stage):
                 rho = exact(depth, start)
             return rho
 
-        self._stream = WindowedStream(self.model.config, run_window)
+        self._stream = WindowedStream(self.model.config, run_window,
+                                      max_frame_shift=self.spec.max_frame_shift)
 
     def _autocast_dtype(self) -> torch.dtype | None:
         """Reduced precision only when asked for explicitly, and only on CUDA.
