@@ -123,6 +123,10 @@ def own_cpu_s() -> float:
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
+#: Where Ray runs write the outputs (``--write-on``; `resources.write_on_workers`).
+WRITE_ON = {"workers": True}
+
+
 def job_spec(clip: Path, frames: int, stand_in: str, outputs: list[str], local: bool,
              replicas: int, chunk: int, overlap: int):
     from vdp.spec import JobSpec
@@ -135,7 +139,7 @@ def job_spec(clip: Path, frames: int, stand_in: str, outputs: list[str], local: 
         "outputs": [{"kind": k} for k in outputs],
         "chunking": {"enabled": not local, "chunk_frames": chunk, "overlap_frames": overlap,
                      "resumable": False},
-        "resources": {"replicas": {stage: replicas}},
+        "resources": {"replicas": {stage: replicas}, "write_on_workers": WRITE_ON["workers"]},
     })
 
 
@@ -145,8 +149,15 @@ def actor_pids(report: Any) -> list[int]:
     return [r["pid"] for rs in reps.values() for r in rs if r.get("pid")]
 
 
+def writer_pids(report: Any) -> list[int]:
+    """Process ids of the writer actors that wrote the job's outputs on the workers."""
+    writing = (getattr(report, "placement", None) or {}).get("writing", {})
+    return [w["pid"] for w in writing.get("writers", []) if w.get("pid")]
+
+
 def run_one(clip: Path, frames: int, stand_in: str, outputs: list[str], path: str, chunk: int,
-            overlap: int, out_dir: Path, actors: list[int] = (), ray_roots: list[int] = ()) -> dict:
+            overlap: int, out_dir: Path, actors: list[int] = (), ray_roots: list[int] = (),
+            writers: list[int] = ()) -> dict:
     """One job; `actors`: pids of its stage actors (from the warm-up), `ray_roots`: session
     leaders of the Ray nodes (cluster paths), watched by role."""
     from vdp.engine.job import run_job
@@ -158,7 +169,7 @@ def run_one(clip: Path, frames: int, stand_in: str, outputs: list[str], path: st
     spec = job_spec(clip, frames, stand_in, outputs, local, replicas, chunk, overlap)
     load = os.getloadavg()[0]
     sampler = RoleSampler({os.getpid(): "driver", **{pid: "stage" for pid in actors},
-                           **{pid: "ray" for pid in ray_roots}})
+                           **{pid: "write" for pid in writers}, **{pid: "ray" for pid in ray_roots}})
     m0, c0, t0 = machine_cpu_s(), own_cpu_s(), time.perf_counter()
     report = run_job(spec, out_dir, local=local, plans=[plan])
     wall = time.perf_counter() - t0
@@ -183,7 +194,8 @@ def run_paths(clip: Path, args: argparse.Namespace, paths: list[str], work: Path
             warm = run_one(clip, args.warmup_frames, stand_in, outs, path,
                            max(16, args.warmup_frames // 2), 0, work / f"warmup_{stand_in}_{path}")
             r = run_one(clip, args.frames, stand_in, outs, path, args.chunk, args.overlap,
-                        work / f"{stand_in}_{path}", actors=actor_pids(warm["report"]), ray_roots=ray_roots)
+                        work / f"{stand_in}_{path}", actors=actor_pids(warm["report"]), ray_roots=ray_roots,
+                        writers=writer_pids(warm["report"]))
             rows.append((stand_in, path, ", ".join(outs) or "no outputs", r))
             nodes = {rep.get("node_id") for rs in (r["report"].placement or {}).get("replicas", {}).values()
                      for rep in rs if rep.get("chunks")}
@@ -218,6 +230,8 @@ def main() -> None:
                    help="outputs of depth stand-ins ('none': no outputs)")
     p.add_argument("--matte-outputs", nargs="+", default=["foreground_webm"],
                    help="outputs of the RVM stand-in ('none': no outputs)")
+    p.add_argument("--write-on", choices=["workers", "driver"], default="workers",
+                   help="Ray paths: outputs written beside the models (default) or by the driver")
     p.add_argument("--chunk", type=int, default=96)
     p.add_argument("--overlap", type=int, default=16)
     p.add_argument("--warmup-frames", type=int, default=32)
@@ -226,6 +240,7 @@ def main() -> None:
     p.add_argument("--zero-copy-tensors", action="store_true",
                    help="Ray workers serialize torch tensors without copies (RAY_ENABLE_ZERO_COPY_TORCH_TENSORS=1)")
     args = p.parse_args()
+    WRITE_ON["workers"] = args.write_on == "workers"
 
     from vdp.engine.cluster import ensure_ray, shutdown_ray
 

@@ -64,3 +64,22 @@ def test_video_info_to_dict():
                               "declared_frames": None, "warnings": [], "colour_primaries": "",
                               "colour_transfer": "", "colour_matrix": "", "colour_range": "",
                               "tone_mapping": ""}
+
+
+def test_frame_batch_pickles_through_numpy_into_memory_of_its_own():
+    import pickle
+
+    import numpy as np
+
+    batch = FrameBatch(torch.randint(0, 255, (2, 3, 4, 5), dtype=torch.uint8), torch.arange(2),
+                       torch.arange(2).double(), {"depth": torch.rand(2, 4, 5),
+                                                  "half": torch.rand(2, 4, 5).bfloat16()}, starts_segment=True)
+    buffers = []
+    data = pickle.dumps(batch, protocol=5, buffer_callback=buffers.append)
+    assert len(buffers) >= 4  # frames, indices, pts and depth travel out of band (no copy into the pickle)
+    readonly = [np.frombuffer(bytes(b.raw()), dtype=np.uint8) for b in buffers]  # like the object store's
+    out = pickle.loads(data, buffers=[memoryview(r) for r in readonly])
+    assert out.starts_segment and torch.equal(out.frames, batch.frames)
+    assert torch.equal(out.layers["depth"], batch.layers["depth"]) and out.layers["half"].dtype == torch.bfloat16
+    out.layers["depth"][0, 0, 0] = -1.0  # writable: its own memory, not the read-only buffer
+    assert batch.layers["depth"][0, 0, 0] != -1.0
