@@ -132,8 +132,9 @@ def job_spec(clip: Path, frames: int, stand_in: str, outputs: list[str], local: 
     from vdp.spec import JobSpec
 
     stage = STAND_INS[stand_in][0]
-    stages = {"depth": {"synthetic_weights": True}} if stage == "depth" else \
-        {"matte": {"synthetic_weights": True}}
+    # no synthetic weights: the stand-ins replace the models, and the outputs must be written as
+    # with real weights (synthetic ones stamp a warning on video frames, a slower RGB path)
+    stages = {"depth": {}} if stage == "depth" else {"matte": {}}
     return JobSpec.parse({
         "input": str(clip), "max_frames": frames, "stages": stages,
         "outputs": [{"kind": k} for k in outputs],

@@ -203,6 +203,9 @@ class ChunkWriter:
         self._tail = []
         record, warnings, fits = SeamRecord(self.chunk.index + 1), [], {}
         if tail is None or head is None:
+            if tail is not None:
+                self._write(tail)
+            self._close()
             return fits, record, warnings
         if len(tail) != len(head):
             raise ValueError(f"chunk {self.chunk.index + 1}: overlap of {len(head)} frames but "
@@ -223,6 +226,7 @@ class ChunkWriter:
             wt = w.view(-1, *([1] * (prev.ndim - 1))).to(prev.dtype)
             merged[name] = prev * (1 - wt) + fit.apply(new).to(prev.dtype) * wt
         self._write(tail.with_layers(**merged))
+        self._close()  # every frame of the chunk is written: its encoders end now, not with the job
         return fits, record, warnings
 
     def finish(self) -> WriteStats:
@@ -233,12 +237,17 @@ class ChunkWriter:
         if self._tail:  # the last chunk owns its tail outright
             self._write(FrameBatch.concat(self._tail))
             self._tail = []
+        self._close()
+        self.stats.late = self.take_written()
+        return self.stats
+
+    def _close(self) -> None:
+        if self.stats.parts:
+            return
         t0 = time.perf_counter()
         for out in self.outputs:
             self.stats.parts.append(os.fspath(out.close()))
         self.stats.seconds += time.perf_counter() - t0
-        self.stats.late = self.take_written()
-        return self.stats
 
     def abort(self) -> None:
         """Drop everything; nothing of this chunk stays."""

@@ -91,15 +91,16 @@ def fit_scale_shift(x: torch.Tensor, y: torch.Tensor) -> Fit:
         raise ValueError(f"x {tuple(x.shape)} and y {tuple(y.shape)} must have the same shape")
     n = sx = sy = sxx = sxy = syy = 0.0
     for xt, yt in zip(x, y):
-        xt, yt = xt.double(), yt.double()
+        xt, yt = xt.reshape(-1).double(), yt.reshape(-1).double()
         ok = torch.isfinite(xt) & torch.isfinite(yt)
-        xt, yt = xt[ok], yt[ok]
+        if not bool(ok.all()):  # the common case skips the masked copies
+            xt, yt = xt[ok], yt[ok]
         n += xt.numel()
         sx += float(xt.sum())
         sy += float(yt.sum())
-        sxx += float((xt * xt).sum())
-        sxy += float((xt * yt).sum())
-        syy += float((yt * yt).sum())
+        sxx += float(torch.dot(xt, xt))  # products summed without temporaries
+        sxy += float(torch.dot(xt, yt))
+        syy += float(torch.dot(yt, yt))
     if n == 0:
         return Fit(degenerate=True)
     mx, my = sx / n, sy / n
