@@ -31,6 +31,11 @@ class VideoInfo:
         bit_depth: Bits per component of the source.
         declared_frames: The frame count the container declares (None when it declares none).
         warnings: What about the file is unusual but handled (e.g. fewer frames than declared).
+        video_stream: Absolute index of the decoded video stream in the file (None: unknown).
+        audio_stream: Absolute index of the audio track muxed into video outputs (None: ffmpeg's
+            default pick when `has_audio`; `vdp.io.probe` always fills it in).
+        streams_used: The video stream and audio track used, with position, codec and language
+            (see `vdp.io.streams.StreamChoice`; None: not looked up).
     """
 
     path: str
@@ -46,6 +51,9 @@ class VideoInfo:
     bit_depth: int = 8
     declared_frames: int | None = None
     warnings: tuple[str, ...] = ()
+    video_stream: int | None = None
+    audio_stream: int | None = None
+    streams_used: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in self.__dict__.items()}

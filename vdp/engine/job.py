@@ -138,8 +138,11 @@ def _run(spec: JobSpec, spec_json: str, out: Path, work: Path, report: JobReport
     from vdp.io import encode_in_idle_time, probe
     from vdp.outputs import open_outputs
 
-    info = probe(spec.input)
+    streams = spec.streams
+    info = probe(spec.input, video_stream=streams and streams.video, audio_stream=streams and streams.audio)
     report.input = info.to_dict()
+    if (work / "input" / "streams.json").is_file():  # a clip's intermediate: the original's streams
+        report.input["streams_used"] = json.loads((work / "input" / "streams.json").read_text())
     report.warnings.extend(info.warnings)
     check_input(spec, info)
     total = min(info.num_frames, spec.max_frames or info.num_frames)

@@ -41,6 +41,7 @@ class DecodeRequest:
     batch_frames: int
     timeout_s: float
     device: str = "cpu"
+    stream_index: int | None = None
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,7 @@ class WorkerDecoder:
         from vdp.io.decode import VideoSource
 
         r = self.request
-        source = VideoSource(r.path, device=r.device, timeout_s=r.timeout_s)
+        source = VideoSource(r.path, device=r.device, timeout_s=r.timeout_s, stream_index=r.stream_index)
         self.source_status = source.status
         for batch in source.batches(batch_frames=r.batch_frames, start_frame=r.start, stop_frame=r.stop):
             if batch.frames.device.type != "cpu":

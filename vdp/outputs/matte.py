@@ -75,7 +75,8 @@ class CompositeMp4Output(_MatteOutput):
     def write(self, batch: FrameBatch) -> None:
         if self.writer is None:
             self.writer = mp4_writer(self.spec, self.path, fps=self.info.fps,
-                                     audio_from=self.info.path if self.info.has_audio else None)
+                                     audio_from=self.info.path if self.info.has_audio else None,
+                                     audio_stream=self.info.audio_stream)
         rgb = composite(as_numpy(self.foreground(batch)), as_numpy(self.alpha(batch)), self.bg,
                         self.scratch)
         self.writer.write(torch.from_numpy(rgb))

@@ -88,7 +88,8 @@ class _StereoOutput(WriterOutput):
         """The output's MP4 writer (kwargs: more `mp4_writer` arguments, for subclasses)."""
         return mp4_writer(self.spec, self.path, fps=self.info.fps, codec=codec,
                           pixel_format=self.pixel_format,
-                          audio_from=self.info.path if self.info.has_audio else None, **kwargs)
+                          audio_from=self.info.path if self.info.has_audio else None,
+                          audio_stream=self.info.audio_stream, **kwargs)
 
     def write(self, batch: FrameBatch) -> None:
         frames = self.pack(*self.views(batch))

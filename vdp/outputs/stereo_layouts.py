@@ -62,4 +62,5 @@ class RgbdOutput(DepthColorMp4Output):
     def open_writer(self, frames: torch.Tensor) -> Mp4Writer:
         return mp4_writer(self.spec, self.path, fps=self.info.fps,
                           codec=choose_codec(frames.shape[-1], frames.shape[-2]),
-                          audio_from=self.info.path if self.info.has_audio else None)
+                          audio_from=self.info.path if self.info.has_audio else None,
+                          audio_stream=self.info.audio_stream)
