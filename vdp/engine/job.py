@@ -101,7 +101,7 @@ def run_job(spec: JobSpec, out_dir: str | Path, *, local: bool = False,
         from vdp.io.clip import clipped_spec
 
         spec = clipped_spec(spec, work)
-    import vdp.io  # noqa: F401  TorchCodec loads torch._dynamo (~2 s), once per process: not the job's time
+    import vdp.io.decode  # noqa: F401  TorchCodec loads torch._dynamo (~2 s), once per process: not the job's time
     t0 = time.monotonic()
     report = JobReport(runner="local" if local else "ray", device=resolve_device(spec) if local else "",
                        environment=_environment(), resumed=resume)
