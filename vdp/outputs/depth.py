@@ -145,14 +145,19 @@ class DepthColorMp4Output(_DepthOutput):
                           codec=choose_codec(int(frames.shape[3]), int(frames.shape[2])))
 
     def write(self, batch: FrameBatch) -> None:
-        frames = self.frames(batch)
-        if self.synthetic:
-            if self._mask is None:
-                self._mask = text_mask(SYNTHETIC_STAMP, frames.shape[3], frames.shape[2])
-            frames = stamp(frames, self._mask)
-        if self.writer is None:
-            self.writer = self.open_writer(frames)
-        self.writer.write(frames)
+        # Frame by frame: a batch of full-resolution colour, preview and stamped copies is
+        # gigabytes at 8K. The colour range is still fixed from the whole first batch.
+        if self.range.low is None and len(batch):
+            self.range.fit(self.nearness(batch))
+        for i in range(len(batch)):
+            frames = self.frames(batch.slice(i, i + 1))
+            if self.synthetic:
+                if self._mask is None:
+                    self._mask = text_mask(SYNTHETIC_STAMP, frames.shape[3], frames.shape[2])
+                frames = stamp(frames, self._mask)
+            if self.writer is None:
+                self.writer = self.open_writer(frames)
+            self.writer.write(frames)
 
 
 class DepthPreviewMp4Output(DepthColorMp4Output):
