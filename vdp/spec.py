@@ -10,7 +10,7 @@ without an input; `JobSpec.from_preset` fills it in.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     BaseModel, ConfigDict, Field, StrictFloat, StrictInt, ValidationError, field_validator,
@@ -199,14 +199,7 @@ class StreamsSpec(_Strict):
     """Which video stream and audio track of the input a job uses (see `vdp.io.streams`)."""
 
     video: int | None = Field(None, ge=0, le=1023, strict=True, description="Video stream by position among the input's video streams (0: the first; default: ffmpeg's pick).")
-    audio: StrictInt | Literal["none"] | None = Field(None, description="Audio track muxed into video outputs, by position among the input's audio tracks (0: the first; 'none': no audio; default: ffmpeg's pick). Exactly one track is muxed.")
-
-    @field_validator("audio")
-    @classmethod
-    def _audio_position(cls, audio: int | str | None) -> int | str | None:
-        if isinstance(audio, int) and not 0 <= audio <= 1023:
-            raise ValueError("audio must be a track position 0..1023, 'none' or null")
-        return audio
+    audio: Annotated[int, Field(ge=0, le=1023, strict=True)] | Literal["none"] | None = Field(None, description="Audio track muxed into video outputs, by position among the input's audio tracks (0: the first; 'none': no audio; default: ffmpeg's pick). Exactly one track is muxed.")
 
 
 class ChunkingSpec(_Strict):
