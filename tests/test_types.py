@@ -61,5 +61,7 @@ def test_video_info_to_dict():
     assert info.to_dict() == {"path": "a.mp4", "num_frames": 30, "fps": 30.0, "duration_seconds": 1.0,
                               "width": 64, "height": 48, "codec": "h264", "pixel_format": "",
                               "rotation_degrees": 0, "has_audio": False, "bit_depth": 8,
-                              "declared_frames": None, "warnings": [], "video_stream": None,
+                              "declared_frames": None, "warnings": [], "colour_primaries": "",
+                              "colour_transfer": "", "colour_matrix": "", "colour_range": "",
+                              "tone_mapping": "", "video_stream": None,
                               "audio_stream": None, "streams_used": None}

@@ -1,5 +1,6 @@
-"""An installed wheel carries its presets: built from this tree, installed in a fresh venv and
-run from a folder outside the repository, `vdp presets` lists every preset and one runs."""
+"""An installed wheel carries its presets and colour tables: built from this tree, installed in a
+fresh venv and run from a folder outside the repository, `vdp presets` lists every preset and one
+runs."""
 from __future__ import annotations
 
 import os
@@ -43,6 +44,9 @@ def test_installed_wheel_lists_and_runs_presets(tmp_path):
            "PYTHONPATH": sysconfig.get_paths()["purelib"]}
     where = _run(bin_dir / "python", "-c", "import vdp; print(vdp.__file__)", cwd=tmp_path, env=env)
     assert where.startswith(str(tmp_path / "venv"))
+    table = _run(bin_dir / "python", "-c", "from vdp.outputs.colormap import colormap_table; "
+                 "print(colormap_table('inferno')[255].tolist())", cwd=tmp_path, env=env)
+    assert table.strip() == "[252, 255, 164]"  # the colour tables are package data in the wheel
     listed = _run(bin_dir / "vdp", "presets", cwd=tmp_path, env=env)
     assert [line.split()[0] for line in listed.splitlines()] == list(list_presets())
     _run(bin_dir / "vdp", "run", MEDIA / "androidx__bear-vp9-odd-dimensions.webm", "--preset", "matte",

@@ -79,6 +79,11 @@ class StereoSpec(_Strict):
 
     divergence: float = Field(2.0, gt=0, le=10, strict=True, description="Total disparity range in % of the image width.")
     convergence: float = Field(0.5, ge=0, le=1, strict=True, description="Which depth sits at the screen plane (0 nearest, 1 farthest).")
+    ipd_offset: float = Field(0.0, ge=-10, le=20, strict=True, description=(
+        "IPD offset as in iw3: parallax added to every pixel on top of the depth-based divergence, in %"
+        " of the image width (positive: the left view moves right and the right view left by half of it"
+        " each, the whole scene comes toward the viewer; negative: it moves back). 0: none. Applies to"
+        " every layout made from the two views (not RGBD, which has no second view)."))
     edge_dilation: int = Field(2, ge=0, le=16, strict=True, description="Foreground depth dilation in pixels against halos.")
     lookahead_frames: int = Field(8, ge=0, le=120, strict=True, description="Frames the disparity range estimate may look ahead.")
 
@@ -233,6 +238,8 @@ class ResourcesSpec(_Strict):
     threads: int | None = Field(None, ge=1, le=1024, strict=True, description="torch CPU threads per stage (default: torch's).")
     stage_gpus: dict[str, StrictFloat | StrictInt] = Field(default_factory=dict, description="GPUs per actor of one stage, overriding gpus_per_stage, e.g. {\"matte\": 0.5}.")
     replicas: dict[str, StrictInt] = Field(default_factory=dict, description="Actors per stage, e.g. {\"depth\": 4}; unlisted stages are planned from the cluster's GPUs and each stage's measured cost (1 without GPUs).")
+    fuse_stages: bool | None = Field(None, strict=True, description="Run the stages as one chain inside one actor per GPU (batches pass from model to model in memory, never through the object store). Default: when they would share GPUs (fewer GPUs than stages). Stages given different replica counts stay apart.")
+    write_on_workers: bool = Field(True, strict=True, description="On Ray, each chunk's outputs are written where the chunk ran (in parts joined at the end, without re-encoding); off: every frame comes back to the driver, which writes them.")
     object_store_budget_mb: float | None = Field(None, gt=0, le=1 << 24, strict=True, description="Most object-store memory the job's in-flight batches may hold (default: a quarter of the cluster's object store).")
     max_attempts: int = Field(3, ge=1, le=100, strict=True, description="Runs of one chunk before the job fails, when the model actors running it die.")
     actor_idle_s: float | None = Field(300.0, ge=0, le=30 * 86_400, strict=True, description="Seconds a model actor may stay idle (no stream of a live job) before it is released with its GPUs; 0 or null keeps it until `vdp actors release`.")
@@ -269,6 +276,7 @@ class JobSpec(_Strict):
     resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
     max_frames: int | None = Field(None, ge=1, le=100_000_000, strict=True, description="Process only the first N frames.")
     scene_cuts: bool = Field(False, strict=True, description="Detect shot boundaries and restart temporal state at each cut.")
+    hdr: Literal["tonemap", "keep"] = Field("tonemap", description="HDR (PQ/HDR10, HLG) input: 'tonemap' decodes it as SDR BT.709 (operator named in report.json); 'keep' decodes the HDR signal as it is and writes the outputs that carry the video's pixels (depth preview, stereo, VR180, composite) as 10-bit HEVC (Main10) with the source's transfer and BT.2020 tags. No effect on SDR input.")
     camera: CameraSpec | None = Field(None, description="Input camera intrinsics for 3D outputs (EXR/PLY sidecars, VR180); default: an estimated 70-degree horizontal FOV.")
     output_names: Literal["kind", "input"] = Field("kind", description="'input': every output file starts with the input's stem (clip_LRF_Full_SBS.mp4; `vdp run` default); 'kind': names from the kind alone (depth.npz).")
     clip: ClipSpec | None = Field(None, description="Trim, resample and downscale the input first.")

@@ -31,6 +31,12 @@ class VideoInfo:
         bit_depth: Bits per component of the source.
         declared_frames: The frame count the container declares (None when it declares none).
         warnings: What about the file is unusual but handled (e.g. fewer frames than declared).
+        colour_primaries: The stream's colour primaries, e.g. ``bt709``, ``bt2020`` ("" unsaid).
+        colour_transfer: Its transfer, e.g. ``bt709``, ``smpte2084`` (PQ), ``arib-std-b67`` (HLG).
+        colour_matrix: Its YUV matrix, e.g. ``bt709``, ``bt2020nc``.
+        colour_range: ``tv`` (limited) or ``pc`` (full).
+        tone_mapping: The operator that maps this HDR source to SDR BT.709 as it decodes ("" when
+            frames are decoded as they are: SDR, or HDR kept).
         video_stream: Absolute index of the decoded video stream in the file (None: unknown).
         audio_stream: Absolute index of the audio track muxed into video outputs (None: ffmpeg's
             default pick when `has_audio`; `vdp.io.probe` always fills it in).
@@ -51,6 +57,11 @@ class VideoInfo:
     bit_depth: int = 8
     declared_frames: int | None = None
     warnings: tuple[str, ...] = ()
+    colour_primaries: str = ""
+    colour_transfer: str = ""
+    colour_matrix: str = ""
+    colour_range: str = ""
+    tone_mapping: str = ""
     video_stream: int | None = None
     audio_stream: int | None = None
     streams_used: dict[str, Any] | None = None

@@ -41,7 +41,7 @@ def test_a_folder_of_three_gives_three_reports_and_a_summary(tmp_path, spec_file
     out = tmp_path / "out"
     code = main(["run", str(tmp_path / "in"), "--spec", str(spec_file), "--local", "--out", str(out),
                  "--synthetic-weights", "--max-frames", "2", "--divergence", "3.5", "--convergence", "0.2",
-                 "--input-size", "56", "--crf", "30", "--fov", "80"])
+                 "--ipd-offset", "-2.5", "--input-size", "56", "--crf", "30", "--fov", "80"])
     assert code == 0
     summary = json.loads((out / "batch_summary.json").read_text())
     assert (summary["videos"], summary["succeeded"], summary["failed"]) == (3, 3, 0)
@@ -53,6 +53,7 @@ def test_a_folder_of_three_gives_three_reports_and_a_summary(tmp_path, spec_file
         spec = json.loads((out / stem / "spec.json").read_text())
         assert spec["stages"]["stereo"]["divergence"] == 3.5
         assert spec["stages"]["stereo"]["convergence"] == 0.2
+        assert spec["stages"]["stereo"]["ipd_offset"] == -2.5
         assert spec["stages"]["depth"]["input_size"] == 56
         assert {o["crf"] for o in spec["outputs"]} == {30}
         assert spec["camera"]["hfov_deg"] == 80 and spec["output_names"] == "input"
@@ -76,6 +77,7 @@ def test_a_glob_and_a_rerun_that_refuses(tmp_path, spec_file, capsys):
 @pytest.mark.parametrize("flags,field", [
     (["--divergence", "50"], "stages.stereo.divergence"),
     (["--convergence", "-1"], "stages.stereo.convergence"),
+    (["--ipd-offset", "25"], "stages.stereo.ipd_offset"),
     (["--crf", "99"], "outputs.0.crf"),
     (["--input-size", "9999"], "stages.depth.input_size"),
 ])

@@ -54,8 +54,9 @@ def test_job_metrics_reach_the_nodes_prometheus_export(head, tmp_path):
     deadline, series = time.monotonic() + 90, []
     while time.monotonic() < deadline:  # the agent exports every few seconds
         series = scrape(head.metrics_port)
-        if wanted <= {name for name, _, _ in series}:
-            break
+        counted = [v for name, _, v in series if name == "ray_vdp_stage_frames_total"]
+        if wanted <= {name for name, _, _ in series} and counted == [FRAMES]:
+            break  # the last export after the job's end (values lag a few seconds)
         time.sleep(2)
     by_name: dict[str, list] = {}
     for name, labels, value in series:

@@ -118,6 +118,10 @@ print(json.dumps(job_on_cluster({out!r})))
 """
 
 
+#: Outputs written in parts where each chunk ran (`vdp.outputs.parts`).
+OUTPUTS = [{"kind": "depth_npy"}, {"kind": "depth_png16"}, {"kind": "depth_color_mp4"}]
+
+
 def plans():
     return [StagePlan("depth", "mn", partial(ChunkAffineStage, 0.3), num_gpus=1.0)]
 
@@ -127,9 +131,10 @@ def job_on_cluster(out: str) -> dict:
     import ray
 
     chunking = {"enabled": True, "chunk_frames": 16, "overlap_frames": 8}
-    report = run_job(spec(chunking, replicas={"depth": 4}, threads=1), out, plans=plans())
+    report = run_job(spec(chunking, replicas={"depth": 4}, threads=1, outputs=OUTPUTS), out, plans=plans())
     return {"nodes": [n["NodeID"] for n in ray.nodes() if n["Alive"]],
             "replicas": report.placement["replicas"]["depth"], "runs": report.chunks["runs"],
+            "writes": report.chunks["writes"], "writing": report.placement["writing"],
             "status": report.status, "driver": {"pid": os.getpid(), "node_id": ray.get_runtime_context().get_node_id()}}
 
 
@@ -149,7 +154,17 @@ def test_job_runs_across_a_two_node_cluster(tmp_path, two_node_cluster):
         assert (run["decode"]["node_id"], run["decode"]["pid"]) == where[run["actors"]["depth"]], run
     assert {run["decode"]["node_id"] for run in result["runs"]} == set(result["nodes"])
     assert result["driver"]["pid"] not in {run["decode"]["pid"] for run in result["runs"]}
-    run_job(spec(threads=1), tmp_path / "seq", local=True, plans=plans())
-    a = np.load(tmp_path / "out" / "depth.npz")["depth"]
-    b = np.load(tmp_path / "seq" / "depth.npz")["depth"]
-    assert np.abs(a - b).max() / np.abs(b).max() < 1e-3
+    # ... and written on the node that ran it, by that node's writer (never the driver)
+    assert result["writing"]["on"] == "workers"
+    ran_on = {run["chunk"]: where[run["actors"]["depth"]][0] for run in result["runs"]}
+    writers = {(w["node_id"], w["pid"]) for w in result["writing"]["writers"]}
+    assert len(result["writes"]) == len(ran_on)
+    for w in result["writes"]:
+        assert w["node_id"] == ran_on[w["chunk"]] and (w["node_id"], w["pid"]) in writers, w
+    assert {w["node_id"] for w in result["writes"]} == set(result["nodes"])
+    assert result["driver"]["pid"] not in {w["pid"] for w in result["writes"]}
+    run_job(spec(threads=1, outputs=OUTPUTS), tmp_path / "seq", local=True, plans=plans())
+    a = np.concatenate([np.load(p) for p in sorted((tmp_path / "out" / "depth_npy").iterdir())])
+    b = np.concatenate([np.load(p) for p in sorted((tmp_path / "seq" / "depth_npy").iterdir())])
+    assert a.shape == b.shape and np.abs(a - b).max() / np.abs(b).max() < 1e-3
+    assert len(list((tmp_path / "out" / "depth_png16").iterdir())) == len(a)

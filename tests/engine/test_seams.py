@@ -17,9 +17,9 @@ CLIP = MEDIA / "decord__flipping_a_pancake.mkv"  # 426x240, 310 frames
 FRAMES = 70
 
 
-def spec(chunking: dict | None = None, **resources) -> JobSpec:
+def spec(chunking: dict | None = None, outputs: list[dict] | None = None, **resources) -> JobSpec:
     return JobSpec.parse({"input": str(CLIP), "max_frames": FRAMES, "stages": {"depth": {}},
-                          "outputs": [{"kind": "depth_npz"}],
+                          "outputs": outputs or [{"kind": "depth_npz"}],
                           "resources": {"batch_frames": 8, **resources},
                           "chunking": chunking or {}})
 

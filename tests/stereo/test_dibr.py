@@ -98,6 +98,22 @@ def test_stereo_pair_parallax_follows_divergence_and_convergence():
     assert torch.nonzero(views[0, 1, 0, 4] > 128).flatten().tolist() == list(range(16, 24))
 
 
+def test_ipd_offset_moves_the_whole_scene_by_its_parallax():
+    img, near = square_scene()
+    frames = (img * 255).to(torch.uint8)
+    # W=40: divergence 20 % -> D = 8 px, IPD offset 10 % -> P = 4 px more parallax everywhere
+    views = stereo_pair(frames, near, divergence_pct=20.0, convergence=1.0, ipd_offset_pct=10.0)
+    assert torch.nonzero(views[0, 0, 0, 4] > 128).flatten().tolist() == list(range(22, 30))  # +(D+P)/2
+    assert torch.nonzero(views[0, 1, 0, 4] > 128).flatten().tolist() == list(range(10, 18))  # -(D+P)/2
+    views = stereo_pair(frames, near, divergence_pct=20.0, convergence=1.0, ipd_offset_pct=-10.0)
+    assert torch.nonzero(views[0, 0, 0, 4] > 128).flatten().tolist() == list(range(18, 26))
+    assert torch.nonzero(views[0, 1, 0, 4] > 128).flatten().tolist() == list(range(14, 22))
+    # 0 is the rendering without an offset, bit for bit
+    plain = torch.stack([warp_view(frames, near, s * 4.0, -s * 4.0 * 0.5)[0] for s in (1.0, -1.0)], 1)
+    assert torch.equal(stereo_pair(frames, near, divergence_pct=20.0, convergence=0.5, ipd_offset_pct=0.0),
+                       plain)
+
+
 def test_bad_inputs_are_named():
     img, near = square_scene()
     with pytest.raises(ValueError, match="image must be"):

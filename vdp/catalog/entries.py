@@ -81,6 +81,10 @@ class OutputEntry:
             (``clip`` -> ``clip_LRF_Full_SBS.mp4``, see `vdp.naming`); default ``_`` + `file_name`.
         depth_kind: The kind of depth the output needs (``metric``: a point cloud needs a
             scale), None for any.
+        parts: How the output is written in parts where its chunks ran and joined at the end
+            (`vdp.outputs.parts`): ``frames`` (a folder of per-frame files) or ``video`` (a
+            video encoded per chunk, joined without re-encoding); None: written in one piece
+            by the driver.
     """
 
     kind: str
@@ -92,6 +96,7 @@ class OutputEntry:
     description: str = ""
     input_suffix: str = ""
     depth_kind: str | None = None
+    parts: str | None = None
 
     def output_class(self) -> type:
         return resolve(self.output)

@@ -15,6 +15,7 @@ from vdp.errors import SpecError
 STAGE_FLAGS = {
     "divergence": ("stereo", "divergence"),
     "convergence": ("stereo", "convergence"),
+    "ipd_offset": ("stereo", "ipd_offset"),
     "input_size": ("depth", "input_size"),
 }
 #: flag -> field of every output.
@@ -56,6 +57,9 @@ def add_arguments(run: argparse.ArgumentParser) -> None:
     g.add_argument("--divergence", type=float, help="stereo: total disparity in %% of the width (0-10]")
     g.add_argument("--convergence", type=float,
                    help="stereo: depth at the screen plane, 0 nearest .. 1 farthest")
+    g.add_argument("--ipd-offset", type=float, metavar="PCT",
+                   help="stereo: parallax added to the whole scene in %% of the width, as iw3's IPD "
+                        "offset (-10..20; positive: toward the viewer; default 0)")
     g.add_argument("--input-size", type=int, help="depth: shorter side fed to the network (28-2044)")
     g.add_argument("--crf", type=int, help="quality of every lossy video output (0-51, lower is better)")
     t = run.add_argument_group("time and size")

@@ -15,6 +15,7 @@ from typing import Any
 import ray
 import torch
 
+from vdp.engine.fused import FusedStage
 from vdp.engine.cores import INTEROP_THREADS, CpuTurn, actor_threads, node_cores
 from vdp.engine.lifecycle import idle_info, watch_idle
 from vdp.engine.metrics import record_batch, record_fallbacks
@@ -116,6 +117,8 @@ class StageActor:
         self.busy_seconds += secs
         record_batch(self.name, stream_id, len(batch), secs)  # Ray metrics
         meta = step_meta(out, secs)
+        if isinstance(self.stage, FusedStage):  # progress per member stage
+            meta["stages"] = self.stage.calls
         if decoded is not None:
             meta["decode"] = decoded
         return self._outgoing(stream_id, out), meta
@@ -125,7 +128,10 @@ class StageActor:
         with self.turn or nullcontext():
             out, secs = flush_step(self.stage, self.name, self._state(stream_id))
         self.busy_seconds += secs
-        return self._outgoing(stream_id, out), step_meta(out, secs)
+        meta = step_meta(out, secs)
+        if isinstance(self.stage, FusedStage):
+            meta["stages"] = self.stage.calls
+        return self._outgoing(stream_id, out), meta
 
     def _outgoing(self, stream_id: str, out: FrameBatch | None) -> FrameBatch | None:
         return frameless(out) if out is not None and stream_id in self.frameless else out

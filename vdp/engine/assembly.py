@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Any, Iterator
 
 import torch
 
@@ -37,12 +37,14 @@ class FrameReader:
         path: The source video.
         batch_frames: Frames per decode call.
         timeout_s: Decode deadline per batch.
+        hdr: ``"tonemap"`` or ``"keep"`` (see `vdp.io.VideoSource`).
         stream_index: Absolute index of the video stream (None: FFmpeg's best one).
     """
 
     def __init__(self, path: str, *, batch_frames: int = 16, timeout_s: float = 120.0,
-                 stream_index: int | None = None) -> None:
+                 hdr: str = "tonemap", stream_index: int | None = None) -> None:
         self.path = path
+        self.hdr = hdr
         self.stream_index = stream_index
         self.batch_frames = batch_frames
         self.timeout_s = timeout_s
@@ -57,7 +59,7 @@ class FrameReader:
 
         if first != self._pos:
             self._it = iter_batches(self.path, batch_frames=self.batch_frames, start_frame=first,
-                                    timeout_s=self.timeout_s, stream_index=self.stream_index)
+                                    timeout_s=self.timeout_s, hdr=self.hdr, stream_index=self.stream_index)
             self._buf, self._pos = None, first
             self.reopens += 1
         parts = []
@@ -103,6 +105,10 @@ class ChunkResults:
         """Batches added but not merged yet."""
         return len(self._queue)
 
+    def route(self, ref: Any) -> Any:
+        """Where a result ref goes: to this driver, as is (`RemoteResults.route` differs)."""
+        return ref
+
 
 class Assembler:
     """Feeds chunk results to the merge in order; spills, persists and records them.
@@ -130,8 +136,9 @@ class Assembler:
         self.current: dict[int, ChunkResults] = {}
         self.spilled_bytes = 0
 
-    def begin(self, chunk: Chunk, attempt: int) -> ChunkResults:
-        """A new run of `chunk`: any earlier unfinished run's results are dropped."""
+    def begin(self, chunk: Chunk, attempt: int, node_id: str | None = None) -> ChunkResults:
+        """A new run of `chunk` (its last stage on `node_id`, unused here): any earlier
+        unfinished run's results are dropped."""
         old = self.current.get(chunk.index)
         if old is not None and not old.finished:
             self.abandon(old)

@@ -181,7 +181,7 @@ class ChunkRun:
             fed = True
         return fed
 
-    def complete_head(self) -> FrameBatch | None:
+    def complete_head(self) -> FrameBatch | dict | None:
         """Take the oldest batch's result (ready) out of the object store.
 
         Raises:
@@ -203,6 +203,8 @@ class ChunkRun:
             raise ChunkLost(classify(exc, self.chunk.index, self.opens)) from None
         count_metas(self, item.metas, self.ctx.batch_timeout_s)  # the ones `harvest` has not seen finish yet
         item.metas = []
+        if isinstance(out, dict):  # what the chunk's writer says about the batch it took
+            return out
         if out is None or len(out) == 0:
             return None
         self.ctx.costs.observe(out, self.last_in_bytes)
@@ -227,6 +229,7 @@ class ChunkRun:
         for name, rep in zip(self.ctx.names[first_stage:], self.replicas[first_stage:]):
             ref, meta = rep.handle.process.remote(self.sid, ref)
             metas.append((name, meta))
+        ref = self.results.route(ref)  # to the driver, or to the writer beside the last stage
         if not self.items:
             self.head_since = time.monotonic()
         self.ctx.budget.take(cost)
@@ -250,7 +253,8 @@ def count_metas(run: ChunkRun, metas: list[tuple[str, Any]], timeout_s: float) -
         if decoded is not None:
             run.chain.count("decode", decoded)
             run.decoded_on = decoded["where"]
-        run.chain.count(name, meta)
+        for member, record in (meta.get("stages") or {name: meta}).items():  # fused: per member
+            run.chain.count(member, record)
 
 
 def harvest(runs: list[ChunkRun]) -> None:

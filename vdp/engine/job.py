@@ -139,7 +139,8 @@ def _run(spec: JobSpec, spec_json: str, out: Path, work: Path, report: JobReport
     from vdp.outputs import open_outputs
 
     streams = spec.streams
-    info = probe(spec.input, video_stream=streams and streams.video, audio_stream=streams and streams.audio)
+    info = probe(spec.input, hdr=spec.hdr, video_stream=streams and streams.video,
+                 audio_stream=streams and streams.audio)
     report.input = info.to_dict()
     if (work / "input" / "streams.json").is_file():  # a clip's intermediate: the original's streams
         report.input["streams_used"] = json.loads((work / "input" / "streams.json").read_text())
@@ -164,29 +165,19 @@ def _run(spec: JobSpec, spec_json: str, out: Path, work: Path, report: JobReport
     tracker = ProgressTracker(["decode", *[p.name for p in plans], "write"], frames_total=total,
                               callback=progress,
                               stage_totals={n: run_frames for n in ["decode", *[p.name for p in plans]]})
-    writers.extend(open_outputs(spec, out, info))
-
-    def write_batch(batch: FrameBatch) -> None:
-        w0 = time.perf_counter()
-        for w in writers:
-            w.write(batch)
-        tracker.add("write", len(batch), time.perf_counter() - w0)
-
-    on_cpu = cpu_bound(local, report.device)
-    background = None if on_cpu else BackgroundWriter(write_batch, timeout_s=spec.resources.batch_timeout_s)
     run = JobRun(spec, report, local, plans, info, chunks, todo, attempts, reused, records, store,
-                 ledger, tracker, cancel, writer=background)
-    try:
-        with encode_in_idle_time() if on_cpu else nullcontext():
-            done = run.process(write_batch if background is None else background.submit)
-        if background is not None:
-            background.close()
-    except BaseException:
-        if background is not None:
-            background.abort()
-        raise
-    report.outputs = [str(w.close().relative_to(out)) for w in writers]
-    writers.clear()
+                 ledger, tracker, cancel)
+    why_driver = run.writing_on_workers()
+    if why_driver:
+        done = _write_on_driver(run, out, info, writers, local, report)
+    else:
+        done = run.process_on_workers(lambda n, secs: tracker.add("write", n, secs))
+        report.outputs = [str(p.relative_to(out)) for p in _publish(spec, out, info, total, done.written)]
+        report.chunks["writes"] = [{"chunk": w.chunk, "frames": w.frames, "seconds": round(w.seconds, 3),
+                                    **w.where} for w in done.written]
+        shutil.rmtree(work / "parts", ignore_errors=True)
+    report.placement["writing"] = ({"on": "driver", "reason": why_driver} if why_driver
+                                   else {"on": "workers", "writers": done.merger.writer_info})
     ledger.append("finished")
     shutil.rmtree(store.root, ignore_errors=True)
     tracker.finish()
@@ -199,7 +190,57 @@ def _run(spec: JobSpec, spec_json: str, out: Path, work: Path, report: JobReport
     report.stages = {p.stage: p.to_dict() for p in tracker.snapshot()}
     report.chunks.update({"plan": [c.to_dict() for c in chunks], "reused": reused,
                           "seams": [s.to_dict() for s in done.merger.seams],
-                          "persisted": done.persist, "replay_reopens": done.reader.reopens})
+                          "persisted": done.persist,
+                          "replay_reopens": done.reader.reopens if done.reader is not None else 0})
+
+
+def _write_on_driver(run: JobRun, out: Path, info: Any, writers: list, local: bool,
+                     report: JobReport) -> Any:
+    """Every frame comes back here and the outputs are written in this process (in the models'
+    idle time when they compute on this process's cores, else on a background thread)."""
+    from vdp.io import encode_in_idle_time
+    from vdp.outputs import open_outputs
+
+    writers.extend(open_outputs(run.spec, out, info))
+    tracker = run.tracker
+
+    def write_batch(batch: FrameBatch) -> None:
+        w0 = time.perf_counter()
+        for w in writers:
+            w.write(batch)
+        tracker.add("write", len(batch), time.perf_counter() - w0)
+
+    on_cpu = cpu_bound(local, report.device)
+    background = None if on_cpu else BackgroundWriter(write_batch, timeout_s=run.spec.resources.batch_timeout_s)
+    run.writer = background
+    try:
+        with encode_in_idle_time() if on_cpu else nullcontext():
+            done = run.process(write_batch if background is None else background.submit)
+        if background is not None:
+            background.close()
+    except BaseException:
+        if background is not None:
+            background.abort()
+        raise
+    report.outputs = [str(w.close().relative_to(out)) for w in writers]
+    writers.clear()
+    return done
+
+
+def _publish(spec: JobSpec, out: Path, info: Any, total: int, written: list) -> list[Path]:
+    """Join each output's parts, written by the chunks' writers, into its final file or folder."""
+    from vdp import catalog
+    from vdp.outputs.parts import join_parts
+
+    stem = spec.output_stem()
+    paths = []
+    for i, o in enumerate(spec.outputs):
+        entry = catalog.output(o.kind)
+        audio = info.path if info.has_audio and getattr(entry.output_class(), "carries_audio", False) else None
+        paths.append(join_parts(entry.parts, [Path(w.parts[i]) for w in written], out / output_name(o, stem),
+                                fps=info.fps, frames=total, audio_from=audio,
+                                timeout_s=spec.resources.batch_timeout_s, audio_stream=info.audio_stream))
+    return paths
 
 
 def _check_resumable(out: Path, spec_json: str) -> JobReport | None:

@@ -7,7 +7,7 @@ and merges their results in frame order into the writers' sink.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Callable, Iterator
 
@@ -45,9 +45,11 @@ class Processed:
     """What `JobRun.process` leaves for the report."""
 
     stage_reports: dict[str, StageReport]
-    merger: Any  # vdp.engine.merge.ChunkMerger
-    reader: Any  # vdp.engine.assembly.FrameReader
+    merger: Any  # vdp.engine.merge.ChunkMerger, or the RemoteAssembler (seams, warnings)
+    reader: Any  # vdp.engine.assembly.FrameReader (None when the workers wrote)
     persist: bool
+    #: Per chunk, what its writer on the workers wrote (`WriteStats`); empty when the driver wrote.
+    written: list[Any] = field(default_factory=list)
 
 
 @dataclass
@@ -88,6 +90,46 @@ class JobRun:
     cancel: threading.Event | None = None
     writer: Any = None  # vdp.engine.writeback.BackgroundWriter
 
+    def writing_on_workers(self) -> str:
+        """Why the outputs are written by this driver ("" when the chunks' writers on the
+        workers write them, next to the models: `vdp.engine.remote_assembly`)."""
+        from vdp import catalog
+
+        if self.local:
+            return "the job runs in this process"
+        if self.reused:
+            return "a resumed run writes on the driver (chunks kept by the earlier run replay here)"
+        if not self.spec.resources.write_on_workers:
+            return "resources.write_on_workers is off"
+        whole = [o.kind for o in self.spec.outputs if catalog.output(o.kind).parts is None]
+        if whole:
+            return f"outputs {whole} are written in one piece"
+        return ""
+
+    def process_on_workers(self, on_written: Callable[[int, float], None]) -> Processed:
+        """Run every chunk on Ray with its outputs written beside its last stage, in parts
+        (`vdp.outputs.parts`; the caller joins them)."""
+        import uuid
+
+        from vdp.catalog import merge_policies
+        from vdp.engine.remote_assembly import RemoteAssembler
+
+        spec = self.spec
+        persist = spec.chunking.resumable and len(self.chunks) > 1
+        job_tag = uuid.uuid4().hex[:12]
+        assembler = RemoteAssembler(self.chunks, spec.to_json(), self.info, merge_policies(spec),
+                                    self.store.root.parent / "parts", self.store if persist else None,
+                                    self.ledger, job_tag, spec.resources.batch_timeout_s,
+                                    on_written=on_written)
+        try:
+            stage_reports = self._run_on_ray(assembler)
+            written = assembler.finish()
+        except BaseException:
+            assembler.abort()
+            raise
+        assembler.release()
+        return Processed(stage_reports, assembler, None, persist, written)
+
     def process(self, sink: Callable[[FrameBatch], None]) -> Processed:
         """Run the chunks that still need running and merge them, in frame order, into `sink`."""
         from vdp.engine.assembly import Assembler, FrameReader
@@ -97,7 +139,8 @@ class JobRun:
         spec = self.spec
         merger = ChunkMerger(self.chunks, merge_policies(spec), sink)
         reader = FrameReader(spec.input, batch_frames=spec.resources.batch_frames,
-                             timeout_s=spec.resources.batch_timeout_s, stream_index=self.info.video_stream)
+                             timeout_s=spec.resources.batch_timeout_s, hdr=spec.hdr,
+                             stream_index=self.info.video_stream)
         persist = spec.chunking.resumable and len(self.chunks) > 1
         assembler = Assembler(self.chunks, merger, self.store, self.ledger, reader, persist=persist,
                               keep_frames=self.keep_frames)
@@ -122,7 +165,7 @@ class JobRun:
                 return iter(())
             return iter_batches(self.spec.input, batch_frames=res.batch_frames, start_frame=first,
                                 stop_frame=chunk.stop, timeout_s=res.batch_timeout_s, num_threads=threads,
-                                stream_index=self.info.video_stream)
+                                hdr=self.spec.hdr, stream_index=self.info.video_stream)
 
         source = decode_in_idle_time(decode_from, chunk.run_start) if idle else decode_from(chunk.run_start)
         if self.spec.scene_cuts:
@@ -172,27 +215,36 @@ class JobRun:
         res = self.spec.resources
         return DecodeRequest(path=os.path.abspath(self.spec.input), size=os.path.getsize(self.spec.input),
                              start=0, stop=0, batch_frames=res.batch_frames,
-                             timeout_s=res.batch_timeout_s, stream_index=self.info.video_stream), ""
+                             timeout_s=res.batch_timeout_s, hdr=self.spec.hdr,
+                             stream_index=self.info.video_stream), ""
 
     def _run_on_ray(self, assembler: Any) -> dict[str, StageReport]:
+        from vdp.engine.assembly import Assembler
         from vdp.engine.cluster import ensure_ray
+        from vdp.engine.fused import fuse_plans, should_fuse
         from vdp.engine.placement import ClusterView, acquire_replicas
         from vdp.engine.scheduler import ChunkScheduler
 
         ensure_ray()
         res, report = self.spec.resources, self.report
-        replicas, placements, gpu = acquire_replicas(self.plans, res, max_replicas=len(self.todo),
+        plans = self.plans
+        if should_fuse(res.fuse_stages, plans, ClusterView.current().gpus_total):
+            plans = fuse_plans(plans, res.replicas)
+        replicas, placements, gpu = acquire_replicas(plans, res, max_replicas=len(self.todo),
                                                      threads=res.threads, timeout_s=res.batch_timeout_s,
                                                      cpu_turns=True)
         report.device = ",".join(sorted({r.info.get("device", "?") for rs in replicas.values() for r in rs}))
         budget = int(res.object_store_budget_mb * 2**20 if res.object_store_budget_mb
                      else max(256 * 2**20, 0.25 * ClusterView.current().object_store_bytes))
-        scheduler = ChunkScheduler(self.plans, replicas, ledger=self.ledger, max_in_flight=res.max_in_flight,
+        scheduler = ChunkScheduler(plans, replicas, ledger=self.ledger, max_in_flight=res.max_in_flight,
                                    batch_timeout_s=res.batch_timeout_s, budget_bytes=budget,
                                    max_attempts=res.max_attempts)
         report.placement = {"gpus": gpu, "stages": {p.plan.name: p.to_dict() for p in placements}}
         decode, why_driver = self.worker_decode()
-        report.placement["frames_to_driver"] = self.keep_frames
+        remote = not isinstance(assembler, Assembler)
+        if remote:
+            assembler.idle = not gpu  # CPU-only nodes: writers work in the models' idle time
+        report.placement["frames_to_driver"] = self.keep_frames and not remote
         if not gpu:  # CPU-only: actors take turns on the cores, the driver works in their idle time
             report.placement["cpu"] = self._lower_driver_priority(replicas, res.threads)
         source = partial(self.chunk_source, idle=not gpu and IDLE_PRIORITY_AVAILABLE)

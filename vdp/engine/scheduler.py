@@ -49,6 +49,12 @@ from vdp.types import FrameBatch, VideoInfo
 
 SourceFactory = Callable[[Chunk], Iterator[FrameBatch]]
 
+#: Longest the loop sleeps in `ray.wait` when it submitted nothing and the actors decode (it wakes
+#: as soon as a result is ready; the bound only spaces out idle wake-ups, which cost driver CPU).
+IDLE_WAIT_S = 0.2
+#: Progress of the stages' calls is counted at least this often, and whenever a result comes.
+HARVEST_EVERY_S = 0.25
+
 
 class ChunkScheduler:
     """Runs chunks on replicas; see the module docstring.
@@ -85,6 +91,7 @@ class ChunkScheduler:
         #: Engine warnings for the job report (replicas that could not read the input).
         self.warnings: list[str] = []
         self._readable: dict[tuple[str, Any], str] = {}
+        self._harvested = 0.0
 
     @property
     def retries(self) -> list[dict[str, Any]]:
@@ -134,7 +141,9 @@ class ChunkScheduler:
                     continue
                 fed = any([run.feed() for run in active])
                 self.peak_in_flight = max(self.peak_in_flight, sum(len(r.items) for r in active))
-                for run, lost in self._collect(active, assembler, wait_s=0.0 if fed else 0.05):
+                # frames decoded here may become ready at any time: wake up often for them
+                idle = IDLE_WAIT_S if all(isinstance(r.source, TicketSource) for r in active) else 0.05
+                for run, lost in self._collect(active, assembler, wait_s=0.0 if fed else idle):
                     active.remove(run)
                     dropped.add(run.drop())
                     self.pool.release(run.replicas, finished=False)
@@ -161,7 +170,7 @@ class ChunkScheduler:
         attempt = attempts[chunk.index] = attempts.get(chunk.index, 0) + 1
         self.ledger.append("start", chunk=chunk.index, attempt=attempt,
                            actors={r.stage: r.name for r in reps})
-        results = assembler.begin(chunk, attempt)
+        results = assembler.begin(chunk, attempt, reps[-1].info.get("node_id"))
         if decode is not None:
             why_driver = self.unreadable(reps[0], decode)
             if not why_driver:
@@ -204,7 +213,10 @@ class ChunkScheduler:
         ready, rest = ray.wait(refs, num_returns=1, timeout=wait_s)
         if ready and rest:
             ready += ray.wait(rest, num_returns=len(rest), timeout=0)[0]
-        harvest(active)
+        now = time.monotonic()
+        if ready or now - self._harvested > HARVEST_EVERY_S:  # progress, without spinning on it
+            harvest(active)
+            self._harvested = now
         lost = []
         for ref in ready:
             run = heads[ref]

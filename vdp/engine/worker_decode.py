@@ -32,7 +32,8 @@ class TicketMismatchError(VdpError):
 @dataclass(frozen=True)
 class DecodeRequest:
     """What a worker needs to decode one chunk run: the file, its size as the driver sees it,
-    the frame range and batching, the decode deadline and the device asked for."""
+    the frame range and batching, the decode deadline, the device asked for and what to do
+    with HDR (``"tonemap"`` or ``"keep"``, see `vdp.io.VideoSource`)."""
 
     path: str
     size: int
@@ -41,6 +42,7 @@ class DecodeRequest:
     batch_frames: int
     timeout_s: float
     device: str = "cpu"
+    hdr: str = "tonemap"
     stream_index: int | None = None
 
 
@@ -106,7 +108,8 @@ class WorkerDecoder:
         from vdp.io.decode import VideoSource
 
         r = self.request
-        source = VideoSource(r.path, device=r.device, timeout_s=r.timeout_s, stream_index=r.stream_index)
+        source = VideoSource(r.path, device=r.device, timeout_s=r.timeout_s, hdr=r.hdr,
+                             stream_index=r.stream_index)
         self.source_status = source.status
         for batch in source.batches(batch_frames=r.batch_frames, start_frame=r.start, stop_frame=r.stop):
             if batch.frames.device.type != "cpu":

@@ -25,6 +25,14 @@ kept); otherwise (no declared average, as in MKV without a default duration, or 
 scan) the rate from the packet timestamps, ``1 / median frame duration`` (`timestamp_rate`). A stream whose
 frames all share one timestamp gets its nominal rate and a warning.
 
+Colour: TorchCodec converts YUV to RGB with the stream's own matrix and range (BT.709, full
+range: see `vdp.io.colour`); ``info`` carries the stream's primaries, transfer, matrix and
+range. HDR streams (PQ / HDR10, HLG) are tone-mapped to SDR BT.709 by default: the first batch
+request makes (once, cached) a tone-mapped lossless copy (`vdp.io.tonemap`) and decoding goes on
+from there; ``info.tone_mapping`` names the operator and a warning says so. ``hdr="keep"``
+decodes the HDR signal as it is (8-bit RGB in the source's primaries and transfer), for outputs
+that keep HDR.
+
 Broken input always raises `DecodeError` (never hangs: opening and every batch run under a
 deadline, see `timeout_s`):
     * missing, empty, not a container, no video stream (audio only), no frames: raised on open;
@@ -47,6 +55,8 @@ from torchcodec.decoders import AudioDecoder, VideoDecoder
 from vdp.errors import DecodeError, JobTimeoutError
 from vdp.io._deadline import call_with_deadline
 from vdp.io._streams import remux_elementary_stream, timestamp_rate, video_track_reflected
+from vdp.io.colour import source_colour
+from vdp.io.tonemap import TONEMAP_OPERATOR, tonemapped_copy
 from vdp.io.streams import AudioChoice, select_streams
 from vdp.types import FrameBatch, VideoInfo
 
@@ -57,6 +67,7 @@ _SOURCE_PREFIX = re.compile(r"^\w+, \S+:\d+, ")
 #: TorchCodec's messages for a stream it cannot index: no container (raw elementary stream).
 _UNSEEKABLE = ("Could not seek file", "maximum pts value in seconds is unknown")
 MAX_PLAUSIBLE_FPS = 480.0
+HDR_MODES = ("tonemap", "keep")
 
 
 @dataclass
@@ -116,6 +127,8 @@ class VideoSource:
             parallel; 0: FFmpeg decides).
         timeout_s: Deadline for opening and for each batch; overrunning raises
             `JobTimeoutError` and the source cannot be used afterwards.
+        hdr: ``"tonemap"`` (HDR sources decode as SDR BT.709, see the module doc) or
+            ``"keep"`` (the HDR signal as it is).
         stream_index: Absolute index of the video stream to decode (None: FFmpeg's best one;
             see `vdp.io.streams` for choosing by position).
 
@@ -131,8 +144,11 @@ class VideoSource:
 
     def __init__(self, path: str | os.PathLike[str], *, device: str | torch.device = "cpu",
                  num_threads: int = 1, timeout_s: float = DEFAULT_TIMEOUT_S,
-                 stream_index: int | None = None) -> None:
+                 hdr: str = "tonemap", stream_index: int | None = None) -> None:
         self.path = os.fspath(path)
+        if hdr not in HDR_MODES:
+            raise ValueError(f"hdr must be one of {', '.join(HDR_MODES)}, got {hdr!r}")
+        self.hdr = hdr
         self.stream_index = stream_index
         self.timeout_s = float(timeout_s)
         if not self.timeout_s > 0:
@@ -148,6 +164,12 @@ class VideoSource:
         self._raw_codec = ""
         self._check_file()
         self._decoder = self._open(requested)
+        self.colour = source_colour(self.path, timeout_s=self.timeout_s)
+        self._tonemap_pending = self.colour.is_hdr and hdr == "tonemap"
+        if self._tonemap_pending:
+            self.warnings.append(f"{os.path.basename(self.path)}: HDR source (transfer "
+                                 f"{self.colour.transfer}) tone-mapped to SDR BT.709 with "
+                                 f"{TONEMAP_OPERATOR}")
         self.info = self._make_info()
         # TorchCodec rotates by the angle libavutil reads from a mirroring matrix; what is left
         # is a flip along the displayed width (quarter turns) or height (0 or 180 degrees).
@@ -255,7 +277,11 @@ class VideoSource:
                          pixel_format=pix_fmt, rotation_degrees=int(round(md.rotation or 0)),
                          has_audio=self._has_audio(), bit_depth=bit_depth_of(pix_fmt),
                          declared_frames=md.num_frames_from_header,
-                         warnings=tuple(self.warnings), video_stream=md.stream_index)
+                         warnings=tuple(self.warnings), colour_primaries=self.colour.primaries,
+                         colour_transfer=self.colour.transfer, colour_matrix=self.colour.matrix,
+                         colour_range=self.colour.range,
+                         tone_mapping=TONEMAP_OPERATOR if self._tonemap_pending else "",
+                         video_stream=md.stream_index)
 
     # -- reading -------------------------------------------------------------------------
     def batches(self, *, batch_frames: int = 16, start_frame: int = 0,
@@ -287,7 +313,20 @@ class VideoSource:
         if not 0 <= start_frame < stop <= n:
             raise IndexError(f"frame range [{start_frame}, {stop}) is empty or outside the "
                              f"{n} frames of {self.path}")
+        if self._tonemap_pending:
+            self._switch_to_tonemapped()
         return self._iterate(int(batch_frames), int(start_frame), stop)
+
+    def _switch_to_tonemapped(self) -> None:
+        """Decode from here on from the tone-mapped SDR copy (display-oriented already)."""
+        copy = tonemapped_copy(self._decode_path, self.colour, timeout_s=self.timeout_s)
+        self._decode_path, self._flip_dim = copy, 0
+        decoder = self._open(self.status.requested_device)
+        if int(decoder.metadata.num_frames) != self.info.num_frames:
+            raise DecodeError(f"{self.path}: the tone-mapped copy has {decoder.metadata.num_frames} "
+                              f"frames, the source {self.info.num_frames}")
+        self._decoder = decoder
+        self._tonemap_pending = False
 
     def _iterate(self, batch_frames: int, start: int, stop: int) -> Iterator[FrameBatch]:
         for first in range(start, stop, batch_frames):
@@ -359,12 +398,15 @@ class VideoSource:
 
 
 def probe(path: str | os.PathLike[str], *, timeout_s: float = DEFAULT_TIMEOUT_S,
-          video_stream: int | None = None, audio_stream: AudioChoice = None) -> VideoInfo:
+          hdr: str = "tonemap", video_stream: int | None = None,
+          audio_stream: AudioChoice = None) -> VideoInfo:
     """Read a video's metadata (one container scan, no frame decoding).
 
     Args:
         path: Video file.
         timeout_s: Deadline for opening the file.
+        hdr: ``"tonemap"`` or ``"keep"``: what decoding will do to an HDR source (only
+            ``info.tone_mapping`` and the warnings differ; nothing is converted here).
         video_stream: Which video stream, by position among the file's video streams
             (None: ffmpeg's pick; see `vdp.io.streams`).
         audio_stream: Which audio track to mux into video outputs, by position among the
@@ -383,7 +425,7 @@ def probe(path: str | os.PathLike[str], *, timeout_s: float = DEFAULT_TIMEOUT_S,
     """
     choice = select_streams(os.fspath(path), video_stream, audio_stream, timeout_s=timeout_s)
     index = None if choice is None else choice.video.index
-    with VideoSource(path, timeout_s=timeout_s, stream_index=index) as source:
+    with VideoSource(path, timeout_s=timeout_s, hdr=hdr, stream_index=index) as source:
         info = source.info
     if choice is None:
         return info
@@ -395,7 +437,7 @@ def probe(path: str | os.PathLike[str], *, timeout_s: float = DEFAULT_TIMEOUT_S,
 def iter_batches(path: str | os.PathLike[str], *, batch_frames: int = 16, start_frame: int = 0,
                  stop_frame: int | None = None, device: str | torch.device = "cpu",
                  num_threads: int = 1, timeout_s: float = DEFAULT_TIMEOUT_S,
-                 stream_index: int | None = None) -> Iterator[FrameBatch]:
+                 hdr: str = "tonemap", stream_index: int | None = None) -> Iterator[FrameBatch]:
     """Open `path` and iterate over its frames in order (see `VideoSource.batches`).
 
     The file is opened before this returns, so a broken file raises here, not on first
@@ -409,6 +451,7 @@ def iter_batches(path: str | os.PathLike[str], *, batch_frames: int = 16, start_
         device: ``"cpu"`` or ``"cuda[:N]"`` (NVDEC, with CPU fallback).
         num_threads: FFmpeg CPU decoding threads (0: FFmpeg decides).
         timeout_s: Deadline for opening and for each batch.
+        hdr: ``"tonemap"`` (default) or ``"keep"`` (see `VideoSource`).
         stream_index: Absolute index of the video stream (None: FFmpeg's best one).
 
     Returns:
@@ -418,7 +461,7 @@ def iter_batches(path: str | os.PathLike[str], *, batch_frames: int = 16, start_
         DecodeError: Broken input (on open, or while iterating for mid-stream corruption).
         JobTimeoutError: Opening or a batch overran `timeout_s`.
     """
-    source = VideoSource(path, device=device, num_threads=num_threads, timeout_s=timeout_s,
+    source = VideoSource(path, device=device, num_threads=num_threads, timeout_s=timeout_s, hdr=hdr,
                          stream_index=stream_index)
     return source.batches(batch_frames=batch_frames, start_frame=start_frame,
                           stop_frame=stop_frame)

@@ -11,7 +11,8 @@ links), so this module computes the same numbers the same way:
 * ``fps``: as `vdp.io.decode.VideoSource` (frames / duration when the stream declares a rate
   (``r_frame_rate``), else `vdp.io._streams.timestamp_rate`);
 * ``width``/``height`` after the display matrix's rotation, the rotation from that matrix;
-* codec, pixel format, declared frame count, the streams used (`vdp.io.streams`).
+* codec, pixel format, declared frame count, the streams used (`vdp.io.streams`), the colour
+  and tone mapping (`vdp.io.colour`, as the decoder reads them).
 
 Anything unusual (no ffprobe, a missing or broken file, no video stream, a raw elementary
 stream, a packet without timestamps, no frames) returns None and the caller uses
@@ -28,7 +29,9 @@ import subprocess
 from typing import Any
 
 from vdp.io._streams import timestamp_rate
+from vdp.io.colour import source_colour
 from vdp.io.streams import AudioChoice, StreamChoice, select_streams
+from vdp.io.tonemap import TONEMAP_OPERATOR
 
 DEFAULT_TIMEOUT_S = 120.0
 MAX_PLAUSIBLE_FPS = 480.0  # as vdp.io.decode
@@ -81,7 +84,7 @@ def _ffprobe(path: str, index: int, timeout_s: float) -> dict[str, Any] | None:
         return None
 
 
-def quick_probe(path: str | os.PathLike[str], *, timeout_s: float = DEFAULT_TIMEOUT_S,
+def quick_probe(path: str | os.PathLike[str], *, timeout_s: float = DEFAULT_TIMEOUT_S, hdr: str = "tonemap",
                 video_stream: int | None = None, audio_stream: AudioChoice = None) -> dict[str, Any] | None:
     """``vdp.io.probe(path, ...).to_dict()`` computed without torch, or None when only the
     decoder can answer (see the module docstring).
@@ -100,10 +103,11 @@ def quick_probe(path: str | os.PathLike[str], *, timeout_s: float = DEFAULT_TIME
         return None
     if data.get("format", {}).get("format_name", "") in RAW_FORMATS:
         return None
-    return _info(path, data, choice, timeout_s)
+    return _info(path, data, choice, timeout_s, hdr)
 
 
-def _info(path: str, data: dict[str, Any], choice: StreamChoice, timeout_s: float) -> dict[str, Any] | None:
+def _info(path: str, data: dict[str, Any], choice: StreamChoice, timeout_s: float,
+          hdr: str) -> dict[str, Any] | None:
     stream = data["streams"][0]
     num, _, den = stream.get("time_base", "0/0").partition("/")
     tb_num, tb_den = int(num or 0), int(den or 0)
@@ -133,6 +137,11 @@ def _info(path: str, data: dict[str, Any], choice: StreamChoice, timeout_s: floa
     if declared is not None and frames < declared:
         warnings.append(f"{name}: the container declares {declared} frames but {frames} decode "
                         f"(declared {declared}, decoded {frames}); using the {frames} decoded frames")
+    colour = source_colour(path, timeout_s=timeout_s)
+    tone_mapping = TONEMAP_OPERATOR if colour.is_hdr and hdr == "tonemap" else ""
+    if tone_mapping:
+        warnings.append(f"{name}: HDR source (transfer {colour.transfer}) tone-mapped to SDR BT.709 "
+                        f"with {TONEMAP_OPERATOR}")
     if 0 < scan <= MAX_PLAUSIBLE_FPS and header:
         fps = scan
     else:
@@ -153,5 +162,7 @@ def _info(path: str, data: dict[str, Any], choice: StreamChoice, timeout_s: floa
             "width": width, "height": height, "codec": stream.get("codec_name", ""),
             "pixel_format": pix_fmt, "rotation_degrees": int(round(rotation or 0)),
             "has_audio": audio is not None, "bit_depth": _bit_depth(pix_fmt), "declared_frames": declared,
-            "warnings": warnings, "video_stream": choice.video.index,
+            "warnings": warnings, "colour_primaries": colour.primaries, "colour_transfer": colour.transfer,
+            "colour_matrix": colour.matrix, "colour_range": colour.range, "tone_mapping": tone_mapping,
+            "video_stream": choice.video.index,
             "audio_stream": None if audio is None else audio.index, "streams_used": choice.to_dict()}

@@ -25,6 +25,9 @@ class Output(ABC):
     are declared in its `vdp.catalog` entry.
     """
 
+    #: The output muxes the source's audio (joined parts get it once, `vdp.outputs.parts`).
+    carries_audio = False
+
     def __init__(self, spec: OutputSpec, path: Path, info: VideoInfo) -> None:
         self.spec = spec
         self.path = path
@@ -41,6 +44,15 @@ class Output(ABC):
     @abstractmethod
     def abort(self) -> None:
         """Discard everything written; nothing appears under `path`."""
+
+    def fixed_ranges(self) -> dict:
+        """Value ranges this output fixed from the first frames it wrote (e.g. a colour range),
+        so that outputs written in parts by other chunks use the same (`adopt_ranges`)."""
+        return {}
+
+    def adopt_ranges(self, ranges: dict) -> None:
+        """Use `ranges` (another instance's `fixed_ranges`) instead of fixing them from the
+        first frames this instance writes."""
 
 
 class WriterOutput(Output):

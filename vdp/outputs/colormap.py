@@ -6,40 +6,57 @@ lookup per channel, never float interpolation per pixel.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from functools import cache
+from importlib import resources
 
 import numpy as np
 import torch
 
 from vdp.outputs._pixels import Scratch, as_numpy
 
-# Turbo: Google's published polynomial fit of the colour map (degree 5 per channel), evaluated
-# at the 256 table positions; coefficients of x^0..x^5. (The fit is within a few levels of the
-# official table except near the two ends, where it is darker.)
-_TURBO_POLY = {
-    "r": (0.13572138, 4.61539260, -42.66032258, 132.13108234, -152.94239396, 59.28637943),
-    "g": (0.09140261, 2.19418839, 4.84296658, -14.18503333, 4.27729857, 2.82956604),
-    "b": (0.10667330, 12.64194608, -60.58204836, 110.36276771, -89.90310912, 27.34824973),
-}
-# Inferno has no closed form: a few control points (position, R, G, B in 0..1), interpolated
-# linearly into the table.
+#: Package data file with the exact 256-entry tables (origin and licence of each inside).
+TABLES_FILE = "colormaps.json"
+#: Maps read from `TABLES_FILE`: turbo (Google, Apache-2.0) and inferno (van der Walt & Smith,
+#: CC0), both exactly as matplotlib ships them.
+TABLE_MAPS = ("turbo", "inferno")
+# Maps with a closed form: control points (position, R, G, B in 0..1), interpolated linearly.
 _POINTS: dict[str, list[tuple[float, float, float, float]]] = {
-    "inferno": [(0.0, 0.0, 0.0, 0.02), (0.25, 0.34, 0.06, 0.43), (0.5, 0.73, 0.21, 0.33),
-                (0.75, 0.98, 0.55, 0.04), (1.0, 0.99, 1.0, 0.64)],
     "gray": [(0.0, 0.0, 0.0, 0.0), (1.0, 1.0, 1.0, 1.0)],
 }
 COLORMAPS = ("turbo", "inferno", "gray")
 
 
-def colormap_float(name: str, x: torch.Tensor) -> torch.Tensor:
-    """The colour map evaluated at positions `x` in [0,1]: float64 RGB ``[..., 3]`` in [0,1]."""
+@cache
+def _stored_table(name: str) -> torch.Tensor:
+    """The exact uint8 ``[256,3]`` table `name` from the package data file."""
+    data = json.loads(resources.files("vdp.outputs").joinpath(TABLES_FILE).read_text("utf-8"))
+    raw = bytes.fromhex(data["maps"][name]["rgb"])
+    if len(raw) != 256 * 3:
+        raise ValueError(f"{TABLES_FILE}: table {name!r} has {len(raw)} bytes, expected 768")
+    return torch.frombuffer(bytearray(raw), dtype=torch.uint8).view(256, 3)
+
+
+def _check(name: str) -> None:
     if name not in COLORMAPS:
         raise ValueError(f"unknown colormap {name!r}; allowed: {list(COLORMAPS)}")
+
+
+def colormap_float(name: str, x: torch.Tensor) -> torch.Tensor:
+    """The colour map evaluated at positions `x` in [0,1]: float64 RGB ``[..., 3]`` in [0,1].
+
+    Table maps interpolate linearly between their 256 entries, so ``x = k / 255`` gives entry
+    ``k`` exactly.
+    """
+    _check(name)
     x = x.to(torch.float64).clamp(0, 1)
-    if name == "turbo":
-        powers = torch.stack([x ** k for k in range(6)], dim=-1)
-        coef = torch.tensor([_TURBO_POLY[c] for c in "rgb"], dtype=torch.float64)  # [3,6]
-        return (powers @ coef.T).clamp(0, 1)
+    if name in TABLE_MAPS:
+        table = _stored_table(name).to(torch.float64) / 255
+        pos = x * 255
+        lo = pos.floor().long().clamp(0, 254)
+        w = (pos - lo).unsqueeze(-1)
+        return table[lo] * (1 - w) + table[lo + 1] * w
     pts = torch.tensor(_POINTS[name], dtype=torch.float64)
     hi = torch.searchsorted(pts[:, 0].contiguous(), x.contiguous()).clamp(1, len(pts) - 1)
     lo = hi - 1
@@ -48,9 +65,25 @@ def colormap_float(name: str, x: torch.Tensor) -> torch.Tensor:
 
 
 def colormap_table(name: str) -> torch.Tensor:
-    """A uint8 ``[256,3]`` lookup table for `name` (``turbo``, ``inferno`` or ``gray``)."""
+    """A uint8 ``[256,3]`` lookup table for `name` (``turbo``, ``inferno`` or ``gray``).
+
+    turbo and inferno are the published tables exactly; gray is ``round(255 * k / 255)``.
+    """
+    _check(name)
+    if name in TABLE_MAPS:
+        return _stored_table(name).clone()
     x = torch.linspace(0, 1, 256, dtype=torch.float64)
     return (colormap_float(name, x) * 255).round().to(torch.uint8)
+
+
+def yuv_table(rgb_table: torch.Tensor) -> torch.Tensor:
+    """The uint8 ``[256,3]`` RGB table as BT.709 limited-range Y, Cb, Cr (the colours an MP4 of
+    the RGB table shows, without converting every pixel)."""
+    rgb = rgb_table.to(torch.float64) / 255
+    kr, kb = 0.2126, 0.0722
+    y = kr * rgb[:, 0] + (1 - kr - kb) * rgb[:, 1] + kb * rgb[:, 2]
+    cb, cr = (rgb[:, 2] - y) / (2 * (1 - kb)), (rgb[:, 0] - y) / (2 * (1 - kr))
+    return torch.stack([16 + 219 * y, 128 + 224 * cb, 128 + 224 * cr], 1).round().clamp(0, 255).to(torch.uint8)
 
 
 SAMPLES = 1 << 18  # values the range percentiles are taken from
@@ -130,6 +163,8 @@ class Colouriser:
         self.range = value_range
         table = colormap_table(name)
         self.channels = [table[:, c].contiguous() for c in range(3)]
+        yuv = yuv_table(table)
+        self.yuv_channels = [yuv[:, c].contiguous() for c in range(3)]
         self.scratch = Scratch()
 
     def __call__(self, values: torch.Tensor) -> torch.Tensor:
@@ -147,3 +182,32 @@ class Colouriser:
             for c in range(3):
                 torch.index_select(self.channels[c], 0, index_t, out=out[i, c].view(-1))
         return out
+
+    def yuv420(self, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The colourised frames as BT.709 limited-range 4:2:0 planes: Y uint8 ``[T,H,W]`` and
+        Cb, Cr ``[T,H/2,W/2]`` (H, W even), ready for `Mp4Writer.write_yuv420`.
+
+        Half the table lookups of `__call__` and no RGB-to-YUV conversion: chroma is looked up
+        at the top-left pixel of each 2x2 block (the same colours as an encoded RGB frame, up to
+        the chroma filter at colour edges).
+        """
+        src = as_numpy(values.float())
+        t, h, w = src.shape
+        if h % 2 or w % 2:
+            raise ValueError(f"4:2:0 planes need an even size, got {h}x{w}")
+        if self.range.low is None:
+            self.range.fit(values)
+        scaled = self.scratch.get("scaled", (h, w))
+        index = self.scratch.get("index", (h * w,), np.int32)
+        half = self.scratch.get("half", (h // 2 * (w // 2),), np.int32)
+        index_t, half_t = torch.from_numpy(index), torch.from_numpy(half)
+        y = torch.empty((t, h, w), dtype=torch.uint8)
+        u = torch.empty((t, h // 2, w // 2), dtype=torch.uint8)
+        v = torch.empty((t, h // 2, w // 2), dtype=torch.uint8)
+        for i in range(t):
+            np.copyto(index, self.range.scaled(src[i], scaled).reshape(-1), casting="unsafe")  # truncates
+            np.copyto(half.reshape(h // 2, w // 2), index.reshape(h, w)[::2, ::2])
+            torch.index_select(self.yuv_channels[0], 0, index_t, out=y[i].view(-1))
+            torch.index_select(self.yuv_channels[1], 0, half_t, out=u[i].view(-1))
+            torch.index_select(self.yuv_channels[2], 0, half_t, out=v[i].view(-1))
+        return y, u, v

@@ -105,6 +105,13 @@ class DepthPng16Output(_DepthOutput):
             np.copyto(out[i], q, casting="unsafe")
         self.writer.write(out, owned=True)
 
+    def fixed_ranges(self) -> dict:
+        return {} if self.scale is None else {"scale": self.scale}
+
+    def adopt_ranges(self, ranges: dict) -> None:
+        if "scale" in ranges:
+            self.scale = float(ranges["scale"])
+
     def close(self) -> Path:
         super().close()
         sidecar = {
@@ -120,11 +127,20 @@ class DepthPng16Output(_DepthOutput):
 class DepthColorMp4Output(_DepthOutput):
     """Colourised depth (near = warm) with one colour range for the whole video."""
 
+    shows_video = False  # the frames carry the source's pixels (HDR kept as HDR, see mp4_writer)
+
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.range = StableRange(low_pct=2.0, high_pct=98.0, margin=0.1)
         self.colouriser = Colouriser(self.spec.colormap, self.range)
         self._mask: torch.Tensor | None = None
+
+    def fixed_ranges(self) -> dict:
+        return {} if self.range.low is None else {"low": self.range.low, "high": self.range.high}
+
+    def adopt_ranges(self, ranges: dict) -> None:
+        if "low" in ranges:
+            self.range.low, self.range.high = float(ranges["low"]), float(ranges["high"])
 
     def nearness(self, batch: FrameBatch) -> torch.Tensor:
         """Float ``[T,h,w]``, larger = nearer (relative depth as is, metric depth inverted)."""
@@ -138,30 +154,36 @@ class DepthColorMp4Output(_DepthOutput):
         return self.colour(batch)
 
     def open_writer(self, frames: torch.Tensor) -> Mp4Writer:
-        """The MP4 writer, opened on the first batch's `frames` ``[T,3,H,W]``."""
+        """The MP4 writer, opened on the first batch's `frames` ``[T,3,H,W]`` (or ``[T,H,W]``)."""
         from vdp.outputs.stereo import choose_codec  # HEVC when too large for H.264 decoders
 
         return mp4_writer(self.spec, self.path, fps=self.info.fps,
-                          codec=choose_codec(int(frames.shape[3]), int(frames.shape[2])))
+                          codec=choose_codec(int(frames.shape[-1]), int(frames.shape[-2])),
+                          pixels_of=self.info if self.shows_video else None)
 
     def write(self, batch: FrameBatch) -> None:
-        # Frame by frame: a batch of full-resolution colour, preview and stamped copies is
-        # gigabytes at 8K. The colour range is still fixed from the whole first batch.
-        if self.range.low is None and len(batch):
-            self.range.fit(self.nearness(batch))
-        for i in range(len(batch)):
-            frames = self.frames(batch.slice(i, i + 1))
-            if self.synthetic:
-                if self._mask is None:
-                    self._mask = text_mask(SYNTHETIC_STAMP, frames.shape[3], frames.shape[2])
-                frames = stamp(frames, self._mask)
+        h, w = batch.layers["depth"].shape[-2:]
+        if not self.shows_video and not self.synthetic and h % 2 == 0 and w % 2 == 0:
+            # straight to BT.709 4:2:0 through YUV tables: no RGB frames, no conversion
+            y, u, v = self.colouriser.yuv420(self.nearness(batch))
             if self.writer is None:
-                self.writer = self.open_writer(frames)
-            self.writer.write(frames)
+                self.writer = self.open_writer(y)
+            self.writer.write_yuv420(y, u, v)
+            return
+        frames = self.frames(batch)
+        if self.synthetic:
+            if self._mask is None:
+                self._mask = text_mask(SYNTHETIC_STAMP, frames.shape[3], frames.shape[2])
+            frames = stamp(frames, self._mask)
+        if self.writer is None:
+            self.writer = self.open_writer(frames)
+        self.writer.write(frames)
 
 
 class DepthPreviewMp4Output(DepthColorMp4Output):
     """Side-by-side preview: the RGB frame | its colourised depth (2W x H)."""
+
+    shows_video = True
 
     def frames(self, batch: FrameBatch) -> torch.Tensor:
         return torch.cat([batch.frames, self.colour(batch)], dim=3)

@@ -36,13 +36,25 @@ class _MatteOutput(WriterOutput):
         return fgr if fgr.dtype == torch.uint8 else _u8(fgr, self.scratch)
 
 
+#: Gray level -> limited-range luma (16..235): what the RGB gray converts to with any matrix.
+_GRAY_TO_Y = torch.round(16 + torch.arange(256, dtype=torch.float64) * 219 / 255).to(torch.uint8)
+
+
 class AlphaMp4Output(_MatteOutput):
     """The alpha matte as a grayscale H.264 MP4."""
 
     def write(self, batch: FrameBatch) -> None:
         if self.writer is None:
             self.writer = mp4_writer(self.spec, self.path, fps=self.info.fps)
-        self.writer.write(self.alpha(batch).unsqueeze(1).expand(-1, 3, -1, -1))
+        alpha = self.alpha(batch)
+        t, h, w = alpha.shape
+        if h % 2 or w % 2:
+            self.writer.write(alpha.unsqueeze(1).expand(-1, 3, -1, -1))
+            return
+        # gray is luma alone: one table lookup, neutral chroma, no RGB frames or conversion
+        y = torch.index_select(_GRAY_TO_Y, 0, alpha.cpu().reshape(-1).to(torch.int32)).view(t, h, w)
+        neutral = torch.full((t, h // 2, w // 2), 128, dtype=torch.uint8)
+        self.writer.write_yuv420(y, neutral, neutral)
 
 
 class ForegroundWebmOutput(_MatteOutput):
@@ -67,6 +79,8 @@ class RgbaPngOutput(_MatteOutput):
 class CompositeMp4Output(_MatteOutput):
     """Foreground composited over a solid colour (green screen by default), with source audio."""
 
+    carries_audio = True  # the source's audio is muxed in
+
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         h = self.spec.background.lstrip("#")
@@ -76,7 +90,7 @@ class CompositeMp4Output(_MatteOutput):
         if self.writer is None:
             self.writer = mp4_writer(self.spec, self.path, fps=self.info.fps,
                                      audio_from=self.info.path if self.info.has_audio else None,
-                                     audio_stream=self.info.audio_stream)
+                                     audio_stream=self.info.audio_stream, pixels_of=self.info)
         rgb = composite(as_numpy(self.foreground(batch)), as_numpy(self.alpha(batch)), self.bg,
                         self.scratch)
         self.writer.write(torch.from_numpy(rgb))

@@ -45,11 +45,13 @@ class ProresAlphaOutput(_MatteOutput):
 class ForegroundMp4Output(_MatteOutput):
     """The foreground colour estimate (un-premultiplied) as an H.264 MP4, to pair with an alpha."""
 
+    carries_audio = True  # the source's audio is muxed in
+
     def write(self, batch: FrameBatch) -> None:
         if self.writer is None:
             self.writer = mp4_writer(self.spec, self.path, fps=self.info.fps,
                                      audio_from=self.info.path if self.info.has_audio else None,
-                                     audio_stream=self.info.audio_stream)
+                                     audio_stream=self.info.audio_stream, pixels_of=self.info)
         self.writer.write(self.foreground(batch))
 
 

@@ -58,6 +58,8 @@ def choose_codec(width: int, height: int) -> str:
 class _StereoOutput(WriterOutput):
     """Base of the stereo outputs: packs each frame's two views, encodes with source audio."""
 
+    carries_audio = True  # the source's audio is muxed in
+
     pixel_format: ClassVar[str] = "yuv420p"
 
     def __init__(self, spec: OutputSpec, path: Path, info: VideoInfo, *,
@@ -89,7 +91,7 @@ class _StereoOutput(WriterOutput):
         return mp4_writer(self.spec, self.path, fps=self.info.fps, codec=codec,
                           pixel_format=self.pixel_format,
                           audio_from=self.info.path if self.info.has_audio else None,
-                          audio_stream=self.info.audio_stream, **kwargs)
+                          audio_stream=self.info.audio_stream, pixels_of=self.info, **kwargs)
 
     def write(self, batch: FrameBatch) -> None:
         frames = self.pack(*self.views(batch))

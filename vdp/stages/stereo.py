@@ -54,7 +54,7 @@ class StereoStage(Stage):
     """Adds layer ``stereo``: uint8 ``[T,2,3,H,W]`` left and right views.
 
     Args:
-        spec: Divergence, convergence, edge dilation, lookahead.
+        spec: Divergence, convergence, IPD offset, edge dilation, lookahead.
         precision: ``auto`` (fp16 colour interpolation on CUDA, fp32 on CPU), ``fp16``,
             ``bf16`` or ``fp32``. Geometry (positions, z-buffer) is always float32.
         depth_kind: ``relative`` (layer ``depth`` is inverse depth, larger = nearer) or
@@ -75,7 +75,7 @@ class StereoStage(Stage):
 
     @classmethod
     def config_key(cls, options: StereoSpec, job: JobSpec) -> tuple:
-        return (options.divergence, options.convergence, options.edge_dilation,
+        return (options.divergence, options.convergence, options.ipd_offset, options.edge_dilation,
                 options.lookahead_frames, job.precision, job.depth_kind)
 
     @property
@@ -149,6 +149,7 @@ class StereoStage(Stage):
             views.append(stereo_pair(frames, nearness, divergence_pct=self.spec.divergence,
                                      convergence=self.spec.convergence,
                                      edge_dilation_px=self.spec.edge_dilation,
+                                     ipd_offset_pct=self.spec.ipd_offset,
                                      dtype=self.colour_dtype).cpu())
         stereo = torch.cat(views) if views else torch.empty(0, 2, 3, batch.height, batch.width,
                                                             dtype=torch.uint8)

@@ -202,13 +202,17 @@ def naive_forward_warp(image: torch.Tensor, shift: torch.Tensor) -> tuple[torch.
 
 
 def stereo_pair(frames: torch.Tensor, nearness: torch.Tensor, *, divergence_pct: float,
-                convergence: float, edge_dilation_px: int = 0,
+                convergence: float, edge_dilation_px: int = 0, ipd_offset_pct: float = 0.0,
                 dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """Left and right views of each frame, seen from half the parallax either side of it.
 
     The parallax (``x_left - x_right``) of a pixel with nearness ``n`` is
-    ``D * (n - (1 - convergence))`` with ``D = divergence_pct / 100 * W``: the total parallax
-    range is D, and nearness ``1 - convergence`` sits at the screen plane (zero parallax).
+    ``D * (n - (1 - convergence)) + P`` with ``D = divergence_pct / 100 * W`` and
+    ``P = ipd_offset_pct / 100 * W``: the total parallax range is D, nearness
+    ``1 - convergence`` sits at the screen plane (zero parallax) when P is 0, and P moves the
+    whole scene by the same parallax (positive: toward the viewer), as if the eyes were further
+    apart. The frame keeps its size: the strip a view uncovers at its border is filled like any
+    disocclusion (from the background side).
 
     Args:
         frames: ``[T,3,H,W]`` uint8 RGB (the centre view), on the device to render on.
@@ -217,6 +221,7 @@ def stereo_pair(frames: torch.Tensor, nearness: torch.Tensor, *, divergence_pct:
         convergence: 0: the nearest depth at the screen plane (everything behind it); 1: the
             farthest (everything in front).
         edge_dilation_px: Radius of the nearness max filter against halos (0: none).
+        ipd_offset_pct: Parallax added to every pixel in % of the width (0: none).
         dtype: Float type for colour interpolation (geometry is always float32).
 
     Returns:
@@ -228,8 +233,12 @@ def stereo_pair(frames: torch.Tensor, nearness: torch.Tensor, *, divergence_pct:
         raise ValueError(f"convergence must be in [0,1], got {convergence}")
     n = dilate_nearness(nearness.float(), edge_dilation_px)
     half = divergence_pct / 100 * frames.shape[-1] / 2
+    half_ipd = ipd_offset_pct / 100 * frames.shape[-1] / 2
     views = []
     for sign in (1.0, -1.0):  # left view: pixels move right by half the parallax
-        view, _ = warp_view(frames, n, sign * half, -sign * half * (1 - convergence), dtype=dtype)
+        offset = -sign * half * (1 - convergence)
+        if half_ipd:  # (0 leaves the offset bit for bit as it was)
+            offset += sign * half_ipd
+        view, _ = warp_view(frames, n, sign * half, offset, dtype=dtype)
         views.append(view)
     return torch.stack(views, 1)

@@ -10,8 +10,8 @@ encoder    FFmpeg encoder
 =========  ================================================================================
 
 Availability is probed once per process, codec and pixel format by really encoding two small
-frames with the NVENC encoder through TorchCodec (an FFmpeg build may list ``h264_nvenc`` on a
-machine without an NVIDIA driver or GPU; only an encode shows it works).
+frames with the NVENC encoder of the ffmpeg that writes the MP4s (an FFmpeg build may list
+``h264_nvenc`` on a machine without an NVIDIA driver or GPU; only an encode shows it works).
 
 Pixel formats: ``yuv420p`` (plays everywhere) or ``yuv444p``, which keeps full-resolution colour
 (no chroma smear on saturated edges, e.g. anaglyphs) at the cost of H.264 High 4:4:4 / HEVC
@@ -19,16 +19,12 @@ RExt, which hardware decoders of phones and headsets often lack.
 """
 from __future__ import annotations
 
-import os
-import tempfile
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
-import torch
-from torchcodec.encoders import Encoder
-
 from vdp.errors import EncodeError
+from vdp.io._ffmpeg import run_ffmpeg
 
 CPU_CODECS = {"h264": "libx264", "hevc": "libx265"}
 NVENC_CODECS = {"h264": "h264_nvenc", "hevc": "hevc_nvenc"}
@@ -43,7 +39,7 @@ _LOCK = threading.Lock()
 
 @dataclass(frozen=True)
 class EncoderSettings:
-    """What to hand TorchCodec's `add_video` for one stream, and why that encoder was chosen."""
+    """The encoder of one stream and its settings (see `encoder_args`), and why it was chosen."""
 
     name: str  # e.g. "libx264" or "h264_nvenc"
     crf: int | None
@@ -66,18 +62,23 @@ def stream_codec(codec: str, encoder: str) -> str:
     return "hevc" if encoder == "x265" else codec
 
 
+def encoder_args(settings: EncoderSettings) -> list[str]:
+    """ffmpeg output options for `settings` (``-preset``, ``-crf`` and the encoder's own)."""
+    args = ["-preset", settings.preset]
+    if settings.crf is not None:
+        args += ["-crf", str(settings.crf)]
+    for key, value in settings.options.items():
+        args += [f"-{'b:v' if key == 'b' else key}", str(value)]
+    return args
+
+
 def _probe(codec: str, pixel_format: str) -> str | None:
-    with tempfile.TemporaryDirectory(prefix="vdp_nvenc_probe_") as d:
-        try:
-            enc = Encoder()
-            stream = enc.add_video(height=256, width=256, frame_rate=24.0, device="cpu",
-                                   codec=NVENC_CODECS[codec], pixel_format=pixel_format,
-                                   preset=NVENC_PRESET)
-            enc.open_file(os.path.join(d, "probe.mp4"))
-            stream.add_frames(torch.zeros((2, 3, 256, 256), dtype=torch.uint8))
-            enc.close()
-        except Exception as exc:  # any failure means: not usable on this machine
-            return f"{NVENC_CODECS[codec]} failed to encode a test frame: {str(exc)[-300:]}"
+    try:
+        run_ffmpeg(["-f", "lavfi", "-i", "color=black:size=256x256:rate=24", "-frames:v", "2",
+                    "-pix_fmt", pixel_format, "-c:v", NVENC_CODECS[codec], "-preset", NVENC_PRESET,
+                    "-f", "null", "-"], timeout_s=60.0, what=f"probing {NVENC_CODECS[codec]}")
+    except Exception as exc:  # any failure means: not usable on this machine
+        return f"{NVENC_CODECS[codec]} failed to encode a test frame: {str(exc)[-300:]}"
     return None
 
 

@@ -1,19 +1,22 @@
-"""MP4 writer: TorchCodec's streaming `Encoder` (x264, x265 or NVENC; yuv420p or yuv444p),
-optional audio mux."""
+"""MP4 writer: raw RGB piped into imageio-ffmpeg's ffmpeg (x264, x265 or NVENC; yuv420p or
+yuv444p), converted to YUV with the output colour's matrix and range and tagged with it (BT.709
+limited range unless told otherwise, see `vdp.io.colour`); optional audio mux."""
 from __future__ import annotations
 
 import os
+import subprocess
 
 import numpy as np
 import torch
-from torchcodec.encoders import Encoder
 
 from vdp.errors import EncodeError
-from vdp.io._ffmpeg import run_ffmpeg
+from vdp.io._ffmpeg import FfmpegPipe, run_ffmpeg
+from vdp.io.colour import SDR_BT709, Colour, rgb_to_yuv_filter, tag_args, yuv_tags_filter
 from vdp.io.streams import audio_map
-from vdp.io.writers._atomic import AtomicOutput, remove_path
+from vdp.io.writers._atomic import as_array, remove_path
+from vdp.io.writers._pipe import PipeWriter
 from vdp.io.writers.encoders import (CPU_CODECS, PIXEL_FORMATS, EncoderChoice, EncoderSettings,
-                                    choose_encoder, stream_codec)
+                                    choose_encoder, encoder_args, stream_codec)
 
 
 def pad_to_even(frames: torch.Tensor) -> torch.Tensor:
@@ -29,7 +32,7 @@ def pad_to_even(frames: torch.Tensor) -> torch.Tensor:
 CODECS = CPU_CODECS
 
 
-class Mp4Writer(AtomicOutput):
+class Mp4Writer(PipeWriter):
     """An H.264 or HEVC MP4 encoded batch by batch at a constant frame rate.
 
     4:2:0 chroma needs even sizes: an odd width/height is padded by one repeated edge
@@ -53,12 +56,18 @@ class Mp4Writer(AtomicOutput):
             one used is `encoder_used` once the first frames are written.
         threads: x264/x265 threads (None: the encoder's default).
         pixel_format: ``"yuv420p"`` or ``"yuv444p"`` (full-resolution chroma).
+        colour: What the RGB frames are and the file is tagged as (`vdp.io.colour.SDR_BT709`;
+            an HDR colour, e.g. `hdr_output_colour`, needs ``codec="hevc"`` or ``encoder="x265"``).
+        bit_depth: 8, or 10 (HEVC Main10, for HDR outputs).
+
+    Each writer is one file of the frames it is given, so one per frame range (segment) works.
     """
 
     def __init__(self, path: str | os.PathLike[str], *, fps: float, crf: int = 18,
                  preset: str = "medium", audio_from: str | os.PathLike[str] | None = None,
                  codec: str = "h264", timeout_s: float = 600.0, encoder: EncoderChoice = "auto",
                  threads: int | None = None, pixel_format: str = "yuv420p",
+                 colour: Colour = SDR_BT709, bit_depth: int = 8,
                  audio_stream: int | None = None) -> None:
         if not fps > 0:
             raise ValueError(f"fps must be > 0, got {fps!r}")
@@ -66,6 +75,8 @@ class Mp4Writer(AtomicOutput):
             raise ValueError(f"codec must be one of {sorted(CODECS)}, got {codec!r}")
         if pixel_format not in PIXEL_FORMATS:
             raise ValueError(f"pixel_format must be one of {PIXEL_FORMATS}, got {pixel_format!r}")
+        if bit_depth not in (8, 10):
+            raise ValueError(f"bit_depth must be 8 or 10, got {bit_depth!r}")
         super().__init__(path, tmp_suffix=".mp4")
         self.fps = float(fps)
         self.crf = int(crf)
@@ -77,17 +88,28 @@ class Mp4Writer(AtomicOutput):
         self.encoder = encoder
         self.threads = threads
         self.pixel_format = pixel_format
+        self.colour = colour
+        self.bit_depth = int(bit_depth)
+        if (colour.is_hdr or bit_depth == 10) and self.codec != "hevc":
+            raise ValueError("HDR and 10-bit MP4s are HEVC (Main10): pass codec='hevc'")
         self.settings: EncoderSettings | None = None  # chosen when the stream opens
         self.frame_size: tuple[int, int] | None = None  # (H, W) of the input
         self.encoded_size: tuple[int, int] | None = None  # (H, W) in the file
-        self._encoder: Encoder | None = None
-        self._stream = None
+        self._pipe: FfmpegPipe | None = None
+        self._layout = ""  # "gbrp"/"rgb24" (planar/packed RGB) or "yuv420p", fixed by the first batch
+
+    @property
+    def process(self) -> "subprocess.Popen | None":
+        """The running ffmpeg process (None before the first write)."""
+        return None if self._pipe is None else self._pipe.process
 
     def write(self, rgb: np.ndarray | torch.Tensor) -> None:
         """Append frames.
 
         Args:
             rgb: uint8 ``[T,3,H,W]`` (torch on any device, or numpy), same H,W every batch.
+                Either memory layout goes to ffmpeg without a copy: contiguous planes as
+                planar RGB, channels-last (as decoded frames are) as packed RGB.
 
         Raises:
             ValueError: Wrong dtype/shape or a size change.
@@ -100,27 +122,76 @@ class Mp4Writer(AtomicOutput):
         size = (int(frames.shape[2]), int(frames.shape[3]))
         if self.frame_size is not None and size != self.frame_size:
             raise ValueError(f"frame size changed from {self.frame_size} to {size}")
+        frames = pad_to_even(frames)
+        packed = frames.permute(0, 2, 3, 1)
+        layout = "rgb24" if packed.is_contiguous() and not frames.is_contiguous() else "gbrp"
+        if self._layout == "yuv420p":
+            raise ValueError("this writer was given YUV planes (write_yuv420); it cannot take RGB too")
+        if layout == "rgb24":
+            buffers: list = [memoryview(packed.numpy().reshape(-1))]
+        else:
+            planes = frames.contiguous().numpy()
+            buffers = [memoryview(planes[i, c]).cast("B")
+                       for i in range(planes.shape[0]) for c in (1, 2, 0)]  # gbrp: G, B, R
 
         def run() -> None:
-            if self._encoder is None:
-                self._open(size)
-            self._stream.add_frames(pad_to_even(frames).contiguous())
+            if self._pipe is None:
+                self._start(size, layout)
+            elif layout != self._layout:  # the pipe's layout is fixed: convert to it
+                self._pipe.write(_as_layout(frames, self._layout))
+                self.frames_written += int(frames.shape[0])
+                return
+            self._pipe.write(buffers)
             self.frames_written += int(frames.shape[0])
         self._guarded(run)
 
-    def _open(self, size: tuple[int, int]) -> None:
+    def write_yuv420(self, y: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> None:
+        """Append frames that are already 4:2:0 YUV in the writer's colour (its matrix and range,
+        e.g. BT.709 limited range): nothing is converted, the planes go to the encoder as they are.
+
+        Args:
+            y: uint8 ``[T,H,W]`` (H, W even); u, v: uint8 ``[T,H/2,W/2]``.
+
+        Raises:
+            ValueError: Wrong shapes, an odd size, a writer that is not 8-bit ``yuv420p``, or
+                one that was given RGB frames.
+        """
+        planes = [as_array(p, name=n, dtype=np.uint8, ndim=3) for p, n in ((y, "y"), (u, "u"), (v, "v"))]
+        t, h, w = planes[0].shape
+        if h % 2 or w % 2 or any(p.shape != (t, h // 2, w // 2) for p in planes[1:]):
+            raise ValueError(f"y must be [T,H,W] with H, W even and u, v [T,H/2,W/2]; got "
+                             f"{[p.shape for p in planes]}")
+        if self.pixel_format != "yuv420p" or self.bit_depth != 8:
+            raise ValueError(f"write_yuv420 needs an 8-bit yuv420p writer, this one is "
+                             f"{self.pixel_format} {self.bit_depth}-bit")
+        if self._layout not in ("", "yuv420p"):
+            raise ValueError("this writer was given RGB frames; it cannot take YUV planes too")
+        if self.frame_size is not None and (h, w) != self.frame_size:
+            raise ValueError(f"frame size changed from {self.frame_size} to {(h, w)}")
+        buffers = [memoryview(p[i]).cast("B") for i in range(t) for p in planes]
+
+        def run() -> None:
+            if self._pipe is None:
+                self._start((h, w), "yuv420p")
+            self._pipe.write(buffers)
+            self.frames_written += t
+        self._guarded(run)
+
+    def _start(self, size: tuple[int, int], layout: str) -> None:
         self.frame_size = size
         self.encoded_size = (size[0] + size[0] % 2, size[1] + size[1] % 2)
-        encoder = Encoder()
+        self._layout = layout
         s = self.settings = choose_encoder(self.codec, self.encoder, crf=self.crf,
                                            preset=self.preset, threads=self.threads,
                                            pixel_format=self.pixel_format)
-        self._stream = encoder.add_video(height=self.encoded_size[0], width=self.encoded_size[1],
-                                         frame_rate=self.fps, device="cpu", codec=s.name,
-                                         pixel_format=self.pixel_format, crf=s.crf, preset=s.preset,
-                                         extra_options=s.options or None)
-        encoder.open_file(self.tmp_path)
-        self._encoder = encoder
+        pix_fmt = self.pixel_format if self.bit_depth == 8 else f"{self.pixel_format}10le"
+        vf = yuv_tags_filter(self.colour) if layout == "yuv420p" else rgb_to_yuv_filter(self.colour, pix_fmt)
+        args = ["-vf", vf, "-c:v", s.name, *encoder_args(s), *tag_args(self.colour)]
+        if self.codec == "hevc":
+            args += ["-tag:v", "hvc1"]
+        self._pipe = FfmpegPipe.raw_video(layout, self.encoded_size, self.fps,
+                                          [*args, "-f", "mp4", self.tmp_path],
+                                          timeout_s=self.timeout_s, what=f"encoding {self.path}")
 
     @property
     def encoder_used(self) -> str | None:
@@ -128,31 +199,22 @@ class Mp4Writer(AtomicOutput):
         return None if self.settings is None else self.settings.name
 
     def _finalize(self) -> None:
-        if self._encoder is None:
-            raise EncodeError(f"{self.path}: no frames were written")
-        encoder, self._encoder = self._encoder, None
-        try:
-            encoder.close()
-        except RuntimeError as exc:
-            raise EncodeError(f"{self.path}: finishing the {self.codec} stream failed: {exc}") from exc
-        if self.audio_from is not None or self.codec == "hevc":
+        super()._finalize()
+        if self.audio_from is not None:
             self._remux(self.audio_from)
 
-    def _remux(self, source: str | None) -> None:
-        """Mux `source`'s audio (cut to the video's duration, never cutting video) and tag HEVC."""
+    def _remux(self, source: str) -> None:
+        """Mux `source`'s audio (cut to the video's duration, never cutting video)."""
         muxed = f"{self.tmp_path}.mux.mp4"
-        base = ["-y", "-i", self.tmp_path]
-        if source is not None:
-            base += ["-i", source, "-map", "0:v:0", "-map", audio_map(source, self.audio_stream, self.timeout_s),
-                     "-t", f"{self.frames_written / self.fps:.6f}"]
-        base += ["-c:v", "copy", "-movflags", "+faststart"]
+        base = ["-y", "-i", self.tmp_path, "-i", source, "-map", "0:v:0",
+                "-map", audio_map(source, self.audio_stream, self.timeout_s),
+                "-t", f"{self.frames_written / self.fps:.6f}", "-c:v", "copy", "-movflags", "+faststart"]
         if self.codec == "hevc":
             base += ["-tag:v", "hvc1"]
         try:
             try:
                 run_ffmpeg([*base, "-c:a", "copy", "-f", "mp4", muxed], timeout_s=self.timeout_s,
-                           what=f"muxing audio of {source} into {self.path}" if source
-                           else f"tagging {self.path} as hvc1")
+                           what=f"muxing audio of {source} into {self.path}")
             except EncodeError:  # MP4 cannot hold this audio codec as is: re-encode
                 run_ffmpeg([*base, "-c:a", "aac", "-f", "mp4", muxed], timeout_s=self.timeout_s,
                            what=f"muxing audio of {source} (as AAC) into {self.path}")
@@ -160,10 +222,9 @@ class Mp4Writer(AtomicOutput):
         finally:
             remove_path(muxed)
 
-    def _discard(self) -> None:
-        encoder, self._encoder = self._encoder, None
-        if encoder is not None:
-            try:
-                encoder.close()
-            except Exception:  # the output is being thrown away anyway
-                pass
+
+def _as_layout(frames: torch.Tensor, layout: str) -> memoryview:
+    """`frames` ``[T,3,H,W]`` as one buffer of packed ``rgb24`` or planar ``gbrp`` frames."""
+    if layout == "rgb24":
+        return memoryview(frames.permute(0, 2, 3, 1).contiguous().numpy().reshape(-1))
+    return memoryview(frames[:, [1, 2, 0]].contiguous().numpy().reshape(-1))

@@ -14,6 +14,7 @@ import torch
 
 from vdp.errors import DecodeError
 from vdp.io._ffmpeg import FfmpegPipe, run_ffmpeg
+from vdp.io.colour import SDR_BT709, rgb_to_yuv_filter, tag_args
 from vdp.io.decode import DEFAULT_TIMEOUT_S, probe
 from vdp.io.streams import audio_map
 from vdp.io.writers._atomic import remove_path
@@ -64,7 +65,8 @@ class ProresAlphaWriter(PipeWriter):
         self.frame_size = size
         self._pipe = FfmpegPipe.raw_video(
             "rgba", size, self.fps,
-            ["-c:v", "prores_ks", "-profile:v", "4444", "-pix_fmt", "yuva444p10le", "-alpha_bits", "16",
+            ["-vf", rgb_to_yuv_filter(SDR_BT709, "yuva444p10le"), *tag_args(SDR_BT709),
+             "-c:v", "prores_ks", "-profile:v", "4444", "-alpha_bits", "16",
              "-vendor", "apl0", "-f", "mov", self.tmp_path],
             timeout_s=self.timeout_s, what=f"encoding {self.path}")
 

@@ -15,6 +15,7 @@ import torch
 
 from vdp.errors import DecodeError
 from vdp.io._ffmpeg import FfmpegPipe, run_ffmpeg
+from vdp.io.colour import SDR_BT709, rgb_to_yuv_filter, tag_args
 from vdp.io.decode import DEFAULT_TIMEOUT_S, probe
 from vdp.io.writers._atomic import rgb_alpha_arrays
 from vdp.io.writers._pipe import PipeWriter
@@ -86,7 +87,8 @@ class WebmAlphaWriter(PipeWriter):
         self.frame_size = size
         self._pipe = FfmpegPipe.raw_video(
             "gbrap", size, self.fps,
-            ["-c:v", "libvpx-vp9", "-pix_fmt", "yuva420p", "-crf", str(self.crf), "-b:v", "0",
+            ["-vf", rgb_to_yuv_filter(SDR_BT709, "yuva420p"), *tag_args(SDR_BT709),
+             "-c:v", "libvpx-vp9", "-crf", str(self.crf), "-b:v", "0",
              "-deadline", self.deadline, "-cpu-used", str(self.speed), "-row-mt", "1",
              # bitexact: no random segment UID, so the same frames give the same file
              "-fflags", "+bitexact", "-f", "webm", self.tmp_path],
