@@ -63,7 +63,8 @@ def test_video_info_to_dict():
                               "rotation_degrees": 0, "has_audio": False, "bit_depth": 8,
                               "declared_frames": None, "warnings": [], "colour_primaries": "",
                               "colour_transfer": "", "colour_matrix": "", "colour_range": "",
-                              "tone_mapping": ""}
+                              "tone_mapping": "", "video_stream": None,
+                              "audio_stream": None, "streams_used": None}
 
 
 def test_frame_batch_pickles_through_numpy_into_memory_of_its_own():

@@ -16,7 +16,6 @@ from typing import Any
 os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")  # read by torch's CPU allocator at import
 
 from vdp.errors import DecodeError, EncodeError, SpecError, StageError, VdpError, WeightsError
-from vdp.spec import JobSpec
 
 __version__ = "0.1.0"
 __all__ = ["DecodeError", "EncodeError", "FrameBatch", "JobSpec", "SpecError", "StageError",
@@ -24,6 +23,10 @@ __all__ = ["DecodeError", "EncodeError", "FrameBatch", "JobSpec", "SpecError", "
 
 
 def __getattr__(name: str) -> Any:
+    if name == "JobSpec":  # pydantic: loaded on first use (`vdp probe` needs none of it)
+        from vdp.spec import JobSpec
+
+        return JobSpec
     if name in ("FrameBatch", "VideoInfo"):
         from vdp import types
 

@@ -10,7 +10,7 @@ without an input; `JobSpec.from_preset` fills it in.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     BaseModel, ConfigDict, Field, StrictFloat, StrictInt, ValidationError, field_validator,
@@ -201,6 +201,13 @@ class ClipSpec(_Strict):
         return self
 
 
+class StreamsSpec(_Strict):
+    """Which video stream and audio track of the input a job uses (see `vdp.io.streams`)."""
+
+    video: int | None = Field(None, ge=0, le=1023, strict=True, description="Video stream by position among the input's video streams (0: the first; default: ffmpeg's pick).")
+    audio: Annotated[int, Field(ge=0, le=1023, strict=True)] | Literal["none"] | None = Field(None, description="Audio track muxed into video outputs, by position among the input's audio tracks (0: the first; 'none': no audio; default: ffmpeg's pick). Exactly one track is muxed.")
+
+
 class ChunkingSpec(_Strict):
     """Splitting long videos into overlapping chunks that run in parallel.
 
@@ -274,6 +281,7 @@ class JobSpec(_Strict):
     camera: CameraSpec | None = Field(None, description="Input camera intrinsics for 3D outputs (EXR/PLY sidecars, VR180); default: an estimated 70-degree horizontal FOV.")
     output_names: Literal["kind", "input"] = Field("kind", description="'input': every output file starts with the input's stem (clip_LRF_Full_SBS.mp4; `vdp run` default); 'kind': names from the kind alone (depth.npz).")
     clip: ClipSpec | None = Field(None, description="Trim, resample and downscale the input first.")
+    streams: StreamsSpec | None = Field(None, description="Which video stream and audio track of the input to use (default: ffmpeg's picks).")
     overwrite: bool = Field(False, strict=True, description="Replace outputs already in the output folder (otherwise the job refuses to start).")
 
     @model_validator(mode="after")

@@ -37,6 +37,11 @@ class VideoInfo:
         colour_range: ``tv`` (limited) or ``pc`` (full).
         tone_mapping: The operator that maps this HDR source to SDR BT.709 as it decodes ("" when
             frames are decoded as they are: SDR, or HDR kept).
+        video_stream: Absolute index of the decoded video stream in the file (None: unknown).
+        audio_stream: Absolute index of the audio track muxed into video outputs (None: ffmpeg's
+            default pick when `has_audio`; `vdp.io.probe` always fills it in).
+        streams_used: The video stream and audio track used, with position, codec and language
+            (see `vdp.io.streams.StreamChoice`; None: not looked up).
     """
 
     path: str
@@ -57,6 +62,9 @@ class VideoInfo:
     colour_matrix: str = ""
     colour_range: str = ""
     tone_mapping: str = ""
+    video_stream: int | None = None
+    audio_stream: int | None = None
+    streams_used: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in self.__dict__.items()}

@@ -91,15 +91,32 @@ def _print_summary(report, out: Path) -> None:
 
 
 def _cmd_probe(args: argparse.Namespace) -> int:
-    from vdp.io import probe
+    # ffprobe's packet listing gives the library's fields without importing torch (~3 s); the
+    # library probe answers whatever that path cannot (and raises its errors)
+    from vdp.io.quick_probe import quick_probe
 
-    info = probe(args.input)
+    choice = {"video_stream": args.video_stream, "audio_stream": args.audio_stream}
+    info = quick_probe(args.input, **choice)
+    if info is None:
+        from vdp.io import probe
+
+        info = probe(args.input, **choice).to_dict()
     if args.json:
-        print(json.dumps(info.to_dict(), indent=2))
+        print(json.dumps(info, indent=2))
     else:
-        for k, v in info.to_dict().items():
+        for k, v in info.items():
             print(f"{k:>17}: {v}")
     return 0
+
+
+def _add_probe_parser(sub) -> None:
+    probe = sub.add_parser("probe", help="show a video's metadata")
+    probe.add_argument("input")
+    probe.add_argument("--json", action="store_true", help="print JSON")
+    probe.add_argument("--video-stream", type=int, metavar="N", help="the input's N-th video stream (0: the first)")
+    probe.add_argument("--audio-stream", type=run_args.audio_track, metavar="N|none",
+                       help="the input's N-th audio track (0: the first), or none")
+    probe.set_defaults(func=_cmd_probe)
 
 
 def _cmd_presets(args: argparse.Namespace) -> int:
@@ -120,10 +137,15 @@ def _cmd_presets(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(probe_only: bool = False) -> argparse.ArgumentParser:
+    """The `vdp` parser (`probe_only`: just ``vdp probe``, without importing the sub-tools'
+    modules, some of which import torch)."""
     parser = argparse.ArgumentParser(prog="vdp", description="Depth, mattes and VR-ready media from videos.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
+    if probe_only:
+        _add_probe_parser(sub)
+        return parser
 
     run = sub.add_parser("run", help="run a job on a video")
     run.add_argument("input", nargs="?", help="input video file, or a folder or quoted glob of videos "
@@ -142,10 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     run_args.add_arguments(run)
     run.set_defaults(func=_cmd_run)
 
-    probe = sub.add_parser("probe", help="show a video's metadata")
-    probe.add_argument("input")
-    probe.add_argument("--json", action="store_true", help="print JSON")
-    probe.set_defaults(func=_cmd_probe)
+    _add_probe_parser(sub)
 
     presets = sub.add_parser("presets", help="list the named presets (and, with --catalog, the "
                                                  "stages and output kinds)")
@@ -166,7 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `vdp` console script."""
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(probe_only=argv[:1] == ["probe"]).parse_args(argv)
     try:
         return args.func(args)
     except SpecError as exc:

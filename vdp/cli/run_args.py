@@ -36,6 +36,16 @@ def seconds(text: str) -> float:
     return total
 
 
+def audio_track(text: str) -> int | str:
+    """``"1"`` -> 1, ``"none"`` -> ``"none"`` (the spec checks the range)."""
+    if text.strip().lower() == "none":
+        return "none"
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an audio track: {text!r} (a number or 'none')") from None
+
+
 def add_arguments(run: argparse.ArgumentParser) -> None:
     """Add the creator options to the ``run`` subcommand's parser."""
     g = run.add_argument_group("outputs and stereo")
@@ -63,6 +73,11 @@ def add_arguments(run: argparse.ArgumentParser) -> None:
                         "x264), cpu (x264, never NVENC), x265 (HEVC, ~half the size), nvenc (required)")
     g.add_argument("--fov", type=float, metavar="DEG",
                    help="horizontal field of view of the camera (3D outputs: EXR/PLY/VR180)")
+    s = run.add_argument_group("streams (default: ffmpeg's picks)")
+    s.add_argument("--video-stream", type=int, metavar="N",
+                   help="use the input's N-th video stream (0: the first)")
+    s.add_argument("--audio-stream", type=audio_track, metavar="N|none",
+                   help="mux the input's N-th audio track (0: the first) into video outputs, or none")
 
 
 def apply(spec: Any, args: argparse.Namespace) -> Any:
@@ -93,4 +108,8 @@ def apply(spec: Any, args: argparse.Namespace) -> Any:
                               ("max_res", args.max_res)) if v is not None}
     if clip:
         data["clip"] = {**(data.get("clip") or {}), **clip}
+    streams = {k: v for k, v in (("video", getattr(args, "video_stream", None)),
+                                 ("audio", getattr(args, "audio_stream", None))) if v is not None}
+    if streams:
+        data["streams"] = {**(data.get("streams") or {}), **streams}
     return JobSpec.parse(data)

@@ -38,12 +38,14 @@ class FrameReader:
         batch_frames: Frames per decode call.
         timeout_s: Decode deadline per batch.
         hdr: ``"tonemap"`` or ``"keep"`` (see `vdp.io.VideoSource`).
+        stream_index: Absolute index of the video stream (None: FFmpeg's best one).
     """
 
     def __init__(self, path: str, *, batch_frames: int = 16, timeout_s: float = 120.0,
-                 hdr: str = "tonemap") -> None:
+                 hdr: str = "tonemap", stream_index: int | None = None) -> None:
         self.path = path
         self.hdr = hdr
+        self.stream_index = stream_index
         self.batch_frames = batch_frames
         self.timeout_s = timeout_s
         self._it: Iterator[FrameBatch] | None = None
@@ -57,7 +59,7 @@ class FrameReader:
 
         if first != self._pos:
             self._it = iter_batches(self.path, batch_frames=self.batch_frames, start_frame=first,
-                                    timeout_s=self.timeout_s, hdr=self.hdr)
+                                    timeout_s=self.timeout_s, hdr=self.hdr, stream_index=self.stream_index)
             self._buf, self._pos = None, first
             self.reopens += 1
         parts = []

@@ -101,7 +101,7 @@ def run_job(spec: JobSpec, out_dir: str | Path, *, local: bool = False,
         from vdp.io.clip import clipped_spec
 
         spec = clipped_spec(spec, work)
-    import vdp.io  # noqa: F401  TorchCodec loads torch._dynamo (~2 s), once per process: not the job's time
+    import vdp.io.decode  # noqa: F401  TorchCodec loads torch._dynamo (~2 s), once per process: not the job's time
     t0 = time.monotonic()
     report = JobReport(runner="local" if local else "ray", device=resolve_device(spec) if local else "",
                        environment=_environment(), resumed=resume)
@@ -138,8 +138,12 @@ def _run(spec: JobSpec, spec_json: str, out: Path, work: Path, report: JobReport
     from vdp.io import encode_in_idle_time, probe
     from vdp.outputs import open_outputs
 
-    info = probe(spec.input, hdr=spec.hdr)
+    streams = spec.streams
+    info = probe(spec.input, hdr=spec.hdr, video_stream=streams and streams.video,
+                 audio_stream=streams and streams.audio)
     report.input = info.to_dict()
+    if (work / "input" / "streams.json").is_file():  # a clip's intermediate: the original's streams
+        report.input["streams_used"] = json.loads((work / "input" / "streams.json").read_text())
     report.warnings.extend(info.warnings)
     check_input(spec, info)
     total = min(info.num_frames, spec.max_frames or info.num_frames)
@@ -235,7 +239,7 @@ def _publish(spec: JobSpec, out: Path, info: Any, total: int, written: list) -> 
         audio = info.path if info.has_audio and getattr(entry.output_class(), "carries_audio", False) else None
         paths.append(join_parts(entry.parts, [Path(w.parts[i]) for w in written], out / output_name(o, stem),
                                 fps=info.fps, frames=total, audio_from=audio,
-                                timeout_s=spec.resources.batch_timeout_s))
+                                timeout_s=spec.resources.batch_timeout_s, audio_stream=info.audio_stream))
     return paths
 
 

@@ -144,7 +144,8 @@ class JobRun:
         spec = self.spec
         merger = ChunkMerger(self.chunks, merge_policies(spec), sink)
         reader = FrameReader(spec.input, batch_frames=spec.resources.batch_frames,
-                             timeout_s=spec.resources.batch_timeout_s, hdr=spec.hdr)
+                             timeout_s=spec.resources.batch_timeout_s, hdr=spec.hdr,
+                             stream_index=self.info.video_stream)
         persist = spec.chunking.resumable and len(self.chunks) > 1
         assembler = Assembler(self.chunks, merger, self.store, self.ledger, reader, persist=persist,
                               keep_frames=self.keep_frames)
@@ -169,7 +170,7 @@ class JobRun:
                 return iter(())
             return iter_batches(self.spec.input, batch_frames=res.batch_frames, start_frame=first,
                                 stop_frame=chunk.stop, timeout_s=res.batch_timeout_s, num_threads=threads,
-                                hdr=self.spec.hdr)
+                                hdr=self.spec.hdr, stream_index=self.info.video_stream)
 
         source = decode_in_idle_time(decode_from, chunk.run_start) if idle else decode_from(chunk.run_start)
         if self.spec.scene_cuts:
@@ -219,7 +220,8 @@ class JobRun:
         res = self.spec.resources
         return DecodeRequest(path=os.path.abspath(self.spec.input), size=os.path.getsize(self.spec.input),
                              start=0, stop=0, batch_frames=res.batch_frames,
-                             timeout_s=res.batch_timeout_s, hdr=self.spec.hdr), ""
+                             timeout_s=res.batch_timeout_s, hdr=self.spec.hdr,
+                             stream_index=self.info.video_stream), ""
 
     def _run_on_ray(self, assembler: Any) -> dict[str, StageReport]:
         from vdp.engine.assembly import Assembler

@@ -43,6 +43,7 @@ class DecodeRequest:
     timeout_s: float
     device: str = "cpu"
     hdr: str = "tonemap"
+    stream_index: int | None = None
 
 
 @dataclass(frozen=True)
@@ -107,7 +108,8 @@ class WorkerDecoder:
         from vdp.io.decode import VideoSource
 
         r = self.request
-        source = VideoSource(r.path, device=r.device, timeout_s=r.timeout_s, hdr=r.hdr)
+        source = VideoSource(r.path, device=r.device, timeout_s=r.timeout_s, hdr=r.hdr,
+                             stream_index=r.stream_index)
         self.source_status = source.status
         for batch in source.batches(batch_frames=r.batch_frames, start_frame=r.start, stop_frame=r.stop):
             if batch.frames.device.type != "cpu":

@@ -10,12 +10,26 @@ Write::
 
     with Mp4Writer("out.mp4", fps=info.fps, audio_from="in.mp4") as w:
         w.write(batch.frames)
-"""
-from vdp.io.decode import DecodeStatus, VideoSource, iter_batches, probe
-from vdp.io.writers import (Mp4Writer, NpyWriter, NpzWriter, Png16SequenceWriter,
-                            PngRgbaSequenceWriter, WebmAlphaWriter, encode_in_idle_time,
-                            read_webm_alpha, read_webm_rgba)
 
-__all__ = ["DecodeStatus", "Mp4Writer", "NpyWriter", "NpzWriter", "Png16SequenceWriter",
-           "PngRgbaSequenceWriter", "VideoSource", "WebmAlphaWriter", "encode_in_idle_time",
-           "iter_batches", "probe", "read_webm_alpha", "read_webm_rgba"]
+The names load on first use, so the torch-free modules of this package (`vdp.io.streams`,
+`vdp.io.quick_probe`) import without torch.
+"""
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+_WHERE = {**dict.fromkeys(["DecodeStatus", "VideoSource", "iter_batches", "probe"], "vdp.io.decode"),
+          **dict.fromkeys(["Mp4Writer", "NpyWriter", "NpzWriter", "Png16SequenceWriter",
+                           "PngRgbaSequenceWriter", "WebmAlphaWriter", "encode_in_idle_time",
+                           "read_webm_alpha", "read_webm_rgba"], "vdp.io.writers")}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        value = getattr(import_module(_WHERE[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'vdp.io' has no attribute {name!r}")

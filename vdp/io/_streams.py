@@ -19,8 +19,9 @@ DEFAULT_TIMEOUT_S = 120.0
 
 
 def timestamp_rate(path: str, *, timeout_s: float = DEFAULT_TIMEOUT_S,
-                   packets: int = TIMING_PACKETS) -> tuple[float, float]:
-    """Frame rate from the first video stream's packet timestamps (no decoding).
+                   packets: int = TIMING_PACKETS, stream_index: int | None = None) -> tuple[float, float]:
+    """Frame rate from a video stream's packet timestamps (no decoding): stream `stream_index`
+    (absolute), or the first video stream.
 
     Reads the first `packets` packets' presentation times with ffmpeg (``-c copy -f framecrc``).
 
@@ -30,11 +31,13 @@ def timestamp_rate(path: str, *, timeout_s: float = DEFAULT_TIMEOUT_S,
         33 or 34 still gives 29.97), or the nominal rate when it agrees within 0.5%; 0.0 when no
         two timestamps differ. The stream's nominal rate as ffmpeg reports it, 0.0 when none.)
     """
-    proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", path, "-map", "0:v:0",
+    chosen = "0:v:0" if stream_index is None else f"0:{stream_index}"
+    proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", path, "-map", chosen,
                            "-c", "copy", "-frames:v", str(packets), "-f", "framecrc", "-"],
                           capture_output=True, text=True, timeout=timeout_s, check=False)
     nominal = 0.0
-    if m := re.search(r"Stream #\d+:\d+.*?: Video: .*?(\d+(?:\.\d+)?)(k?) (?:fps|tbr)", proc.stderr):
+    line = r"\d+" if stream_index is None else str(stream_index)
+    if m := re.search(rf"Stream #\d+:{line}\b.*?: Video: .*?(\d+(?:\.\d+)?)(k?) (?:fps|tbr)", proc.stderr):
         nominal = float(m.group(1)) * (1000 if m.group(2) else 1)
     tb = re.search(r"^#tb 0: (\d+)/(\d+)$", proc.stdout, re.M)
     if tb is None:

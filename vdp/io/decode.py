@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterator, TypeVar
 
 import torch
@@ -57,6 +57,7 @@ from vdp.io._deadline import call_with_deadline
 from vdp.io._streams import remux_elementary_stream, timestamp_rate, video_track_reflected
 from vdp.io.colour import source_colour
 from vdp.io.tonemap import TONEMAP_OPERATOR, tonemapped_copy
+from vdp.io.streams import AudioChoice, select_streams
 from vdp.types import FrameBatch, VideoInfo
 
 T = TypeVar("T")
@@ -128,6 +129,8 @@ class VideoSource:
             `JobTimeoutError` and the source cannot be used afterwards.
         hdr: ``"tonemap"`` (HDR sources decode as SDR BT.709, see the module doc) or
             ``"keep"`` (the HDR signal as it is).
+        stream_index: Absolute index of the video stream to decode (None: FFmpeg's best one;
+            see `vdp.io.streams` for choosing by position).
 
     Attributes:
         info: Stream metadata in display orientation.
@@ -141,11 +144,12 @@ class VideoSource:
 
     def __init__(self, path: str | os.PathLike[str], *, device: str | torch.device = "cpu",
                  num_threads: int = 1, timeout_s: float = DEFAULT_TIMEOUT_S,
-                 hdr: str = "tonemap") -> None:
+                 hdr: str = "tonemap", stream_index: int | None = None) -> None:
         self.path = os.fspath(path)
         if hdr not in HDR_MODES:
             raise ValueError(f"hdr must be one of {', '.join(HDR_MODES)}, got {hdr!r}")
         self.hdr = hdr
+        self.stream_index = stream_index
         self.timeout_s = float(timeout_s)
         if not self.timeout_s > 0:
             raise ValueError(f"timeout_s must be > 0, got {timeout_s!r}")
@@ -192,8 +196,9 @@ class VideoSource:
             raise DecodeError(f"{self.path}: the file is empty (0 bytes)")
 
     def _make_decoder(self, device: str) -> VideoDecoder:
+        index = None if self._decode_path != self.path else self.stream_index  # a raw copy has one
         return VideoDecoder(self._decode_path, device=device, num_ffmpeg_threads=self._num_threads,
-                            seek_mode="exact", dimension_order="NCHW")
+                            seek_mode="exact", dimension_order="NCHW", stream_index=index)
 
     def _open(self, device: str) -> VideoDecoder:
         if device.startswith("cuda"):
@@ -251,7 +256,8 @@ class VideoSource:
         header = float(md.average_fps_from_header or 0.0)
         if 0 < scan <= MAX_PLAUSIBLE_FPS and header:  # a declared rate that differs: variable rate
             return scan
-        rate, nominal = timestamp_rate(self._decode_path, timeout_s=self.timeout_s)
+        rate, nominal = timestamp_rate(self._decode_path, timeout_s=self.timeout_s,
+                                       stream_index=md.stream_index)
         if rate:
             return rate
         fallback = nominal or (header if 0 < header <= MAX_PLAUSIBLE_FPS else 0.0) or 25.0
@@ -274,7 +280,8 @@ class VideoSource:
                          warnings=tuple(self.warnings), colour_primaries=self.colour.primaries,
                          colour_transfer=self.colour.transfer, colour_matrix=self.colour.matrix,
                          colour_range=self.colour.range,
-                         tone_mapping=TONEMAP_OPERATOR if self._tonemap_pending else "")
+                         tone_mapping=TONEMAP_OPERATOR if self._tonemap_pending else "",
+                         video_stream=md.stream_index)
 
     # -- reading -------------------------------------------------------------------------
     def batches(self, *, batch_frames: int = 16, start_frame: int = 0,
@@ -391,7 +398,8 @@ class VideoSource:
 
 
 def probe(path: str | os.PathLike[str], *, timeout_s: float = DEFAULT_TIMEOUT_S,
-          hdr: str = "tonemap") -> VideoInfo:
+          hdr: str = "tonemap", video_stream: int | None = None,
+          audio_stream: AudioChoice = None) -> VideoInfo:
     """Read a video's metadata (one container scan, no frame decoding).
 
     Args:
@@ -399,24 +407,37 @@ def probe(path: str | os.PathLike[str], *, timeout_s: float = DEFAULT_TIMEOUT_S,
         timeout_s: Deadline for opening the file.
         hdr: ``"tonemap"`` or ``"keep"``: what decoding will do to an HDR source (only
             ``info.tone_mapping`` and the warnings differ; nothing is converted here).
+        video_stream: Which video stream, by position among the file's video streams
+            (None: ffmpeg's pick; see `vdp.io.streams`).
+        audio_stream: Which audio track to mux into video outputs, by position among the
+            file's audio tracks (None: ffmpeg's pick; ``"none"``: no audio).
 
     Returns:
         `VideoInfo` in display orientation (width/height after rotation), with the exact frame
-        count from the scan.
+        count from the scan and the streams used (`has_audio`: an audio track is used).
 
     Raises:
         DecodeError: The file is missing, empty, not a video, has no video stream or is
             truncated.
+        StreamSelectionError: `video_stream` or `audio_stream` is not in the file (the
+            message lists the streams it has).
         JobTimeoutError: Probing took longer than `timeout_s`.
     """
-    with VideoSource(path, timeout_s=timeout_s, hdr=hdr) as source:
-        return source.info
+    choice = select_streams(os.fspath(path), video_stream, audio_stream, timeout_s=timeout_s)
+    index = None if choice is None else choice.video.index
+    with VideoSource(path, timeout_s=timeout_s, hdr=hdr, stream_index=index) as source:
+        info = source.info
+    if choice is None:
+        return info
+    audio = choice.audio
+    return replace(info, has_audio=audio is not None, audio_stream=None if audio is None else audio.index,
+                   streams_used=choice.to_dict())
 
 
 def iter_batches(path: str | os.PathLike[str], *, batch_frames: int = 16, start_frame: int = 0,
                  stop_frame: int | None = None, device: str | torch.device = "cpu",
                  num_threads: int = 1, timeout_s: float = DEFAULT_TIMEOUT_S,
-                 hdr: str = "tonemap") -> Iterator[FrameBatch]:
+                 hdr: str = "tonemap", stream_index: int | None = None) -> Iterator[FrameBatch]:
     """Open `path` and iterate over its frames in order (see `VideoSource.batches`).
 
     The file is opened before this returns, so a broken file raises here, not on first
@@ -431,6 +452,7 @@ def iter_batches(path: str | os.PathLike[str], *, batch_frames: int = 16, start_
         num_threads: FFmpeg CPU decoding threads (0: FFmpeg decides).
         timeout_s: Deadline for opening and for each batch.
         hdr: ``"tonemap"`` (default) or ``"keep"`` (see `VideoSource`).
+        stream_index: Absolute index of the video stream (None: FFmpeg's best one).
 
     Returns:
         An iterator of `FrameBatch` (uint8 RGB ``[T,3,H,W]``, ``indices``, ``pts_seconds``).
@@ -439,6 +461,7 @@ def iter_batches(path: str | os.PathLike[str], *, batch_frames: int = 16, start_
         DecodeError: Broken input (on open, or while iterating for mid-stream corruption).
         JobTimeoutError: Opening or a batch overran `timeout_s`.
     """
-    source = VideoSource(path, device=device, num_threads=num_threads, timeout_s=timeout_s, hdr=hdr)
+    source = VideoSource(path, device=device, num_threads=num_threads, timeout_s=timeout_s, hdr=hdr,
+                         stream_index=stream_index)
     return source.batches(batch_frames=batch_frames, start_frame=start_frame,
                           stop_frame=stop_frame)

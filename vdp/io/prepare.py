@@ -29,8 +29,12 @@ def clip_filters(target_fps: float | None, max_res: int | None) -> list[str]:
 
 def prepare_input(src: str | os.PathLike[str], dest: Path, *, start_s: float = 0.0, end_s: float | None = None,
                   target_fps: float | None = None, max_res: int | None = None,
-                  has_audio: bool = True, timeout_s: float = 3600.0) -> Path:
+                  has_audio: bool = True, timeout_s: float = 3600.0, video_stream: int | None = None,
+                  audio_stream: int | None = None) -> Path:
     """Write the trimmed/resampled/downscaled intermediate of `src` to `dest` (atomically).
+
+    `video_stream`/`audio_stream`: absolute indices of the streams to keep (None: the first
+    video stream, the first audio track).
 
     Raises:
         DecodeError: ffmpeg failed, or nothing of the input lies in the range.
@@ -43,7 +47,9 @@ def prepare_input(src: str | os.PathLike[str], dest: Path, *, start_s: float = 0
     args += ["-i", os.fspath(src)]
     if end_s is not None:
         args += ["-t", f"{end_s - start_s:.6f}"]
-    args += ["-map", "0:v:0"] + (["-map", "0:a:0?", "-c:a", "aac", "-b:a", "192k"] if has_audio else [])
+    video = "0:v:0" if video_stream is None else f"0:{video_stream}"
+    audio = "0:a:0?" if audio_stream is None else f"0:{audio_stream}"
+    args += ["-map", video] + (["-map", audio, "-c:a", "aac", "-b:a", "192k"] if has_audio else [])
     vf = clip_filters(target_fps, max_res)
     if vf:
         args += ["-vf", ",".join(vf)]

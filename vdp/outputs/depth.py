@@ -170,14 +170,19 @@ class DepthColorMp4Output(_DepthOutput):
                 self.writer = self.open_writer(y)
             self.writer.write_yuv420(y, u, v)
             return
-        frames = self.frames(batch)
-        if self.synthetic:
-            if self._mask is None:
-                self._mask = text_mask(SYNTHETIC_STAMP, frames.shape[3], frames.shape[2])
-            frames = stamp(frames, self._mask)
-        if self.writer is None:
-            self.writer = self.open_writer(frames)
-        self.writer.write(frames)
+        # RGB frames one at a time: a batch of full-resolution colour, preview and stamped
+        # copies is gigabytes at 8K. The colour range is still fixed from the whole first batch.
+        if self.range.low is None and len(batch):
+            self.range.fit(self.nearness(batch))
+        for i in range(len(batch)):
+            frames = self.frames(batch.slice(i, i + 1))
+            if self.synthetic:
+                if self._mask is None:
+                    self._mask = text_mask(SYNTHETIC_STAMP, frames.shape[3], frames.shape[2])
+                frames = stamp(frames, self._mask)
+            if self.writer is None:
+                self.writer = self.open_writer(frames)
+            self.writer.write(frames)
 
 
 class DepthPreviewMp4Output(DepthColorMp4Output):

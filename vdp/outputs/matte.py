@@ -90,7 +90,7 @@ class CompositeMp4Output(_MatteOutput):
         if self.writer is None:
             self.writer = mp4_writer(self.spec, self.path, fps=self.info.fps,
                                      audio_from=self.info.path if self.info.has_audio else None,
-                                     pixels_of=self.info)
+                                     audio_stream=self.info.audio_stream, pixels_of=self.info)
         rgb = composite(as_numpy(self.foreground(batch)), as_numpy(self.alpha(batch)), self.bg,
                         self.scratch)
         self.writer.write(torch.from_numpy(rgb))

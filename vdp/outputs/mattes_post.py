@@ -37,7 +37,8 @@ class ProresAlphaOutput(_MatteOutput):
     def write(self, batch: FrameBatch) -> None:
         if self.writer is None:
             self.writer = ProresAlphaWriter(self.path, fps=self.info.fps,
-                                            audio_from=self.info.path if self.info.has_audio else None)
+                                            audio_from=self.info.path if self.info.has_audio else None,
+                                            audio_stream=self.info.audio_stream)
         self.writer.write(self.foreground(batch), self.alpha(batch))
 
 
@@ -50,7 +51,7 @@ class ForegroundMp4Output(_MatteOutput):
         if self.writer is None:
             self.writer = mp4_writer(self.spec, self.path, fps=self.info.fps,
                                      audio_from=self.info.path if self.info.has_audio else None,
-                                     pixels_of=self.info)
+                                     audio_stream=self.info.audio_stream, pixels_of=self.info)
         self.writer.write(self.foreground(batch))
 
 

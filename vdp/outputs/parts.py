@@ -30,7 +30,7 @@ COUNTS = ("clipped_pixels",)
 
 
 def join_parts(kind: str, parts: list[Path], path: Path, *, fps: float, frames: int,
-               audio_from: str | None, timeout_s: float) -> Path:
+               audio_from: str | None, timeout_s: float, audio_stream: int | None = None) -> Path:
     """Join an output's `parts` (chunk order) into `path`.
 
     Args:
@@ -41,6 +41,8 @@ def join_parts(kind: str, parts: list[Path], path: Path, *, fps: float, frames: 
         frames: Frames of the whole output.
         audio_from: The source, when it has audio to mux into a video.
         timeout_s: Deadline of each FFmpeg run.
+        audio_stream: Absolute index of the one audio track of `audio_from` to mux (None:
+            ffmpeg's pick, see `vdp.io.streams`).
 
     Raises:
         PartsError: A part is missing or FFmpeg failed.
@@ -52,7 +54,8 @@ def join_parts(kind: str, parts: list[Path], path: Path, *, fps: float, frames: 
     if kind == "frames":
         return _join_frames(parts, path)
     if kind == "video":
-        return _join_video(parts, path, fps=fps, frames=frames, audio_from=audio_from, timeout_s=timeout_s)
+        return _join_video(parts, path, fps=fps, frames=frames, audio_from=audio_from, timeout_s=timeout_s,
+                           audio_stream=audio_stream)
     raise PartsError(f"{path.name}: output parts of kind {kind!r} cannot be joined")
 
 
@@ -82,8 +85,9 @@ def _join_frames(parts: list[Path], path: Path) -> Path:
 
 
 def _join_video(parts: list[Path], path: Path, *, fps: float, frames: int, audio_from: str | None,
-                timeout_s: float) -> Path:
+                timeout_s: float, audio_stream: int | None = None) -> Path:
     from vdp.io._ffmpeg import run_ffmpeg
+    from vdp.io.streams import audio_map
 
     listing = path.with_name(f".{path.name}.parts.txt")
     listing.write_text("".join(f"file '{_quoted(p)}'\n" for p in parts))
@@ -91,7 +95,8 @@ def _join_video(parts: list[Path], path: Path, *, fps: float, frames: int, audio
     tmp = path.with_name(f".{path.name}.join{path.suffix}")
     base = ["-y", "-f", "concat", "-safe", "0", "-i", os.fspath(listing)]
     if audio_from is not None:
-        base += ["-i", audio_from, "-map", "0:v:0", "-map", "1:a?", "-t", f"{frames / fps:.6f}"]
+        base += ["-i", audio_from, "-map", "0:v:0", "-map", audio_map(audio_from, audio_stream, timeout_s),
+                 "-t", f"{frames / fps:.6f}"]
     base += ["-c:v", "copy"]
     if fmt == "mp4":
         base += ["-movflags", "+faststart"]

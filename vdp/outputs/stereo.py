@@ -91,7 +91,7 @@ class _StereoOutput(WriterOutput):
         return mp4_writer(self.spec, self.path, fps=self.info.fps, codec=codec,
                           pixel_format=self.pixel_format,
                           audio_from=self.info.path if self.info.has_audio else None,
-                          pixels_of=self.info, **kwargs)
+                          audio_stream=self.info.audio_stream, pixels_of=self.info, **kwargs)
 
     def write(self, batch: FrameBatch) -> None:
         frames = self.pack(*self.views(batch))

@@ -48,6 +48,7 @@ class RgbdOutput(DepthColorMp4Output):
     """Colour | depth side by side (2W x H), depth as grey with near = white, one range per video."""
 
     carries_audio = True  # the source's audio is muxed in
+    shows_video = True  # the colour half: frames() always (not depth_color's depth-only YUV path)
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -65,4 +66,4 @@ class RgbdOutput(DepthColorMp4Output):
         return mp4_writer(self.spec, self.path, fps=self.info.fps,
                           codec=choose_codec(frames.shape[-1], frames.shape[-2]),
                           audio_from=self.info.path if self.info.has_audio else None,
-                          pixels_of=self.info)
+                          audio_stream=self.info.audio_stream, pixels_of=self.info)

@@ -12,6 +12,7 @@ import torch
 from vdp.errors import EncodeError
 from vdp.io._ffmpeg import FfmpegPipe, run_ffmpeg
 from vdp.io.colour import SDR_BT709, Colour, rgb_to_yuv_filter, tag_args, yuv_tags_filter
+from vdp.io.streams import audio_map
 from vdp.io.writers._atomic import as_array, remove_path
 from vdp.io.writers._pipe import PipeWriter
 from vdp.io.writers.encoders import (CPU_CODECS, PIXEL_FORMATS, EncoderChoice, EncoderSettings,
@@ -44,9 +45,11 @@ class Mp4Writer(PipeWriter):
         preset: Encoder speed/size trade-off, e.g. ``"veryfast"``, ``"medium"``.
         codec: ``"h264"`` (libx264) or ``"hevc"`` (libx265, tagged ``hvc1`` so Apple and VR
             players accept it; for frames wider than H.264 decoders take).
-        audio_from: A media file whose audio streams are muxed in on `close()` (copied when
+        audio_from: A media file whose audio track is muxed in on `close()` (copied when
             MP4 can hold the codec, else re-encoded to AAC; cut to the video's length).
             A file without audio gives a video-only MP4.
+        audio_stream: Absolute index of the one audio track of `audio_from` to mux (None:
+            ffmpeg's pick, see `vdp.io.streams`).
         timeout_s: Deadline of each ffmpeg run (the audio mux).
         encoder: ``"auto"`` (NVENC where it works, else x264/x265), ``"cpu"``, ``"x265"``
             (HEVC whatever `codec` says) or ``"nvenc"`` (see `vdp.io.writers.encoders`); the
@@ -64,7 +67,8 @@ class Mp4Writer(PipeWriter):
                  preset: str = "medium", audio_from: str | os.PathLike[str] | None = None,
                  codec: str = "h264", timeout_s: float = 600.0, encoder: EncoderChoice = "auto",
                  threads: int | None = None, pixel_format: str = "yuv420p",
-                 colour: Colour = SDR_BT709, bit_depth: int = 8) -> None:
+                 colour: Colour = SDR_BT709, bit_depth: int = 8,
+                 audio_stream: int | None = None) -> None:
         if not fps > 0:
             raise ValueError(f"fps must be > 0, got {fps!r}")
         if codec not in CODECS:
@@ -79,6 +83,7 @@ class Mp4Writer(PipeWriter):
         self.preset = preset
         self.codec = stream_codec(codec, encoder)
         self.audio_from = None if audio_from is None else os.fspath(audio_from)
+        self.audio_stream = audio_stream
         self.timeout_s = float(timeout_s)
         self.encoder = encoder
         self.threads = threads
@@ -201,7 +206,8 @@ class Mp4Writer(PipeWriter):
     def _remux(self, source: str) -> None:
         """Mux `source`'s audio (cut to the video's duration, never cutting video)."""
         muxed = f"{self.tmp_path}.mux.mp4"
-        base = ["-y", "-i", self.tmp_path, "-i", source, "-map", "0:v:0", "-map", "1:a?",
+        base = ["-y", "-i", self.tmp_path, "-i", source, "-map", "0:v:0",
+                "-map", audio_map(source, self.audio_stream, self.timeout_s),
                 "-t", f"{self.frames_written / self.fps:.6f}", "-c:v", "copy", "-movflags", "+faststart"]
         if self.codec == "hevc":
             base += ["-tag:v", "hvc1"]

@@ -16,6 +16,7 @@ from vdp.errors import DecodeError
 from vdp.io._ffmpeg import FfmpegPipe, run_ffmpeg
 from vdp.io.colour import SDR_BT709, rgb_to_yuv_filter, tag_args
 from vdp.io.decode import DEFAULT_TIMEOUT_S, probe
+from vdp.io.streams import audio_map
 from vdp.io.writers._atomic import remove_path
 from vdp.io.writers._pipe import PipeWriter
 from vdp.io.writers.png import rgba_frames
@@ -29,15 +30,19 @@ class ProresAlphaWriter(PipeWriter):
         fps: Frame rate (constant).
         audio_from: A media file whose audio is muxed in as PCM on `close()` (None: video only).
         timeout_s: Deadline for each batch sent to ffmpeg and for finishing the file.
+        audio_stream: Absolute index of the one audio track of `audio_from` to mux (None:
+            ffmpeg's pick, see `vdp.io.streams`).
     """
 
     def __init__(self, path: str | os.PathLike[str], *, fps: float,
-                 audio_from: str | os.PathLike[str] | None = None, timeout_s: float = 600.0) -> None:
+                 audio_from: str | os.PathLike[str] | None = None, timeout_s: float = 600.0,
+                 audio_stream: int | None = None) -> None:
         if not fps > 0:
             raise ValueError(f"fps must be > 0, got {fps!r}")
         super().__init__(path, tmp_suffix=".mov")
         self.fps = float(fps)
         self.audio_from = None if audio_from is None else os.fspath(audio_from)
+        self.audio_stream = audio_stream
         self.timeout_s = float(timeout_s)
         self.frame_size: tuple[int, int] | None = None
         self._pipe: FfmpegPipe | None = None
@@ -70,7 +75,8 @@ class ProresAlphaWriter(PipeWriter):
         if self.audio_from is not None:
             muxed = f"{self.tmp_path}.mux.mov"
             try:
-                run_ffmpeg(["-y", "-i", self.tmp_path, "-i", self.audio_from, "-map", "0:v:0", "-map", "1:a?",
+                run_ffmpeg(["-y", "-i", self.tmp_path, "-i", self.audio_from, "-map", "0:v:0",
+                            "-map", audio_map(self.audio_from, self.audio_stream, self.timeout_s),
                             "-t", f"{self.frames_written / self.fps:.6f}", "-c:v", "copy",
                             "-c:a", "pcm_s16le", "-f", "mov", muxed],
                            timeout_s=self.timeout_s, what=f"muxing audio of {self.audio_from} into {self.path}")
