@@ -251,9 +251,12 @@ class ChunkWriter:
 
     def abort(self) -> None:
         """Drop everything; nothing of this chunk stays."""
+        import shutil
+
         self._held, self._tail, self._head = [], [], []
         for out in self.outputs:
             out.abort()
+        shutil.rmtree(self.request.parts_dir, ignore_errors=True)  # parts already closed, too
 
     # -- internals ----------------------------------------------------------------------------
 

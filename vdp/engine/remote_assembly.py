@@ -203,13 +203,16 @@ class RemoteAssembler:
         return [self.stats[k] for k in sorted(self.stats)]
 
     def abort(self) -> None:
-        """Drop every chunk of the job on every writer."""
+        """Drop every chunk of the job on every writer, and every part written."""
+        import shutil
+
         for w in self.writers.values():
             try:
                 ray.get(w.abort_job.remote(self.job_tag + ":"), timeout=30)
             except Exception:  # noqa: BLE001 - nothing to save
                 pass
         self.writers.clear()
+        shutil.rmtree(self.parts_root, ignore_errors=True)
 
     def release(self) -> None:
         """Done with the writers (they stay for later jobs); notes where the job's writers ran and
