@@ -14,6 +14,15 @@ from vdp.errors import DecodeError
 from vdp.io._ffmpeg import ffmpeg_exe, run_ffmpeg
 
 REMUX_DIR = Path(tempfile.gettempdir()) / "vdp-remux"
+
+
+def cached_copy(path: str, salt: str = "", suffix: str = ".mkv") -> Path:
+    """Where a converted copy of `path` is cached: keyed by its path, size and modification
+    time, and `salt` (what the conversion does)."""
+    st = os.stat(path)
+    key = hashlib.sha256(f"{os.path.abspath(path)}|{st.st_size}|{st.st_mtime_ns}{salt}".encode())
+    REMUX_DIR.mkdir(parents=True, exist_ok=True)
+    return REMUX_DIR / f"{key.hexdigest()[:24]}{suffix}"
 TIMING_PACKETS = 2000
 DEFAULT_TIMEOUT_S = 120.0
 
@@ -71,10 +80,7 @@ def remux_elementary_stream(path: str, *, timeout_s: float = DEFAULT_TIMEOUT_S) 
     info = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", path],
                           capture_output=True, text=True, timeout=timeout_s, check=False).stderr
     codec = m.group(1) if (m := re.search(r"Stream #0:0.*?: Video: (\w+)", info)) else "video"
-    st = os.stat(path)
-    key = hashlib.sha256(f"{os.path.abspath(path)}|{st.st_size}|{st.st_mtime_ns}".encode())
-    REMUX_DIR.mkdir(parents=True, exist_ok=True)
-    target = REMUX_DIR / f"{key.hexdigest()[:24]}.mkv"
+    target = cached_copy(path)
     if not target.is_file():
         tmp = target.with_name(f"{target.stem}.{os.getpid()}.{id(target)}.tmp.mkv")
         run_ffmpeg(["-y", "-i", path, "-map", "0:v:0", "-c:v", "ffv1", "-level", "3",

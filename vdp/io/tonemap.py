@@ -11,12 +11,11 @@ rolled off smoothly, mid-tones kept; ``desat=0``: no extra desaturation), BT.709
 """
 from __future__ import annotations
 
-import hashlib
 import os
 
 from vdp.errors import DecodeError
 from vdp.io._ffmpeg import run_ffmpeg
-from vdp.io._streams import REMUX_DIR
+from vdp.io._streams import cached_copy
 from vdp.io.colour import Colour
 
 #: The name report.json carries for the operator applied to HDR sources.
@@ -39,10 +38,7 @@ def tonemapped_copy(path: str, source: Colour, *, timeout_s: float) -> str:
     """
     if not source.is_hdr:
         raise ValueError(f"{path}: not an HDR source (transfer {source.transfer or 'unknown'})")
-    st = os.stat(path)
-    key = hashlib.sha256(f"{os.path.abspath(path)}|{st.st_size}|{st.st_mtime_ns}|{_FILTER}".encode())
-    REMUX_DIR.mkdir(parents=True, exist_ok=True)
-    target = REMUX_DIR / f"{key.hexdigest()[:24]}.sdr.mkv"
+    target = cached_copy(path, salt=f"|{_FILTER}", suffix=".sdr.mkv")
     if not target.is_file():
         tmp = target.with_name(f"{target.stem}.{os.getpid()}.{id(target)}.tmp.mkv")
         try:
