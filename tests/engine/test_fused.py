@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vdp.engine.fused import FusedStage, fuse_plans, should_fuse
+from vdp.engine.fused import FusedStage, fuse_plans, fused_replicas, should_fuse
 from vdp.engine.job import run_job
 from vdp.engine.local import LocalRunner
 from vdp.engine.plan import StagePlan
@@ -26,10 +26,10 @@ def plans() -> list[StagePlan]:
             StagePlan("matte", "fz", partial(WindowStage, 5), num_gpus=1.0)]
 
 
-def spec(fuse: bool | None, chunked: bool = True) -> JobSpec:
+def spec(fuse: bool | None, chunked: bool = True, replicas: dict | None = None) -> JobSpec:
     return JobSpec.parse({"input": str(CLIP), "max_frames": FRAMES, "stages": {"depth": {}, "matte": {}},
                           "outputs": [{"kind": "depth_npy"}, {"kind": "alpha_png16"}],
-                          "resources": {"batch_frames": 8, "fuse_stages": fuse},
+                          "resources": {"batch_frames": 8, "fuse_stages": fuse, "replicas": replicas or {}},
                           "chunking": {"enabled": chunked, "chunk_frames": 16, "overlap_frames": 8}})
 
 
@@ -60,12 +60,15 @@ def test_fusing_is_decided_by_sharing_and_replica_counts():
     assert not should_fuse(True, two[:1], gpus=1)
     assert [p.name for p in fuse_plans(two, {"depth": 2, "matte": 2})] == ["depth+matte"]
     assert [p.name for p in fuse_plans(two, {"depth": 3})] == ["depth", "matte"]  # scaled apart
+    fused = fuse_plans(two, {"depth": 2, "matte": 2})
+    assert fused_replicas(fused, {"depth": 2, "matte": 2})["depth+matte"] == 2
 
 
 def test_fused_actors_on_ray_match_separate_actors(tmp_path, fresh_actors):
-    fused = run_job(spec(True), tmp_path / "fused", plans=plans())
+    fused = run_job(spec(True, replicas={"depth": 2, "matte": 2}), tmp_path / "fused", plans=plans())
     apart = run_job(spec(False), tmp_path / "apart", plans=plans())
     assert list(fused.placement["replicas"]) == ["depth+matte"]
+    assert len(fused.placement["replicas"]["depth+matte"]) == 2  # the members' common count
     assert sorted(apart.placement["replicas"]) == ["depth", "matte"]
     assert np.array_equal(depth(tmp_path / "fused"), depth(tmp_path / "apart"))
     pngs = sorted((tmp_path / "fused" / "alpha_png16").iterdir())

@@ -109,6 +109,16 @@ def _fused(group: list[StagePlan]) -> StagePlan:
                      cost=sum(p.cost for p in group))
 
 
+def fused_replicas(plans: list[StagePlan], replicas: dict[str, int]) -> dict[str, int]:
+    """`replicas` with each fused plan's count (its members share one, `fuse_plans`)."""
+    out = dict(replicas)
+    for plan in plans:
+        first = members(plan.name)[0]
+        if plan.name not in out and first in replicas:
+            out[plan.name] = replicas[first]
+    return out
+
+
 def members(name: str) -> list[str]:
     """The stage names inside a (possibly fused) plan's name."""
     return name.split("+")

@@ -226,7 +226,7 @@ class JobRun:
     def _run_on_ray(self, assembler: Any) -> dict[str, StageReport]:
         from vdp.engine.assembly import Assembler
         from vdp.engine.cluster import ensure_ray
-        from vdp.engine.fused import fuse_plans, should_fuse
+        from vdp.engine.fused import fuse_plans, fused_replicas, should_fuse
         from vdp.engine.placement import ClusterView, acquire_replicas
         from vdp.engine.scheduler import ChunkScheduler
 
@@ -235,6 +235,7 @@ class JobRun:
         plans = self.plans
         if should_fuse(res.fuse_stages, plans, ClusterView.current().gpus_total):
             plans = fuse_plans(plans, res.replicas)
+            res = res.model_copy(update={"replicas": fused_replicas(plans, res.replicas)})
         replicas, placements, gpu = acquire_replicas(plans, res, max_replicas=len(self.todo),
                                                      threads=res.threads, timeout_s=res.batch_timeout_s,
                                                      cpu_turns=True)
