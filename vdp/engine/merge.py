@@ -27,6 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Literal
 
+import numpy as np
 import torch
 
 from vdp.engine.chunks import Chunk
@@ -91,16 +92,18 @@ def fit_scale_shift(x: torch.Tensor, y: torch.Tensor) -> Fit:
         raise ValueError(f"x {tuple(x.shape)} and y {tuple(y.shape)} must have the same shape")
     n = sx = sy = sxx = sxy = syy = 0.0
     for xt, yt in zip(x, y):
-        xt, yt = xt.reshape(-1).double(), yt.reshape(-1).double()
-        ok = torch.isfinite(xt) & torch.isfinite(yt)
-        if not bool(ok.all()):  # the common case skips the masked copies
+        # numpy's reductions are single-threaded: the same sums whatever else the process runs
+        # (torch's split with the threads free at the time, so the last bits could differ)
+        xt, yt = xt.reshape(-1).double().numpy(), yt.reshape(-1).double().numpy()
+        ok = np.isfinite(xt) & np.isfinite(yt)
+        if not ok.all():  # the common case skips the masked copies
             xt, yt = xt[ok], yt[ok]
-        n += xt.numel()
-        sx += float(xt.sum())
-        sy += float(yt.sum())
-        sxx += float(torch.dot(xt, xt))  # products summed without temporaries
-        sxy += float(torch.dot(xt, yt))
-        syy += float(torch.dot(yt, yt))
+        n += xt.size
+        sx += float(np.add.reduce(xt))
+        sy += float(np.add.reduce(yt))
+        sxx += float(np.einsum("i,i->", xt, xt))  # products summed without temporaries
+        sxy += float(np.einsum("i,i->", xt, yt))
+        syy += float(np.einsum("i,i->", yt, yt))
     if n == 0:
         return Fit(degenerate=True)
     mx, my = sx / n, sy / n

@@ -149,6 +149,8 @@ class WriterActor:
             slot = self.slots.pop(key, None)
         if slot is not None:
             with slot.cond:
+                slot.error = slot.error or WriterLostError(f"chunk run {key} was aborted")
+                slot.cond.notify_all()  # calls waiting for this run's earlier results give up now
                 slot.writer.abort()
 
     def abort_job(self, prefix: str) -> int:
