@@ -91,3 +91,38 @@ def test_keep_decodes_the_hdr_signal_as_ffmpeg_does(hdr_clip) -> None:
 def test_unknown_hdr_mode_is_a_value_error(hdr_clip) -> None:
     with pytest.raises(ValueError, match="tonemap, keep"):
         probe(hdr_clip[0], hdr="hdr10")
+
+
+@pytest.fixture(scope="module")
+def sdr_then_hdr(tmp_path_factory) -> Path:
+    """An MKV whose first video stream is SDR BT.709 (a plain grey card) and second the PQ clip,
+    marked as the default one (ffmpeg picks it)."""
+    folder = tmp_path_factory.mktemp("two")
+    hdr = make_hdr(folder / "pq.mp4", TRANSFERS["pq"])
+    sdr = folder / "grey.mp4"
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-f", "lavfi", "-i", f"color=c=gray:size={W}x{H}:rate=24",
+                    "-frames:v", str(FRAMES), "-vf", "setparams=color_primaries=bt709:color_trc=bt709:colorspace=bt709",
+                    "-c:v", "libx264", "-pix_fmt", "yuv420p", str(sdr)], check=True, timeout=120)
+    out = folder / "sdr_then_hdr.mkv"
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-i", str(sdr), "-i", str(hdr), "-map", "0:v",
+                    "-map", "1:v", "-c", "copy", "-disposition:v:0", "0", "-disposition:v:1", "default",
+                    str(out)], check=True, timeout=120)
+    return out
+
+
+def test_the_chosen_streams_colour_is_read_and_tone_mapped(sdr_then_hdr) -> None:
+    # ffmpeg's default pick here is the HDR stream (1): its colour, not the first stream's
+    default = probe(sdr_then_hdr)
+    assert default.video_stream == 1 and default.streams_used["video"]["codec"] == "hevc"
+    assert (default.colour_primaries, default.colour_transfer) == ("bt2020", "smpte2084")
+    assert default.tone_mapping == TONEMAP_OPERATOR and default.bit_depth == 10
+    sdr = probe(sdr_then_hdr, video_stream=0)
+    assert sdr.colour_transfer == "bt709" and sdr.tone_mapping == "" and sdr.bit_depth == 8
+    # the tone-mapped frames are the HDR stream's colour bars, not the first stream's grey card
+    pq = decode(sdr_then_hdr.with_name("pq.mp4"))
+    for chosen in ({}, {"stream_index": 1}):
+        frames = decode(sdr_then_hdr, **chosen)
+        assert frames.shape == (FRAMES, 3, H, W) and float(luma_of(frames).std()) > 40
+        assert torch.equal(frames, pq)
+    grey = decode(sdr_then_hdr, stream_index=0)
+    assert float(luma_of(grey).std()) < 3

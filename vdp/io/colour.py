@@ -90,16 +90,18 @@ def tag_args(colour: Colour) -> list[str]:
 
 
 # "yuv420p10le(tv, bt2020nc/bt2020/smpte2084, progressive)" or "yuv420p(tv, bt709)" or "(pc)"
-_STREAM = re.compile(r"Stream #\d+:\d+.*?: Video: [^\n]*?, (\w+)\(([^)]*)\)")
+_STREAM = re.compile(r"Stream #\d+:(\d+)[^:\n]*: Video: [^\n]*?, (\w+)\(([^)]*)\)")
 _RANGES = ("tv", "pc")
 
 
-def parse_colour(ffmpeg_stderr: str) -> Colour:
-    """The first video stream's colour from ``ffmpeg -i``'s stream line (empty when unsaid)."""
-    m = _STREAM.search(ffmpeg_stderr)
+def parse_colour(ffmpeg_stderr: str, stream_index: int | None = None) -> Colour:
+    """A video stream's colour from ``ffmpeg -i``'s stream line (empty when unsaid): the stream
+    with absolute index `stream_index`, or the first video stream."""
+    m = next((m for m in _STREAM.finditer(ffmpeg_stderr)
+              if stream_index is None or int(m.group(1)) == stream_index), None)
     if m is None:
         return Colour()
-    parts = [p.strip() for p in m.group(2).split(",")]
+    parts = [p.strip() for p in m.group(3).split(",")]
     rng = parts.pop(0) if parts and parts[0] in _RANGES else ""
     space = next((p for p in parts if p not in ("progressive", "top first", "bottom first",
                                                   "top coded first (swapped)",
@@ -115,12 +117,13 @@ def parse_colour(ffmpeg_stderr: str) -> Colour:
     return Colour(names[0], names[0], names[0], rng)  # all three the same
 
 
-def source_colour(path: str, *, timeout_s: float = 60.0) -> Colour:
-    """The colour the first video stream of `path` declares (``ffmpeg -i``, no decoding);
-    an empty `Colour` when ffmpeg cannot read it (the decoder reports that properly)."""
+def source_colour(path: str, *, timeout_s: float = 60.0, stream_index: int | None = None) -> Colour:
+    """The colour a video stream of `path` declares (``ffmpeg -i``, no decoding): the stream
+    with absolute index `stream_index`, or the first video stream; an empty `Colour` when
+    ffmpeg cannot read it (the decoder reports that properly)."""
     try:
         proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", path],
                               capture_output=True, text=True, timeout=timeout_s, check=False)
     except (OSError, subprocess.TimeoutExpired):
         return Colour()
-    return parse_colour(proc.stderr)
+    return parse_colour(proc.stderr, stream_index)

@@ -164,7 +164,8 @@ class VideoSource:
         self._raw_codec = ""
         self._check_file()
         self._decoder = self._open(requested)
-        self.colour = source_colour(self.path, timeout_s=self.timeout_s)
+        self.colour = source_colour(self.path, timeout_s=self.timeout_s,
+                                    stream_index=self._stream_in_decode_path())
         self._tonemap_pending = self.colour.is_hdr and hdr == "tonemap"
         if self._tonemap_pending:
             self.warnings.append(f"{os.path.basename(self.path)}: HDR source (transfer "
@@ -194,6 +195,10 @@ class VideoSource:
             raise DecodeError(f"{self.path}: not a regular file")
         if os.path.getsize(self.path) == 0:
             raise DecodeError(f"{self.path}: the file is empty (0 bytes)")
+
+    def _stream_in_decode_path(self) -> int | None:
+        """Absolute index of the decoded stream in the file being decoded (None: its only one)."""
+        return self._decoder.metadata.stream_index if self._decode_path == self.path else None
 
     def _make_decoder(self, device: str) -> VideoDecoder:
         index = None if self._decode_path != self.path else self.stream_index  # a raw copy has one
@@ -319,7 +324,8 @@ class VideoSource:
 
     def _switch_to_tonemapped(self) -> None:
         """Decode from here on from the tone-mapped SDR copy (display-oriented already)."""
-        copy = tonemapped_copy(self._decode_path, self.colour, timeout_s=self.timeout_s)
+        copy = tonemapped_copy(self._decode_path, self.colour, timeout_s=self.timeout_s,
+                               stream_index=self._stream_in_decode_path())
         self._decode_path, self._flip_dim = copy, 0
         decoder = self._open(self.status.requested_device)
         if int(decoder.metadata.num_frames) != self.info.num_frames:

@@ -137,7 +137,7 @@ def _info(path: str, data: dict[str, Any], choice: StreamChoice, timeout_s: floa
     if declared is not None and frames < declared:
         warnings.append(f"{name}: the container declares {declared} frames but {frames} decode "
                         f"(declared {declared}, decoded {frames}); using the {frames} decoded frames")
-    colour = source_colour(path, timeout_s=timeout_s)
+    colour = source_colour(path, timeout_s=timeout_s, stream_index=choice.video.index)
     tone_mapping = TONEMAP_OPERATOR if colour.is_hdr and hdr == "tonemap" else ""
     if tone_mapping:
         warnings.append(f"{name}: HDR source (transfer {colour.transfer}) tone-mapped to SDR BT.709 "

@@ -25,9 +25,10 @@ _FILTER = ("zscale=transfer=linear:npl=100,format=gbrpf32le,zscale=primaries=bt7
            "format=gbrp")
 
 
-def tonemapped_copy(path: str, source: Colour, *, timeout_s: float) -> str:
-    """A lossless SDR BT.709 copy (FFV1 planar RGB, Matroska) of the HDR video `path`, made once
-    and cached (keyed by the file's absolute path, size, modification time and the operator).
+def tonemapped_copy(path: str, source: Colour, *, timeout_s: float, stream_index: int | None = None) -> str:
+    """A lossless SDR BT.709 copy (FFV1 planar RGB, Matroska) of the HDR video stream
+    `stream_index` (absolute; None: the first video stream) of `path`, made once and cached
+    (keyed by the file's absolute path, size, modification time, the stream and the operator).
 
     The copy has the source's frames and timestamps (variable rates kept), in display
     orientation (ffmpeg applies the display matrix, rotation and reflection).
@@ -38,11 +39,12 @@ def tonemapped_copy(path: str, source: Colour, *, timeout_s: float) -> str:
     """
     if not source.is_hdr:
         raise ValueError(f"{path}: not an HDR source (transfer {source.transfer or 'unknown'})")
-    target = cached_copy(path, salt=f"|{_FILTER}", suffix=".sdr.mkv")
+    stream = "0:v:0" if stream_index is None else f"0:{int(stream_index)}"
+    target = cached_copy(path, salt=f"|{stream}|{_FILTER}", suffix=".sdr.mkv")
     if not target.is_file():
         tmp = target.with_name(f"{target.stem}.{os.getpid()}.{id(target)}.tmp.mkv")
         try:
-            run_ffmpeg(["-y", "-i", path, "-map", "0:v:0", "-an", "-sn", "-fps_mode", "passthrough",
+            run_ffmpeg(["-y", "-i", path, "-map", stream, "-an", "-sn", "-fps_mode", "passthrough",
                         "-vf", _FILTER, "-c:v", "ffv1", "-level", "3", "-threads", "0",
                         "-color_primaries", "bt709", "-color_trc", "bt709", "-colorspace", "rgb",
                         "-color_range", "pc", str(tmp)],
