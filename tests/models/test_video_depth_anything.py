@@ -232,3 +232,34 @@ def test_stream_procedure_vits(vits: VideoDepthAnything) -> None:
     assert rel_err(torch.cat([first, rest]), g["depth"]) <= TOL
     assert list(state.cache.frame_ids) == g["meta"]["frame_id_list_after_last_frame"]
     assert len(state.cache.entries) == g["meta"]["n_cached_entries_after_last_frame"]
+
+
+# -- memory: a window in parts ----------------------------------------------------------------
+
+def _in_parts(model: VideoDepthAnything, frames: int, positions: int) -> None:
+    model.frames_per_pass = frames
+    for mm in model.head.motion_modules:
+        mm.temporal_transformer.positions_per_pass = positions
+
+
+def test_window_in_parts_gives_the_same_values(vits: VideoDepthAnything) -> None:
+    """Encoder frames and temporal positions in small parts (the memory bound) give the values
+    of one pass, for a window and for streaming steps that attend to cached states."""
+    x = torch.randn(1, 10, 3, 70, 126, generator=torch.Generator().manual_seed(3))  # 5x9 patches
+    with torch.inference_mode():
+        _in_parts(vits, 1000, 10**6)
+        whole = vits(x)
+        cache, whole_steps = None, []
+        for i in range(4):
+            d, cache = vits.stream_step(x[:, i], cache)
+            whole_steps.append(d)
+        _in_parts(vits, 3, 7)  # 10 frames in 4 parts; 45..720 positions in parts of 7
+        parts = vits(x)
+        cache, part_steps = None, []
+        for i in range(4):
+            d, cache = vits.stream_step(x[:, i], cache)
+            part_steps.append(d)
+    _in_parts(vits, 8, 1024)
+    # equal up to float summation order (small matrix products may take other kernels)
+    for a, b in [(whole, parts), *zip(whole_steps, part_steps)]:
+        assert float((a - b).abs().max()) <= 1e-5 * float(a.abs().max())

@@ -62,14 +62,17 @@ class DPTHead(nn.Module):
         Returns:
             Four maps [N, out_channels[i], h_i, w_i].
         """
-        levels = []
-        for i, (tokens, cls) in enumerate(features):
-            if self.use_clstoken:
-                readout = cls.unsqueeze(1).expand_as(tokens)
-                tokens = self.readout_projects[i](torch.cat([tokens, readout], dim=-1))
-            x = tokens.permute(0, 2, 1).reshape(tokens.shape[0], tokens.shape[-1], patch_h, patch_w)
-            levels.append(self.resize_layers[i](self.projects[i](x)))
-        return levels
+        return [self.project_level(i, tokens, cls, patch_h, patch_w)
+                for i, (tokens, cls) in enumerate(features)]
+
+    def project_level(self, i: int, tokens: torch.Tensor, cls: torch.Tensor, patch_h: int,
+                      patch_w: int) -> torch.Tensor:
+        """Pyramid level `i` (0..3) from one tapped block's tokens (see `project_levels`)."""
+        if self.use_clstoken:
+            readout = cls.unsqueeze(1).expand_as(tokens)
+            tokens = self.readout_projects[i](torch.cat([tokens, readout], dim=-1))
+        x = tokens.permute(0, 2, 1).reshape(tokens.shape[0], tokens.shape[-1], patch_h, patch_w)
+        return self.resize_layers[i](self.projects[i](x))
 
     def output(self, path_1: torch.Tensor, patch_h: int, patch_w: int) -> torch.Tensor:
         """The output convs: [N, F, 8h, 8w] -> relu depth [N, 1, 14h, 14w].

@@ -49,7 +49,7 @@ class DPTHeadTemporal(DPTHead):
         return y.permute(0, 2, 1, 3, 4).reshape(n, c, h, w)
 
     def forward(self, features: Features, patch_h: int, patch_w: int, frame_length: int,
-                history: States | None = None, micro_batch_size: int = 4
+                history: States | None = None, micro_batch_size: int = 2
                 ) -> tuple[torch.Tensor, States]:
         """Decode depth for B*T frames.
 
@@ -64,23 +64,27 @@ class DPTHeadTemporal(DPTHead):
         Returns:
             (depth [B*T, 1, 14h, 14w] after ReLU, new states [(B*h_k*w_k), T, C_k] per sub-block).
         """
-        layer_1, layer_2, layer_3, layer_4 = self.project_levels(features, patch_h, patch_w)
+        # Levels 3 and 4 attend along time: the whole window. Levels 1 and 2 (x4 and x2 of the
+        # patch grid, the largest maps) only meet the temporal paths per frame: made per micro-batch.
+        (t1, c1), (t2, c2), (t3, c3), (t4, c4) = features
+        layer_3 = self.project_level(2, t3, c3, patch_h, patch_w)
+        layer_4 = self.project_level(3, t4, c4, patch_h, patch_w)
         states: States = []
         layer_3 = self._temporal(0, layer_3, frame_length, history, states)
         layer_4 = self._temporal(1, layer_4, frame_length, history, states)
         s = self.scratch
-        layer_1_rn = s.layer1_rn(layer_1)
-        layer_2_rn = s.layer2_rn(layer_2)
         layer_3_rn = s.layer3_rn(layer_3)
         layer_4_rn = s.layer4_rn(layer_4)
         path_4 = s.refinenet4(layer_4_rn, size=layer_3_rn.shape[2:])
         path_4 = self._temporal(2, path_4, frame_length, history, states)
-        path_3 = s.refinenet3(path_4, layer_3_rn, size=layer_2_rn.shape[2:])
+        path_3 = s.refinenet3(path_4, layer_3_rn, size=(2 * patch_h, 2 * patch_w))  # level 2's size
         path_3 = self._temporal(3, path_3, frame_length, history, states)
         outs = []
         for i in range(0, path_3.shape[0], micro_batch_size):
             j = slice(i, i + micro_batch_size)
-            path_2 = s.refinenet2(path_3[j], layer_2_rn[j], size=layer_1_rn.shape[2:])
-            path_1 = s.refinenet1(path_2, layer_1_rn[j])
+            layer_1_rn = s.layer1_rn(self.project_level(0, t1[j], c1[j], patch_h, patch_w))
+            layer_2_rn = s.layer2_rn(self.project_level(1, t2[j], c2[j], patch_h, patch_w))
+            path_2 = s.refinenet2(path_3[j], layer_2_rn, size=layer_1_rn.shape[2:])
+            path_1 = s.refinenet1(path_2, layer_1_rn)
             outs.append(self.output(path_1, patch_h, patch_w))
         return torch.cat(outs), states

@@ -14,6 +14,11 @@ from torch import nn
 
 States = list[torch.Tensor]
 
+#: Spatial positions a temporal transformer processes at once. Attention runs along time, so
+#: positions are independent: splitting them bounds the working memory (the feed-forward of
+#: 32 frames x 10k positions is gigabytes) and changes no value.
+POSITIONS_PER_PASS = 1024
+
 
 def sinusoid_table(max_len: int, dim: int) -> torch.Tensor:
     """``[1, max_len, dim]``: sin at even channels, cos at odd ones, frequency 10000^(-2i/dim).
@@ -192,6 +197,7 @@ class TemporalTransformer3DModel(nn.Module):
             for _ in range(num_layers))
         self.proj_out = nn.Linear(in_channels, in_channels)
         self.states_per_block = num_attention_blocks
+        self.positions_per_pass = POSITIONS_PER_PASS
 
     def forward(self, x: torch.Tensor, history: States | None = None) -> tuple[torch.Tensor, States]:
         """Args: x [B,C,T,h,w]; history one tensor per attention sub-block (all blocks) or None.
@@ -201,15 +207,40 @@ class TemporalTransformer3DModel(nn.Module):
         b, c, t, h, w = x.shape
         frames = x.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)
         hidden = self.norm(frames).permute(0, 2, 3, 1).reshape(b * t, h * w, c)
+        outs, parts = [], []
+        for p in range(0, h * w, self.positions_per_pass):  # positions are independent here
+            q = slice(p, p + self.positions_per_pass)
+            out, states = self._positions(hidden[:, q], t, _positions_of(history, b, q))
+            outs.append(out)
+            parts.append(states)
+        hidden = torch.cat(outs, dim=1) if len(outs) > 1 else outs[0]
+        states = [_join_positions([s[i] for s in parts], b) for i in range(len(parts[0]))]
+        out = hidden.reshape(b * t, h, w, c).permute(0, 3, 1, 2) + frames
+        return out.reshape(b, t, c, h, w).permute(0, 2, 1, 3, 4), states
+
+    def _positions(self, hidden: torch.Tensor, t: int, history: States | None) -> tuple[torch.Tensor, States]:
+        """The transformer on some positions of every frame: [(B*T), n, C] -> same, states."""
         hidden = self.proj_in(hidden)
         states: States = []
         k = self.states_per_block
         for i, block in enumerate(self.transformer_blocks):
             hidden, block_states = block(hidden, t, None if history is None else history[i * k:(i + 1) * k])
             states.extend(block_states)
-        hidden = self.proj_out(hidden)
-        out = hidden.reshape(b * t, h, w, c).permute(0, 3, 1, 2) + frames
-        return out.reshape(b, t, c, h, w).permute(0, 2, 1, 3, 4), states
+        return self.proj_out(hidden), states
+
+
+def _positions_of(history: States | None, b: int, q: slice) -> States | None:
+    """The cached states ``[(B*hw), L, C]`` of the positions `q`."""
+    if history is None:
+        return None
+    return [s.unflatten(0, (b, -1))[:, q].flatten(0, 1) for s in history]
+
+
+def _join_positions(parts: list[torch.Tensor], b: int) -> torch.Tensor:
+    """States of consecutive position ranges, ``[(B*n_i), T, C]`` each, as ``[(B*hw), T, C]``."""
+    if len(parts) == 1:
+        return parts[0]
+    return torch.cat([s.unflatten(0, (b, -1)) for s in parts], dim=1).flatten(0, 1)
 
 
 class TemporalModule(nn.Module):

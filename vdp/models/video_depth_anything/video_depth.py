@@ -13,6 +13,11 @@ from vdp.models.video_depth_anything.dpt import Features
 from vdp.models.video_depth_anything.dpt_temporal import DPTHeadTemporal
 from vdp.models.video_depth_anything.motion_module import States
 
+#: Frames the image encoder takes at once. It sees each frame alone, so a window in parts
+#: gives the same values with a fraction of the working memory (its MLP over 32 frames at
+#: 518x924 is half a gigabyte per layer); the temporal head still sees the whole window.
+FRAMES_PER_PASS = 8
+
 
 @dataclass(frozen=True)
 class StreamCache:
@@ -55,6 +60,7 @@ class VideoDepthAnything(nn.Module):
         self.num_frames = num_frames
         self.metric = metric
         self.intermediate_layer_idx = list(INTERMEDIATE_LAYERS[encoder])
+        self.frames_per_pass = FRAMES_PER_PASS
         self.pretrained = DinoVisionTransformer(**ENCODERS[encoder])
         self.head = DPTHeadTemporal(self.pretrained.embed_dim, features, use_bn, out_channels,
                                     use_clstoken, num_frames, pe)
@@ -68,7 +74,13 @@ class VideoDepthAnything(nn.Module):
         Returns:
             Four (patch tokens [N, h*w, C], cls [N, C]).
         """
-        return self.pretrained.get_intermediate_layers(x, self.intermediate_layer_idx)
+        step = self.frames_per_pass
+        if x.shape[0] <= step:
+            return self.pretrained.get_intermediate_layers(x, self.intermediate_layer_idx)
+        parts = [self.pretrained.get_intermediate_layers(x[i:i + step], self.intermediate_layer_idx)
+                 for i in range(0, x.shape[0], step)]
+        return tuple((torch.cat([p[k][0] for p in parts]), torch.cat([p[k][1] for p in parts]))
+                     for k in range(len(parts[0])))
 
     def forward_depth(self, features: Features, size: tuple[int, int], frame_length: int,
                       history: States | None = None) -> tuple[torch.Tensor, States]:
