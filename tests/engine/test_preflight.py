@@ -67,3 +67,16 @@ def test_depth_preview_too_wide_for_h264_is_hevc(tmp_path: Path) -> None:
     for name, codec, width in [("depth_preview.mp4", "hevc", 4200), ("depth_color.mp4", "h264", 2100)]:
         info = probe(tmp_path / "out" / name)
         assert (info.codec, info.width, info.num_frames) == (codec, width, 2)
+
+
+def test_depth_preview_halves_beyond_4k_are_scaled_down(tmp_path: Path) -> None:
+    # 3900 wide: each half of the preview is scaled to 3840 on its long side (an 8K source's
+    # full-size preview would be past every HEVC decoder's limit); depth_color keeps full size.
+    path = clip(tmp_path, 3900, 600)
+    spec = JobSpec.parse({"input": str(path), "stages": {"depth": {"synthetic_weights": True,
+                                                                    "input_size": 56}},
+                          "outputs": [{"kind": "depth_preview_mp4"}, {"kind": "depth_color_mp4"}]})
+    run_job(spec, tmp_path / "out", local=True)
+    preview, colour = probe(tmp_path / "out" / "depth_preview.mp4"), probe(tmp_path / "out" / "depth_color.mp4")
+    assert (preview.width, preview.height, preview.num_frames) == (2 * 3840, 590, 2)
+    assert (colour.width, colour.height) == (3900, 600)

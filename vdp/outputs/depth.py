@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from vdp.io import Mp4Writer, NpyWriter, NpzWriter, Png16SequenceWriter
 from vdp.outputs._pixels import Scratch, as_numpy
@@ -186,12 +187,29 @@ class DepthColorMp4Output(_DepthOutput):
 
 
 class DepthPreviewMp4Output(DepthColorMp4Output):
-    """Side-by-side preview: the RGB frame | its colourised depth (2W x H)."""
+    """Side-by-side preview: the RGB frame | its colourised depth (2W x H), each half at most
+    `MAX_SIDE` pixels on its long side (beyond 4K both halves are scaled down: an 8K source's
+    15360-wide preview would be past every HEVC decoder's limit and its encoder alone needs ~5 GB)."""
 
     shows_video = True
+    MAX_SIDE = 3840
 
     def frames(self, batch: FrameBatch) -> torch.Tensor:
-        return torch.cat([batch.frames, self.colour(batch)], dim=3)
+        rgb, depth = batch.frames, self.nearness(batch)
+        h, w = rgb.shape[-2:]
+        if max(h, w) > self.MAX_SIDE:
+            size = _fit(h, w, self.MAX_SIDE)
+            rgb = F.interpolate(rgb.float(), size=size, mode="bilinear", antialias=True,
+                                align_corners=False).round_().clamp_(0, 255).to(torch.uint8)
+            depth = F.interpolate(depth[:, None], size=size, mode="bilinear", antialias=True,
+                                  align_corners=False)[:, 0]
+        return torch.cat([rgb, self.colouriser(depth)], dim=3)
+
+
+def _fit(h: int, w: int, side: int) -> tuple[int, int]:
+    """(h, w) scaled so the long side is `side`, both even (4:2:0)."""
+    k = side / max(h, w)
+    return max(2, round(h * k / 2) * 2), max(2, round(w * k / 2) * 2)
 
 
 def _write_json(path: Path, data: dict) -> None:
