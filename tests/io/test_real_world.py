@@ -158,3 +158,17 @@ def test_display_matrix_rotation_and_reflection_match_ffmpeg(tmp_path: Path, rot
     assert np.abs(ours - ref_frames).mean() < 0.5
     # and the mirrored reading would be wrong: the test pattern is not symmetric
     assert np.abs(ours[:, :, ::-1] - ref_frames).mean() > 20
+
+
+def test_reflection_is_read_from_the_decoded_streams_track(tmp_path: Path) -> None:
+    # two video tracks: the first plain, the second mirrored by its display matrix
+    plain = tmp_path / "plain.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=160x96:rate=25", "-frames:v", "3", "-c:v", "libx264",
+           "-pix_fmt", "yuv420p", str(plain))
+    path = tmp_path / "two_tracks.mp4"
+    ffmpeg("-i", str(plain), "-display_hflip", "-i", str(plain), "-map", "0:v", "-map", "1:v",
+           "-c", "copy", str(path))
+    first = decode_all(plain).frames
+    assert torch.equal(FrameBatch.concat(list(iter_batches(path, stream_index=0))).frames, first)
+    assert torch.equal(FrameBatch.concat(list(iter_batches(path, stream_index=1))).frames,
+                       first.flip(-1))

@@ -113,9 +113,11 @@ def _atoms(f, start: int, end: int):
         pos += size
 
 
-def video_track_reflected(path: str) -> bool:
-    """Whether the first video track of an MP4/MOV has a mirroring display matrix (``tkhd``
-    matrix determinant < 0, e.g. ``ffmpeg -display_hflip``). False for other containers.
+def video_track_reflected(path: str, stream_index: int | None = None) -> bool:
+    """Whether a video track of an MP4/MOV has a mirroring display matrix (``tkhd`` matrix
+    determinant < 0, e.g. ``ffmpeg -display_hflip``): the track of stream `stream_index`
+    (absolute: an MP4's streams are its tracks in order), or the first video track. False for
+    other containers.
 
     TorchCodec applies the matrix's rotation but not its reflection, so the caller mirrors the
     frames horizontally after the rotation, as ffmpeg's autorotation does.
@@ -126,9 +128,10 @@ def video_track_reflected(path: str) -> bool:
             moov = next((a for a in _atoms(f, 0, end) if a[0] == b"moov"), None)
             if moov is None:
                 return False
-            for kind, start, stop in _atoms(f, moov[1], moov[2]):
-                if kind != b"trak":
-                    continue
+            traks = [(start, stop) for kind, start, stop in _atoms(f, moov[1], moov[2]) if kind == b"trak"]
+            if stream_index is not None:
+                traks = traks[stream_index:stream_index + 1]
+            for start, stop in traks:
                 boxes = {k: (s, e) for k, s, e in _atoms(f, start, stop)}
                 mdia = boxes.get(b"mdia")
                 tkhd = boxes.get(b"tkhd")

@@ -175,7 +175,7 @@ class VideoSource:
         # TorchCodec rotates by the angle libavutil reads from a mirroring matrix; what is left
         # is a flip along the displayed width (quarter turns) or height (0 or 180 degrees).
         self._flip_dim = 0
-        if video_track_reflected(self._decode_path):
+        if video_track_reflected(self._decode_path, self._stream_in_decode_path()):
             self._flip_dim = -1 if self.info.rotation_degrees % 180 else -2
 
     # -- opening -------------------------------------------------------------------------
