@@ -8,6 +8,7 @@ others wait at a barrier. Threads a ``SCHED_IDLE`` thread starts (FFmpeg's, say)
 from __future__ import annotations
 
 import os
+import threading
 
 IDLE_PRIORITY_AVAILABLE: bool = hasattr(os, "SCHED_IDLE")
 
@@ -25,3 +26,15 @@ def set_idle_priority() -> bool:
     except OSError:
         return False
     return True
+
+
+_LOWERED = threading.local()
+
+
+def idle_once_per_thread() -> bool:
+    """`set_idle_priority` for the calling thread the first time it asks; later calls from the
+    same thread return that first answer (for work that arrives on any thread of a pool, like
+    a threaded Ray actor's calls)."""
+    if not hasattr(_LOWERED, "idle"):
+        _LOWERED.idle = set_idle_priority()
+    return _LOWERED.idle

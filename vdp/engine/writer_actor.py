@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
+from contextlib import nullcontext
 from typing import Any
 
 import ray
@@ -27,8 +28,9 @@ class WriterLostError(VdpError):
 class _Slot:
     """One chunk's writer, its lock and the condition its waiters wait on."""
 
-    def __init__(self, writer: ChunkWriter) -> None:
+    def __init__(self, writer: ChunkWriter, idle: bool = False) -> None:
         self.writer = writer
+        self.idle = idle  # written at idle priority (CPU-only nodes, where the models need the cores)
         self.cond = threading.Condition()
         self.error: BaseException | None = None
         self.next_seq = 0  # threaded actors run calls in any order: batches are taken by number
@@ -42,14 +44,11 @@ class WriterActor:
 
     def __init__(self, idle_s: float | None = None) -> None:
         from vdp.engine.lifecycle import watch_idle
-        from vdp.idle import set_idle_priority
 
         self.slots: dict[str, _Slot] = {}
         self.frames = 0  # frames taken, for the idle watcher
         self.where = {"node_id": ray.get_runtime_context().get_node_id(), "pid": os.getpid()}
-        self.idle = False
         self._lock = threading.Lock()
-        self._set_idle = set_idle_priority
         watch_idle(self, idle_s)
 
     @property
@@ -72,11 +71,9 @@ class WriterActor:
         writer = ChunkWriter(request, self.where)
         with self._lock:
             old = self.slots.pop(key, None)
-            self.slots[key] = _Slot(writer)
+            self.slots[key] = _Slot(writer, idle)
         if old is not None:
             old.writer.abort()
-        if idle and not self.idle:
-            self.idle = bool(self._set_idle())
 
     def add(self, key: str, seq: int, batch: FrameBatch | None, timeout_s: float = 600.0) -> dict[str, Any]:
         """Result batch number `seq` (0, 1, ...) of a chunk run (Ray resolves the stage actor's
@@ -87,7 +84,7 @@ class WriterActor:
             ref, once), chunk 0's ranges (once) and bytes held.
         """
         slot = self._wait(key, timeout_s, lambda s: s.next_seq == seq)
-        with slot.cond:
+        with slot.cond, self._priority(slot):
             self._check(slot)
             try:
                 if batch is not None:
@@ -108,7 +105,7 @@ class WriterActor:
     def set_map(self, key: str, fits: dict[str, Fit], ranges: list[dict]) -> dict[str, Any]:
         """The chunk's map and chunk 0's ranges: held results are written now."""
         slot = self._slot(key)
-        with slot.cond:
+        with slot.cond, self._priority(slot):
             self._check(slot)
             try:
                 slot.writer.set_map(fits, ranges)
@@ -124,7 +121,7 @@ class WriterActor:
         """Fit the next chunk's head to this chunk's tail and write it (waits, up to `timeout_s`,
         until this chunk has all its frames and its map)."""
         slot = self._wait(key, timeout_s, lambda s: s.writer.complete and s.writer.fits is not None)
-        with slot.cond:
+        with slot.cond, self._priority(slot):
             try:
                 fits, record, warnings = slot.writer.join(head)
             except BaseException as exc:
@@ -136,7 +133,7 @@ class WriterActor:
     def finish(self, key: str, timeout_s: float) -> WriteStats:
         """Close the chunk's parts; returns its statistics (the slot is dropped)."""
         slot = self._wait(key, timeout_s, lambda s: s.writer.complete and s.writer.fits is not None)
-        with slot.cond:
+        with slot.cond, self._priority(slot):
             try:
                 return slot.writer.finish()
             finally:
@@ -162,6 +159,16 @@ class WriterActor:
         return len(keys)
 
     # -- internals ----------------------------------------------------------------------------
+
+    def _priority(self, slot: _Slot) -> Any:
+        """For a chunk run written at idle priority: moves the calling thread (calls run on
+        several threads) to idle priority, once per thread, and returns the context in which
+        its PNG encoding threads are idle too; ffmpeg encoders started here inherit it."""
+        from vdp.io import encode_in_idle_time
+
+        from vdp.idle import idle_once_per_thread
+
+        return encode_in_idle_time() if slot.idle and idle_once_per_thread() else nullcontext()
 
     def _slot(self, key: str) -> _Slot:
         with self._lock:
