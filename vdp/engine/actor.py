@@ -97,11 +97,7 @@ class StageActor:
             self.frameless.add(stream_id)
         if decode is not None:
             request = DecodeRequest(**{**decode.__dict__, "device": decode_device(self.device)})
-            # beside CPU turns, decoding takes the cores only while no actor computes (as the
-            # driver's decoding does on the local path): a decoder preempting a computing actor's
-            # threads costs that actor more than the decoding itself
-            self.decoders[stream_id] = WorkerDecoder(request, ray.get_runtime_context().get_node_id(),
-                                                     idle=self.turn is not None)
+            self.decoders[stream_id] = WorkerDecoder(request, ray.get_runtime_context().get_node_id())
 
     @ray.method(num_returns=2)
     def process(self, stream_id: str, batch: FrameBatch | None) -> tuple[FrameBatch | None, dict]:

@@ -96,11 +96,11 @@ class WorkerDecoder:
     frames are CPU tensors); decode falling back to the CPU is recorded in `where`.
     """
 
-    def __init__(self, request: DecodeRequest, node_id: str, depth: int = 2, idle: bool = False) -> None:
+    def __init__(self, request: DecodeRequest, node_id: str, depth: int = 2) -> None:
         self.request = request
         self.source_status: Any = None
         self._next = request.start
-        self._prefetch = Prefetcher(self._open, depth=depth, name="vdp-worker-decode", idle=idle)
+        self._prefetch = Prefetcher(self._open, depth=depth, name="vdp-worker-decode")
         self.where = {"on": "worker", "node_id": node_id, "pid": os.getpid(),
                       "device": request.device, "requested_device": request.device}
 
