@@ -57,26 +57,25 @@ def test_memory_budget_is_checked_before_running(tmp_path: Path) -> None:
     check_input(small, info)
 
 
-def test_depth_preview_too_wide_for_h264_is_hevc(tmp_path: Path) -> None:
-    # 2100 wide: the side-by-side preview is 4200 wide, over the 4096 H.264 decoders take.
-    path = clip(tmp_path, 2100, 400)
-    spec = JobSpec.parse({"input": str(path), "stages": {"depth": {"synthetic_weights": True,
-                                                                    "input_size": 56}},
+def preview_and_colour(tmp_path: Path, width: int, height: int) -> tuple:
+    """Probes of the depth preview and colour videos of a local job on a `width` x `height` clip."""
+    spec = JobSpec.parse({"input": str(clip(tmp_path, width, height)),
+                          "stages": {"depth": {"synthetic_weights": True, "input_size": 56}},
                           "outputs": [{"kind": "depth_preview_mp4"}, {"kind": "depth_color_mp4"}]})
     run_job(spec, tmp_path / "out", local=True)
-    for name, codec, width in [("depth_preview.mp4", "hevc", 4200), ("depth_color.mp4", "h264", 2100)]:
-        info = probe(tmp_path / "out" / name)
-        assert (info.codec, info.width, info.num_frames) == (codec, width, 2)
+    return probe(tmp_path / "out" / "depth_preview.mp4"), probe(tmp_path / "out" / "depth_color.mp4")
+
+
+def test_depth_preview_too_wide_for_h264_is_hevc(tmp_path: Path) -> None:
+    # 2100 wide: the side-by-side preview is 4200 wide, over the 4096 H.264 decoders take.
+    preview, colour = preview_and_colour(tmp_path, 2100, 400)
+    assert (preview.codec, preview.width, preview.num_frames) == ("hevc", 4200, 2)
+    assert (colour.codec, colour.width, colour.num_frames) == ("h264", 2100, 2)
 
 
 def test_depth_preview_halves_beyond_4k_are_scaled_down(tmp_path: Path) -> None:
     # 3900 wide: each half of the preview is scaled to 3840 on its long side (an 8K source's
     # full-size preview would be past every HEVC decoder's limit); depth_color keeps full size.
-    path = clip(tmp_path, 3900, 600)
-    spec = JobSpec.parse({"input": str(path), "stages": {"depth": {"synthetic_weights": True,
-                                                                    "input_size": 56}},
-                          "outputs": [{"kind": "depth_preview_mp4"}, {"kind": "depth_color_mp4"}]})
-    run_job(spec, tmp_path / "out", local=True)
-    preview, colour = probe(tmp_path / "out" / "depth_preview.mp4"), probe(tmp_path / "out" / "depth_color.mp4")
+    preview, colour = preview_and_colour(tmp_path, 3900, 600)
     assert (preview.width, preview.height, preview.num_frames) == (2 * 3840, 590, 2)
     assert (colour.width, colour.height) == (3900, 600)
