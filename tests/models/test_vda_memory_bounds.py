@@ -49,3 +49,28 @@ def test_uint8_downscale_matches_the_float_downscale() -> None:
     # uint8 rounding at the work size: at most half a level, i.e. 0.5/255/0.224 after normalising
     assert float((ours - ref).abs().max()) < 0.02
     assert float((ours - ref).abs().mean()) < 0.005
+
+
+def test_network_works_on_a_window_in_bounded_parts() -> None:
+    """The encoder sees at most `frames_per_pass` frames at a time, the temporal attention at
+    most `positions_per_pass` positions of the window, the full-resolution head levels one
+    micro-batch: the working memory does not scale with the whole window."""
+    from vdp.models.video_depth_anything.loading import load_model
+    from vdp.models.video_depth_anything.motion_module import TemporalAttention
+
+    model = load_model("vits", synthetic=True).eval()
+    model.frames_per_pass = 3
+    for mm in model.head.motion_modules:
+        mm.temporal_transformer.positions_per_pass = 20
+    seen: dict[str, list[int]] = {"encoder": [], "attention": [], "output": []}
+    model.pretrained.patch_embed.register_forward_hook(lambda m, i, o: seen["encoder"].append(i[0].shape[0]))
+    for m in model.modules():
+        if isinstance(m, TemporalAttention):  # [(B*T), positions, C] in, T = 10
+            m.register_forward_hook(lambda m, i, o: seen["attention"].append(i[0].shape[1]))
+    model.head.scratch.output_conv1.register_forward_hook(lambda m, i, o: seen["output"].append(i[0].shape[0]))
+    with torch.inference_mode():
+        depth = model(torch.randn(1, 10, 3, 70, 126))
+    assert depth.shape == (1, 10, 70, 126)
+    assert max(seen["encoder"]) == 3 and sum(seen["encoder"]) == 10
+    assert max(seen["attention"]) == 20 and len(seen["attention"]) > 8
+    assert max(seen["output"]) == 2 and sum(seen["output"]) == 10
