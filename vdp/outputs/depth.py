@@ -199,8 +199,8 @@ class DepthPreviewMp4Output(DepthColorMp4Output):
         h, w = rgb.shape[-2:]
         if max(h, w) > self.MAX_SIDE:
             size = _fit(h, w, self.MAX_SIDE)
-            rgb = F.interpolate(rgb.float(), size=size, mode="bilinear", antialias=True,
-                                align_corners=False).round_().clamp_(0, 255).to(torch.uint8)
+            rgb = F.interpolate(rgb, size=size, mode="bilinear", antialias=True,  # uint8 in and out
+                                align_corners=False)
             depth = F.interpolate(depth[:, None], size=size, mode="bilinear", antialias=True,
                                   align_corners=False)[:, 0]
         return torch.cat([rgb, self.colouriser(depth)], dim=3)
