@@ -6,15 +6,13 @@ with synthetic weights (the depth preset: input 518) and samples this process's 
 MB with the code that was running, then the peak. RSS is what the kernel counts: memory freed
 by one phase and kept by the allocator is reused by the next, so a rise is new memory.
 
-Measured (2-core shared CPU machine, load ~20; 7680x4320, 6 frames, preset outputs), RSS at
-the end of each phase: imports and synthetic weights 0.6 GB; decoding the 6 frames 1.9 GB;
-DINOv2 encoder (one 32-slot window at 518x924) 3.6 GB; temporal motion modules 5.3 GB;
-full-resolution colour and preview frames, stamped, of the whole batch 6.5 GB (made frame by
-frame since); closing the encoders (x264/x265 flushing 8K colour and 15360-wide preview) peak
-7.8 GB. The network's working memory does not depend on the source size (the 1080p run needs
-most of it too), so 8K <= 4 GB needs a smaller network footprint (frames of a window through
-the encoder and the motion modules in parts) and lighter encoders at 8K, not only less frame
-memory.
+Measured (2-core CPU machine, 7680x4320, 6 frames, preset outputs), before the network computed
+in parts: imports and synthetic weights 0.6 GB; decoding 1.9 GB; DINOv2 encoder (one 32-slot
+window at 518x924) 3.6 GB; temporal motion modules 5.3 GB; outputs (a 15360-wide preview then)
+peak 7.8 GB. Now (encoder 8 frames, motion modules 1024 positions, levels 1-2 per micro-batch,
+the preview's halves capped at 3840 px and scaled in uint8): decoding 1.4 GB, encoder 2.6 GB,
+motion modules 3.4 GB, head output 3.6 GB, outputs (synthetic-weights stamps, colour, PNG
+threads) peak 4.1 GB in this process; the ffmpeg encoders come on top (see `memory.py`).
 
 Usage::
 
