@@ -53,7 +53,7 @@ def test_uint8_downscale_matches_the_float_downscale() -> None:
 
 def test_network_works_on_a_window_in_bounded_parts() -> None:
     """The encoder sees at most `frames_per_pass` frames at a time, the temporal attention at
-    most `positions_per_pass` positions of the window, the full-resolution head levels one
+    most `position_frames_per_pass` / T positions of the window, the full-resolution head levels one
     micro-batch: the working memory does not scale with the whole window."""
     from vdp.models.video_depth_anything.loading import load_model
     from vdp.models.video_depth_anything.motion_module import TemporalAttention
@@ -61,7 +61,7 @@ def test_network_works_on_a_window_in_bounded_parts() -> None:
     model = load_model("vits", synthetic=True).eval()
     model.frames_per_pass = 3
     for mm in model.head.motion_modules:
-        mm.temporal_transformer.positions_per_pass = 20
+        mm.temporal_transformer.position_frames_per_pass = 200  # 20 positions of 10 frames
     seen: dict[str, list[int]] = {"encoder": [], "attention": [], "output": []}
     model.pretrained.patch_embed.register_forward_hook(lambda m, i, o: seen["encoder"].append(i[0].shape[0]))
     for m in model.modules():

@@ -21,7 +21,9 @@ from vdp.models.video_depth_anything.align import apply_scale_shift, crossfade, 
 from vdp.models.video_depth_anything.inference import (StreamDepth, default_step_runner,
                                                        infer_video_depth)
 from vdp.models.video_depth_anything.loading import build_model, synthetic_weights
+from vdp.models.video_depth_anything.motion_module import POSITION_FRAMES_PER_PASS
 from vdp.models.video_depth_anything.transform import FrameTransform, network_size
+from vdp.models.video_depth_anything.video_depth import FRAMES_PER_PASS
 
 MANIFESTS = ("vits", "vitl", "metric_vits")
 
@@ -236,10 +238,10 @@ def test_stream_procedure_vits(vits: VideoDepthAnything) -> None:
 
 # -- memory: a window in parts ----------------------------------------------------------------
 
-def _in_parts(model: VideoDepthAnything, frames: int, positions: int) -> None:
+def _in_parts(model: VideoDepthAnything, frames: int, position_frames: int) -> None:
     model.frames_per_pass = frames
     for mm in model.head.motion_modules:
-        mm.temporal_transformer.positions_per_pass = positions
+        mm.temporal_transformer.position_frames_per_pass = position_frames
 
 
 def test_window_in_parts_gives_the_same_values(vits: VideoDepthAnything) -> None:
@@ -247,19 +249,19 @@ def test_window_in_parts_gives_the_same_values(vits: VideoDepthAnything) -> None
     of one pass, for a window and for streaming steps that attend to cached states."""
     x = torch.randn(1, 10, 3, 70, 126, generator=torch.Generator().manual_seed(3))  # 5x9 patches
     with torch.inference_mode():
-        _in_parts(vits, 1000, 10**6)
+        _in_parts(vits, 1000, 10**9)
         whole = vits(x)
         cache, whole_steps = None, []
         for i in range(4):
             d, cache = vits.stream_step(x[:, i], cache)
             whole_steps.append(d)
-        _in_parts(vits, 3, 7)  # 10 frames in 4 parts; 45..720 positions in parts of 7
+        _in_parts(vits, 3, 70)  # 10 frames in 4 parts; 45..720 positions in parts of 7 (70 in a step)
         parts = vits(x)
         cache, part_steps = None, []
         for i in range(4):
             d, cache = vits.stream_step(x[:, i], cache)
             part_steps.append(d)
-    _in_parts(vits, 8, 1024)
+    _in_parts(vits, FRAMES_PER_PASS, POSITION_FRAMES_PER_PASS)
     # equal up to float summation order (small matrix products may take other kernels)
     for a, b in [(whole, parts), *zip(whole_steps, part_steps)]:
         assert float((a - b).abs().max()) <= 1e-5 * float(a.abs().max())

@@ -14,10 +14,11 @@ from torch import nn
 
 States = list[torch.Tensor]
 
-#: Spatial positions a temporal transformer processes at once. Attention runs along time, so
-#: positions are independent: splitting them bounds the working memory (the feed-forward of
-#: 32 frames x 10k positions is gigabytes) and changes no value.
-POSITIONS_PER_PASS = 1024
+#: Positions x frames a temporal transformer processes at once (1024 positions of a 32-frame
+#: window; a streaming step's one frame takes 32768 positions). Attention runs along time, so
+#: positions are independent: splitting them bounds the working memory (the feed-forward of 32
+#: frames x 10k positions is gigabytes) and changes no value.
+POSITION_FRAMES_PER_PASS = 32 * 1024
 
 
 def sinusoid_table(max_len: int, dim: int) -> torch.Tensor:
@@ -197,7 +198,7 @@ class TemporalTransformer3DModel(nn.Module):
             for _ in range(num_layers))
         self.proj_out = nn.Linear(in_channels, in_channels)
         self.states_per_block = num_attention_blocks
-        self.positions_per_pass = POSITIONS_PER_PASS
+        self.position_frames_per_pass = POSITION_FRAMES_PER_PASS
 
     def forward(self, x: torch.Tensor, history: States | None = None) -> tuple[torch.Tensor, States]:
         """Args: x [B,C,T,h,w]; history one tensor per attention sub-block (all blocks) or None.
@@ -208,8 +209,9 @@ class TemporalTransformer3DModel(nn.Module):
         frames = x.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)
         hidden = self.norm(frames).permute(0, 2, 3, 1).reshape(b * t, h * w, c)
         outs, parts = [], []
-        for p in range(0, h * w, self.positions_per_pass):  # positions are independent here
-            q = slice(p, p + self.positions_per_pass)
+        step = max(1, self.position_frames_per_pass // t)
+        for p in range(0, h * w, step):  # positions are independent here
+            q = slice(p, p + step)
             out, states = self._positions(hidden[:, q], t, _positions_of(history, b, q))
             outs.append(out)
             parts.append(states)
