@@ -11,7 +11,7 @@ Targets (issue 17): 8K peak RSS <= 4 GB and <= 1.5x the 1080p figure.
 Measured on the 2-core CPU dev machine (--frames 6, CPU, synthetic weights), after the network
 computes a window in parts (encoder 8 frames, motion modules 1024 positions at a time) and the
 preview's halves are capped at 3840 px: depth path alone (``--outputs depth_npz``) 1080p 2603 MB,
-8K 3346 MB (1.29x: met); preset outputs 1080p 2578 MB, 8K 5077 MB (1.97x; before 4122 / 6048 MB).
+8K 3346 MB (1.29x: met); preset outputs 1080p 2593 MB, 8K 4608 MB (1.78x; before 4122 / 6048 MB).
 At 8K the preset's colour video is HEVC and x265 alone holds ~2.3 GB for a 7680x4320 stream
 whatever its settings (frame threads, lookahead and B-frames off: 2.28 GB; 4K 0.77 GB, 1080p
 0.23 GB), so the preset at 8K cannot fit 4 GB with a CPU HEVC encoder.
