@@ -84,3 +84,30 @@ def test_frame_batch_pickles_through_numpy_into_memory_of_its_own():
     assert torch.equal(out.layers["depth"], batch.layers["depth"]) and out.layers["half"].dtype == torch.bfloat16
     out.layers["depth"][0, 0, 0] = -1.0  # writable: its own memory, not the read-only buffer
     assert batch.layers["depth"][0, 0, 0] != -1.0
+
+
+def test_a_reading_process_borrows_the_object_stores_memory_and_copies_what_it_keeps():
+    import pickle
+
+    import numpy as np
+
+    from vdp.types import borrow_store_memory
+
+    batch = FrameBatch(torch.randint(0, 255, (2, 3, 4, 5), dtype=torch.uint8), torch.arange(2),
+                       torch.arange(2).double(), {"depth": torch.rand(2, 4, 5)})
+    buffers = []
+    data = pickle.dumps(batch, protocol=5, buffer_callback=buffers.append)
+    readonly = [np.frombuffer(bytes(b.raw()), dtype=np.uint8) for b in buffers]
+    addresses = {r.__array_interface__["data"][0] for r in readonly}
+    borrow_store_memory()
+    try:
+        out = pickle.loads(data, buffers=[memoryview(r) for r in readonly])
+    finally:
+        borrow_store_memory(False)
+    assert torch.equal(out.layers["depth"], batch.layers["depth"]) and torch.equal(out.frames, batch.frames)
+    assert {out.frames.data_ptr(), out.layers["depth"].data_ptr()} <= addresses  # no copy
+    kept = out.owned()
+    assert torch.equal(kept.layers["depth"], batch.layers["depth"])
+    assert kept.layers["depth"].data_ptr() not in addresses and kept.frames.data_ptr() not in addresses
+    copied = pickle.loads(data, buffers=[memoryview(r) for r in readonly])  # borrowing off again
+    assert copied.layers["depth"].data_ptr() not in addresses

@@ -12,7 +12,7 @@ from vdp.engine.chunks import Chunk
 from vdp.engine.merge import ChunkMerger
 from vdp.outputs.parts import join_parts
 from vdp.spec import JobSpec
-from vdp.types import FrameBatch, VideoInfo
+from vdp.types import FrameBatch, VideoInfo, borrow_store_memory
 
 INFO = VideoInfo(path="synthetic", num_frames=40, fps=25.0, duration_seconds=1.6, width=24, height=16,
                  codec="none")
@@ -41,21 +41,48 @@ def request(tmp: Path, chunk: Chunk) -> WriteRequest:
                         str(tmp / ".vdp" / "parts" / f"c{chunk.index:05d}.a1"))
 
 
-def test_neighbours_exchanging_heads_give_the_one_process_merge(tmp_path):
+class StoreMemory:
+    """Batches as a writer process receives them from Ray's object store: unpickled from
+    read-only buffers, borrowed (`borrow_store_memory`); `unchanged` checks none was written."""
+
+    def __init__(self) -> None:
+        self.buffers: list[tuple[np.ndarray, bytes]] = []
+
+    def __call__(self, batch: FrameBatch) -> FrameBatch:
+        import pickle
+
+        raw = []
+        data = pickle.dumps(batch, protocol=5, buffer_callback=raw.append)
+        readonly = [np.frombuffer(bytes(b.raw()), dtype=np.uint8) for b in raw]
+        self.buffers += [(r, r.tobytes()) for r in readonly]
+        borrow_store_memory()
+        try:
+            return pickle.loads(data, buffers=[memoryview(r) for r in readonly])
+        finally:
+            borrow_store_memory(False)
+
+    def unchanged(self) -> bool:
+        return all(r.tobytes() == before for r, before in self.buffers)
+
+
+@pytest.mark.parametrize("borrowed", [False, True])
+def test_neighbours_exchanging_heads_give_the_one_process_merge(tmp_path, borrowed):
     (tmp_path / ".vdp").mkdir()
     (tmp_path / ".vdp" / "ledger.jsonl").write_text("")
+    store = StoreMemory()
+    arrive = store if borrowed else (lambda b: b)
     writers = [ChunkWriter(request(tmp_path, c)) for c in CHUNKS]
     heads = {}
     for c, w in zip(CHUNKS, writers):  # every chunk computes before any seam is joined
         for b in chunk_results(c):
-            w.add(b)
+            w.add(arrive(b))
         heads[c.index] = w.take_head()
         assert w.complete
     assert heads[0] is None and heads[1].frames.numel() == 0 and len(heads[1]) == 6
     ranges = writers[0].take_ranges()
     assert ranges is not None and "scale" in ranges[1]
     for k in range(len(CHUNKS) - 1):  # seams in order: k joins k+1's head, k+1 gets its map
-        fits, record, _ = writers[k].join(heads[k + 1])
+        fits, record, _ = writers[k].join(arrive(heads[k + 1]))
         writers[k + 1].set_map(fits, ranges)
         assert record.index == k + 1 and abs(fits["depth"].scale - 1) > 1e-3
     stats = [w.finish() for w in writers]
@@ -76,6 +103,7 @@ def test_neighbours_exchanging_heads_give_the_one_process_merge(tmp_path):
     assert got.shape == expected.shape and np.array_equal(got, expected)
     assert len(list((tmp_path / "depth_png16").iterdir())) == 40
     assert (tmp_path / "depth_png16.json").is_file()
+    assert store.unchanged()  # borrowed memory was only read
 
 
 def test_a_writer_that_cannot_see_the_output_folder_says_so(tmp_path):

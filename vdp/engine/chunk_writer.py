@@ -135,13 +135,14 @@ class ChunkWriter:
         self.position += len(batch)
         head_n = max(0, min(len(batch), self.chunk.start - first))
         if head_n:
-            self._head.append(batch.slice(0, head_n))
+            self._head.append(self._aligned_layers(batch.slice(0, head_n)))  # copies what it keeps
             batch = batch.slice(head_n)
             if int(self._head[-1].indices[-1]) + 1 == self.chunk.start:
-                self._head_out = self._aligned_layers(FrameBatch.concat(self._head))
+                self._head_out = FrameBatch.concat(self._head)
                 self._head = []
         if len(batch):
-            self._held.append(batch)
+            # kept until the map comes: in memory of its own (the writer borrows the object store's)
+            self._held.append(batch if self.fits is not None and self.ranges is not None else batch.owned())
             self._drain()
 
     @property
@@ -278,7 +279,7 @@ class ChunkWriter:
             if split:
                 self._write(batch.slice(0, split))
             if split < len(batch):
-                self._tail.append(batch.slice(split))
+                self._tail.append(batch.slice(split).owned())  # kept until the next chunk's head
 
     def _mapped(self, batch: FrameBatch) -> FrameBatch:
         if not self.fits:
