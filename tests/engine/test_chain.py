@@ -114,6 +114,19 @@ def test_segment_reports_and_progress_are_the_same_in_process_and_on_ray(tmp_pat
     assert all(ray_tracker.progress[n].busy_seconds > 0 for n in names)  # decode timed on Ray too
 
 
+def wait_until_dead(actor, timeout_s: float = 30.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            ray.get(actor.info.remote(), timeout=timeout_s)
+        except ray.exceptions.RayActorError:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"actor still answering {timeout_s:.0f} s after ray.kill")
+
+
 def test_a_dead_actors_report_is_the_same_warning_as_in_process(ray_local):
     from vdp.engine.actor import StageActor
     from vdp.engine.ray_errors import get_report
@@ -122,6 +135,7 @@ def test_a_dead_actors_report_is_the_same_warning_as_in_process(ray_local):
     actor = StageActor.options(num_cpus=0).remote(plan, 1)
     ray.get(actor.open.remote("s", INFO))
     ray.kill(actor, no_restart=True)
+    wait_until_dead(actor)  # the kill is asynchronous: a call sent at once may still be answered
     reports = ChainReports(["counting"])
     reports.gather("counting", lambda: get_report(actor.close.remote("s"), timeout_s=30))
     in_process = ChainReports(["counting"])
