@@ -244,7 +244,7 @@ class ResourcesSpec(_Strict):
     object_store_budget_mb: float | None = Field(None, gt=0, le=1 << 24, strict=True, description="Most object-store memory the job's in-flight batches may hold (default: a quarter of the cluster's object store).")
     max_attempts: int = Field(3, ge=1, le=100, strict=True, description="Runs of one chunk before the job fails, when the model actors running it die.")
     actor_idle_s: float | None = Field(300.0, ge=0, le=30 * 86_400, strict=True, description="Seconds a model actor may stay idle (no stream of a live job) before it is released with its GPUs; 0 or null keeps it until `vdp actors release`.")
-    memory_budget_mb: float | None = Field(None, gt=0, le=1 << 24, strict=True, description="Most memory the job's full-resolution frames and layers may need (estimated from the input's size before running; models' working memory not counted); over it the job fails before any stage starts.")
+    memory_budget_mb: float | None = Field(None, gt=0, le=1 << 24, strict=True, description="Most memory the job's full-resolution frames, layers and video encoders may need (estimated from the input's size before running; models' working memory not counted); over it the job fails before any stage starts.")
 
     @model_validator(mode="after")
     def _per_stage(self) -> "ResourcesSpec":

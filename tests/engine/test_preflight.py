@@ -8,11 +8,12 @@ from pathlib import Path
 import pytest
 
 from vdp.engine.job import run_job
-from vdp.engine.preflight import check_input, estimate_frame_memory_mb
+from vdp.engine.preflight import check_input, estimate_encoder_memory_mb, estimate_frame_memory_mb
 from vdp.errors import InputError
 from vdp.io import probe
 from vdp.io._ffmpeg import ffmpeg_exe
 from vdp.spec import JobSpec
+from vdp.types import VideoInfo
 
 
 def clip(tmp_path: Path, width: int, height: int, frames: int = 2) -> Path:
@@ -47,14 +48,37 @@ def test_memory_budget_is_checked_before_running(tmp_path: Path) -> None:
     path = clip(tmp_path, 3840, 2160)
     info = probe(path)
     need = estimate_frame_memory_mb(depth_spec(path), info)
-    # 4K: (2*16 + 32 held frames) x (3 + 4 bytes) + 16 x 6 bytes of preview, per pixel
-    assert need == pytest.approx(3840 * 2160 * (64 * 7 + 16 * 6) / 2**20)
-    with pytest.raises(InputError, match=r"3840x2160: .* need about \d+ MB .*memory_budget_mb is 1000"):
+    # 4K: (2*16 + 32 held frames) x (3 + 4 bytes) + 16 x 6 bytes of preview, per pixel, and the
+    # preview's x265 encoder (7680x2160: 60 MB + 78 bytes per pixel)
+    encoder = 60 + 78 * 7680 * 2160 / 2**20
+    assert need == pytest.approx(3840 * 2160 * (64 * 7 + 16 * 6) / 2**20 + encoder)
+    with pytest.raises(InputError, match=r"3840x2160: .* need about \d+ MB .*\d+ MB of it the encoders; "
+                                         r"resources.memory_budget_mb is 1000"):
         check_input(depth_spec(path, memory_budget_mb=1000), info)
     check_input(depth_spec(path, memory_budget_mb=need + 1), info)
-    small = depth_spec(path, memory_budget_mb=need / 2, batch_frames=1)
-    assert estimate_frame_memory_mb(small, info) < need / 2
+    small = depth_spec(path, memory_budget_mb=need * 0.7, batch_frames=1)
+    assert estimate_frame_memory_mb(small, info) < need * 0.7
     check_input(small, info)
+
+
+def test_memory_estimate_counts_each_video_encoder(tmp_path: Path) -> None:
+    # 8K: the colour video is HEVC (x265 ~2.5 GB), an NPZ has no encoder; NVENC's
+    # memory is the GPU's; the preview's halves are capped at 3840 px (7680x2160 HEVC)
+    info = VideoInfo(path="8k.mp4", num_frames=6, fps=24.0, duration_seconds=0.25, width=7680,
+                     height=4320, codec="hevc")
+
+    def spec(*outputs: dict) -> JobSpec:
+        return JobSpec.parse({"input": "8k.mp4", "stages": {"depth": {}}, "outputs": list(outputs)})
+
+    assert estimate_encoder_memory_mb(spec({"kind": "depth_npz"}), info) == 0
+    colour = estimate_encoder_memory_mb(spec({"kind": "depth_color_mp4"}), info)
+    assert colour == pytest.approx(60 + 78 * 7680 * 4320 / 2**20)  # ~2.5 GB
+    assert estimate_encoder_memory_mb(spec({"kind": "depth_color_mp4", "encoder": "nvenc"}), info) == 0
+    preview = estimate_encoder_memory_mb(spec({"kind": "depth_preview_mp4"}), info)
+    assert preview == pytest.approx(60 + 78 * 7680 * 2160 / 2**20)
+    both = spec({"kind": "depth_color_mp4"}, {"kind": "depth_preview_mp4"}, {"kind": "depth_npz"})
+    assert estimate_encoder_memory_mb(both, info) == pytest.approx(colour + preview)
+    assert estimate_frame_memory_mb(both, info) > colour + preview
 
 
 def preview_and_colour(tmp_path: Path, width: int, height: int) -> tuple:

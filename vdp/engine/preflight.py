@@ -23,6 +23,14 @@ LAYER_BYTES = {"depth": 4, "alpha": 4, "foreground": 3, "stereo": 6}
 #: Extra full-resolution bytes per pixel an output builds per frame while it writes.
 OUTPUT_BYTES = {"depth_preview_mp4": 6, "sbs_full": 6, "tb_full": 6, "composite_mp4": 3,
                 "foreground_webm": 4, "rgba_png": 4}
+#: Host memory of a video output's CPU encoder: MB of its own plus bytes per pixel of its frames
+#: (ffmpeg 9 on raw frames at 1080p, 4K and 8K: x264 ultrafast 135 / 376 / 1372 MB, x265
+#: 230 / 772 / 2625 MB, libvpx VP9 with alpha at realtime speed 637 / 2124 MB at 1080p / 4K).
+#: NVENC's memory is the GPU's; ``encoder: auto`` is counted as a CPU encoder (an upper bound).
+ENCODER_MB, ENCODER_BYTES = 60, {"h264": 40, "hevc": 78, "vp9": 250, "prores": 40}
+#: Video outputs whose frames are larger than the source's: (width, height) multiples.
+VIDEO_SCALE = {"depth_preview_mp4": (2, 1), "sbs_full": (2, 1), "sbs_cross": (2, 1), "rgbd": (2, 1),
+               "vr180_sbs": (2, 1), "tb_full": (1, 2)}
 
 
 def check_input(spec: JobSpec, info: VideoInfo) -> None:
@@ -51,16 +59,40 @@ def check_input(spec: JobSpec, info: VideoInfo) -> None:
     budget = spec.resources.memory_budget_mb
     need = estimate_frame_memory_mb(spec, info)
     if budget is not None and need > budget:
+        encoders = estimate_encoder_memory_mb(spec, info)
         raise InputError(f"{where}: the requested stages and outputs need about {need:.0f} MB for "
-                         f"full-resolution frames (resources.memory_budget_mb is {budget:g}); "
-                         f"lower batch_frames, drop full-resolution outputs or raise the budget")
+                         f"full-resolution frames and video encoders ({encoders:.0f} MB of it the "
+                         f"encoders; resources.memory_budget_mb is {budget:g}); lower batch_frames, "
+                         f"drop full-resolution outputs or raise the budget")
 
 
 def estimate_frame_memory_mb(spec: JobSpec, info: VideoInfo) -> float:
-    """Frame-proportional memory of the job in MB: frames held at once x bytes per pixel."""
+    """Resolution-proportional memory of the job in MB: frames held at once x bytes per pixel,
+    plus the video outputs' encoders (`estimate_encoder_memory_mb`)."""
     pixels = info.width * info.height
     layers = {layer for name in spec.stages.enabled() for layer in catalog.stage(name).produces}
     per_frame = 3 + sum(LAYER_BYTES.get(layer, 4) for layer in layers)
     held = 2 * spec.resources.batch_frames + (DEPTH_WINDOW if spec.stages.depth else 0)
     writing = spec.resources.batch_frames * sum(OUTPUT_BYTES.get(o.kind, 3) for o in spec.outputs)
-    return pixels * (held * per_frame + writing) / 2**20
+    return pixels * (held * per_frame + writing) / 2**20 + estimate_encoder_memory_mb(spec, info)
+
+
+def estimate_encoder_memory_mb(spec: JobSpec, info: VideoInfo) -> float:
+    """Host memory of the video outputs' encoders in MB (see `ENCODER_BYTES`)."""
+    from vdp.outputs.depth import DepthPreviewMp4Output, fit_side
+    from vdp.outputs.stereo import choose_codec
+
+    total = 0.0
+    for o in spec.outputs:
+        media = catalog.output(o.kind).media_type
+        if not media.startswith("video/") or (media == "video/mp4" and o.encoder == "nvenc"):
+            continue
+        sw, sh = VIDEO_SCALE.get(o.kind, (1, 1))
+        h, w = info.height, info.width
+        if o.kind == "depth_preview_mp4" and max(h, w) > DepthPreviewMp4Output.MAX_SIDE:
+            h, w = fit_side(h, w, DepthPreviewMp4Output.MAX_SIDE)
+        w, h = w * sw, h * sh
+        codec = {"video/webm": "vp9", "video/quicktime": "prores"}.get(media) or \
+            ("hevc" if o.encoder == "x265" else choose_codec(w, h))
+        total += ENCODER_MB + ENCODER_BYTES[codec] * w * h / 2**20
+    return total

@@ -198,7 +198,7 @@ class DepthPreviewMp4Output(DepthColorMp4Output):
         rgb, depth = batch.frames, self.nearness(batch)
         h, w = rgb.shape[-2:]
         if max(h, w) > self.MAX_SIDE:
-            size = _fit(h, w, self.MAX_SIDE)
+            size = fit_side(h, w, self.MAX_SIDE)
             rgb = F.interpolate(rgb, size=size, mode="bilinear", antialias=True,  # uint8 in and out
                                 align_corners=False)
             depth = F.interpolate(depth[:, None], size=size, mode="bilinear", antialias=True,
@@ -206,7 +206,7 @@ class DepthPreviewMp4Output(DepthColorMp4Output):
         return torch.cat([rgb, self.colouriser(depth)], dim=3)
 
 
-def _fit(h: int, w: int, side: int) -> tuple[int, int]:
+def fit_side(h: int, w: int, side: int) -> tuple[int, int]:
     """(h, w) scaled so the long side is `side`, both even (4:2:0)."""
     k = side / max(h, w)
     return max(2, round(h * k / 2) * 2), max(2, round(w * k / 2) * 2)
