@@ -1,5 +1,5 @@
-"""A 2-node Ray cluster on this machine for benchmarks: ``ray start --head`` and a second
-``ray start --address`` node, each with one fake GPU, token authentication on.
+"""A 2-node Ray cluster on this machine for benchmarks and the multi-node test: ``ray start
+--head`` and a second ``ray start --address`` node, each with fake GPUs, token authentication on.
 
 Each node runs in a session of its own; `LocalCluster.stop` ends exactly the processes of those
 two sessions (never ``ray stop``, which would end every Ray instance of the machine's users).

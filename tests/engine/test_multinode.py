@@ -1,100 +1,40 @@
 """Multi-node: a real 2-node Ray cluster on this machine (fake GPUs), one chunked job across both.
 
-The test starts ``ray start --head`` and a second ``ray start --address ...`` node, each in a
-session of its own with 2 CPUs and 2 fake GPUs (token auth on, with a token made for the test),
-runs the job from a driver process connected to that cluster, and tears down exactly the
-processes it started: every process in those two sessions (never ``ray stop``).
+The test starts ``ray start --head`` and a second ``ray start --address ...`` node
+(`benchmarks._local_cluster.LocalCluster`: each in a session of its own, here with 2 CPUs and 2
+fake GPUs, token auth on with a token made for the test), runs the job from a driver process
+connected to that cluster, and tears down exactly the processes it started: every process in
+those two sessions (never ``ray stop``).
 """
 from __future__ import annotations
 
 import json
 import os
-import secrets
-import shutil
-import signal
-import socket
 import subprocess
 import sys
-import tempfile
-import time
 from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from benchmarks._local_cluster import LocalCluster
 from vdp.engine.job import run_job
 from vdp.engine.plan import StagePlan
 from tests.engine.stages_for_tests import ChunkAffineStage
 from tests.engine.test_seams import spec
 
 REPO = Path(__file__).resolve().parents[2]
-RAY = Path(sys.executable).with_name("ray")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def session_members(sid: int) -> list[int]:
-    """Live (not zombie) processes of session `sid`."""
-    out = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            if os.getsid(int(entry)) == sid and Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
-                out.append(int(entry))
-        except OSError:
-            continue
-    return out
-
-
-def stop_session(proc: subprocess.Popen, grace_s: float = 5.0) -> None:
-    """Stop every process in the session `proc` leads (the node's daemons and workers)."""
-    pids = session_members(proc.pid)
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-    deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline and session_members(proc.pid):
-        time.sleep(0.1)
-    for pid in session_members(proc.pid):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    proc.wait(timeout=30)
 
 
 @pytest.fixture
 def two_node_cluster():
-    tmp = tempfile.mkdtemp(prefix="vdpr", dir="/tmp")  # short: Ray's socket paths must fit 107 chars
-    env = dict(os.environ, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(16),
-               RAY_USAGE_STATS_ENABLED="0")
-    port = free_port()
-    common = ["--block", "--num-cpus=2", "--num-gpus=2", "--disable-usage-stats",
-              f"--dashboard-agent-listen-port={free_port()}"]
-    started: list[subprocess.Popen] = []
+    cluster = LocalCluster.start(cpus_per_node=2, gpus_per_node=2)
     try:
-        started.append(subprocess.Popen(
-            [str(RAY), "start", "--head", f"--port={port}", "--include-dashboard=false",
-             f"--ray-client-server-port={free_port()}", f"--temp-dir={tmp}", *common],
-            env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        time.sleep(2)
-        started.append(subprocess.Popen(
-            [str(RAY), "start", f"--address=127.0.0.1:{port}", *common[:-1],
-             f"--dashboard-agent-listen-port={free_port()}"],
-            env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        yield f"127.0.0.1:{port}", env
+        yield cluster.address, dict(os.environ, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=cluster.token,
+                                    RAY_USAGE_STATS_ENABLED="0")
     finally:
-        for proc in reversed(started):
-            stop_session(proc)
-        shutil.rmtree(tmp, ignore_errors=True)
+        cluster.stop()
 
 
 DRIVER = """
