@@ -14,7 +14,7 @@ from vdp.errors import DecodeError, JobTimeoutError
 from vdp.io import VideoSource, iter_batches, probe
 from vdp.io._deadline import call_with_deadline
 from vdp.io._ffmpeg import ffmpeg_exe
-from vdp.io.decode import bit_depth_of
+from vdp.io.source_facts import bit_depth_of
 from vdp.types import FrameBatch
 
 # name: (frames, display width, display height, codec, has_audio, bit depth, rotation)

@@ -12,7 +12,7 @@ Write::
         w.write(batch.frames)
 
 The names load on first use, so the torch-free modules of this package (`vdp.io.streams`,
-`vdp.io.quick_probe`) import without torch.
+`vdp.io.quick_probe`, `vdp.io.source_facts`) import without torch.
 """
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ there; ``info.codec`` stays the source's codec.
 Frame rate: the scanned average (frames / duration) when the container declares an average rate
 and the scan is plausible (a declared rate that differs means a variable rate: the average is
 kept); otherwise (no declared average, as in MKV without a default duration, or an implausible
-scan) the rate from the packet timestamps, ``1 / median frame duration`` (`timestamp_rate`). A stream whose
+scan) the rate from the packet timestamps, ``1 / median frame duration`` (`vdp.io.source_facts`). A stream whose
 frames all share one timestamp gets its nominal rate and a warning.
 
 Colour: TorchCodec converts YUV to RGB with the stream's own matrix and range (BT.709, full
@@ -54,20 +54,19 @@ from torchcodec.decoders import AudioDecoder, VideoDecoder
 
 from vdp.errors import DecodeError, JobTimeoutError
 from vdp.io._deadline import call_with_deadline
-from vdp.io._streams import remux_elementary_stream, timestamp_rate, video_track_reflected
+from vdp.io._streams import remux_elementary_stream, video_track_reflected
 from vdp.io.colour import source_colour
-from vdp.io.tonemap import TONEMAP_OPERATOR, tonemapped_copy
+from vdp.io.source_facts import (DEFAULT_TIMEOUT_S, HDR_MODES, bit_depth_of, frame_rate,
+                                 short_count_warning, tone_mapping_of)
 from vdp.io.streams import AudioChoice, select_streams
+from vdp.io.tonemap import tonemapped_copy
 from vdp.types import FrameBatch, VideoInfo
 
 T = TypeVar("T")
 
-DEFAULT_TIMEOUT_S = 120.0
 _SOURCE_PREFIX = re.compile(r"^\w+, \S+:\d+, ")
 #: TorchCodec's messages for a stream it cannot index: no container (raw elementary stream).
 _UNSEEKABLE = ("Could not seek file", "maximum pts value in seconds is unknown")
-MAX_PLAUSIBLE_FPS = 480.0
-HDR_MODES = ("tonemap", "keep")
 
 
 @dataclass
@@ -91,22 +90,6 @@ def _clean(exc: BaseException) -> str:
     """TorchCodec's message without its C++ source location and bug-report boilerplate."""
     text = str(exc).split("\nThis should never happen")[0].strip()
     return _SOURCE_PREFIX.sub("", text)
-
-
-def bit_depth_of(pixel_format: str) -> int:
-    """Bits per component of an FFmpeg pixel format name (8 when the name says nothing else).
-
-    Args:
-        pixel_format: e.g. ``yuv420p``, ``yuv420p10le``, ``p010le``, ``gray16le``, ``rgb48le``.
-
-    Returns:
-        Bits per component.
-    """
-    if re.search(r"(?:rgb|bgr)a?(48|64)", pixel_format):
-        return 16
-    if m := re.search(r"(?:p0?|gray)(\d+)(?:le|be)?$", pixel_format):
-        return int(m.group(1))
-    return 8
 
 
 def _check_device(device: str | torch.device) -> str:
@@ -166,11 +149,10 @@ class VideoSource:
         self._decoder = self._open(requested)
         self.colour = source_colour(self.path, timeout_s=self.timeout_s,
                                     stream_index=self._stream_in_decode_path())
-        self._tonemap_pending = self.colour.is_hdr and hdr == "tonemap"
-        if self._tonemap_pending:
-            self.warnings.append(f"{os.path.basename(self.path)}: HDR source (transfer "
-                                 f"{self.colour.transfer}) tone-mapped to SDR BT.709 with "
-                                 f"{TONEMAP_OPERATOR}")
+        self._tone_mapping, warning = tone_mapping_of(os.path.basename(self.path), self.colour.transfer,
+                                                      self.colour.is_hdr, hdr)
+        self._tonemap_pending = bool(self._tone_mapping)
+        self.warnings += [warning] if warning else []
         self.info = self._make_info()
         # TorchCodec rotates by the angle libavutil reads from a mirroring matrix; what is left
         # is a flip along the displayed width (quarter turns) or height (0 or 180 degrees).
@@ -241,11 +223,10 @@ class VideoSource:
         md = decoder.metadata
         if not md.num_frames:
             raise DecodeError(f"{self.path}: the video stream has no frames")
-        header, content = md.num_frames_from_header, md.num_frames_from_content
-        if header is not None and content is not None and content < header:
-            self.warnings.append(f"{os.path.basename(self.path)}: the container declares {header} "
-                                 f"frames but {content} decode (declared {header}, decoded "
-                                 f"{content}); using the {content} decoded frames")
+        content = md.num_frames_from_content
+        warning = None if content is None else short_count_warning(
+            os.path.basename(self.path), md.num_frames_from_header, content)
+        self.warnings += [warning] if warning else []
 
     def _has_audio(self) -> bool:
         try:
@@ -254,27 +235,14 @@ class VideoSource:
             return False
         return True
 
-    def _frame_rate(self, n: int, duration: float) -> float:
-        """The frame rate (see the module docstring)."""
-        md = self._decoder.metadata
-        scan = float(md.average_fps or 0.0)
-        header = float(md.average_fps_from_header or 0.0)
-        if 0 < scan <= MAX_PLAUSIBLE_FPS and header:  # a declared rate that differs: variable rate
-            return scan
-        rate, nominal = timestamp_rate(self._decode_path, timeout_s=self.timeout_s,
-                                       stream_index=md.stream_index)
-        if rate:
-            return rate
-        fallback = nominal or (header if 0 < header <= MAX_PLAUSIBLE_FPS else 0.0) or 25.0
-        self.warnings.append(f"{os.path.basename(self.path)}: the frames share one timestamp; "
-                             f"using the nominal rate {fallback:g} fps")
-        return fallback
-
     def _make_info(self) -> VideoInfo:
         md = self._decoder.metadata
         n = int(md.num_frames)
         duration = float(md.duration_seconds or 0.0)
-        fps = self._frame_rate(n, duration)
+        fps, warning = frame_rate(self._decode_path, os.path.basename(self.path),
+                                  float(md.average_fps or 0.0), float(md.average_fps_from_header or 0.0),
+                                  stream_index=md.stream_index, timeout_s=self.timeout_s)
+        self.warnings += [warning] if warning else []
         pix_fmt = md.pixel_format or ""
         return VideoInfo(path=self.path, num_frames=n, fps=fps, duration_seconds=duration,
                          width=int(md.width), height=int(md.height),
@@ -285,7 +253,7 @@ class VideoSource:
                          warnings=tuple(self.warnings), colour_primaries=self.colour.primaries,
                          colour_transfer=self.colour.transfer, colour_matrix=self.colour.matrix,
                          colour_range=self.colour.range,
-                         tone_mapping=TONEMAP_OPERATOR if self._tonemap_pending else "",
+                         tone_mapping=self._tone_mapping,
                          video_stream=md.stream_index)
 
     # -- reading -------------------------------------------------------------------------

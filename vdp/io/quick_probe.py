@@ -23,18 +23,14 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import shutil
 import subprocess
 from typing import Any
 
-from vdp.io._streams import timestamp_rate
 from vdp.io.colour import source_colour
+from vdp.io.source_facts import (DEFAULT_TIMEOUT_S, bit_depth_of, frame_rate, short_count_warning,
+                                 tone_mapping_of)
 from vdp.io.streams import AudioChoice, StreamChoice, select_streams
-from vdp.io.tonemap import TONEMAP_OPERATOR
-
-DEFAULT_TIMEOUT_S = 120.0
-MAX_PLAUSIBLE_FPS = 480.0  # as vdp.io.decode
 #: FFmpeg demuxers of raw elementary streams (`vdp.io.decode` converts those first).
 RAW_FORMATS = frozenset({"h264", "hevc", "vvc", "mpegvideo", "m4v", "obu", "cavsvideo", "dirac",
                          "avs2", "avs3", "vc1", "rawvideo"})
@@ -61,14 +57,6 @@ def display_rotation(matrix_text: str) -> float | None:
     if scale0 == 0.0 or scale1 == 0.0:
         return None
     return -(math.atan2(m[1] / scale1, m[0] / scale0) * 180 / math.pi)
-
-
-def _bit_depth(pixel_format: str) -> int:
-    if re.search(r"(?:rgb|bgr)a?(48|64)", pixel_format):
-        return 16
-    if m := re.search(r"(?:p0?|gray)(\d+)(?:le|be)?$", pixel_format):
-        return int(m.group(1))
-    return 8
 
 
 def _ffprobe(path: str, index: int, timeout_s: float) -> dict[str, Any] | None:
@@ -130,25 +118,14 @@ def _info(path: str, data: dict[str, Any], choice: StreamChoice, timeout_s: floa
     header = _ratio(stream.get("r_frame_rate"))
     header = header if header > 0 else 0.0
     scan = frames / duration if duration != 0.0 else header
-    warnings = []
     declared = int(stream["nb_frames"]) if str(stream.get("nb_frames", "")).isdigit() else None
     declared = declared if declared else None
     name = os.path.basename(path)
-    if declared is not None and frames < declared:
-        warnings.append(f"{name}: the container declares {declared} frames but {frames} decode "
-                        f"(declared {declared}, decoded {frames}); using the {frames} decoded frames")
     colour = source_colour(path, timeout_s=timeout_s, stream_index=choice.video.index)
-    tone_mapping = TONEMAP_OPERATOR if colour.is_hdr and hdr == "tonemap" else ""
-    if tone_mapping:
-        warnings.append(f"{name}: HDR source (transfer {colour.transfer}) tone-mapped to SDR BT.709 "
-                        f"with {TONEMAP_OPERATOR}")
-    if 0 < scan <= MAX_PLAUSIBLE_FPS and header:
-        fps = scan
-    else:
-        fps, nominal = timestamp_rate(path, timeout_s=timeout_s, stream_index=choice.video.index)
-        if not fps:
-            fps = nominal or (header if 0 < header <= MAX_PLAUSIBLE_FPS else 0.0) or 25.0
-            warnings.append(f"{name}: the frames share one timestamp; using the nominal rate {fps:g} fps")
+    tone_mapping, tone_warning = tone_mapping_of(name, colour.transfer, colour.is_hdr, hdr)
+    fps, rate_warning = frame_rate(path, name, scan, header, stream_index=choice.video.index,
+                                   timeout_s=timeout_s)
+    warnings = [w for w in (short_count_warning(name, declared, frames), tone_warning, rate_warning) if w]
     rotation = None
     for side in stream.get("side_data_list", []):
         if "displaymatrix" in side:
@@ -161,7 +138,7 @@ def _info(path: str, data: dict[str, Any], choice: StreamChoice, timeout_s: floa
     return {"path": path, "num_frames": frames, "fps": fps, "duration_seconds": duration,
             "width": width, "height": height, "codec": stream.get("codec_name", ""),
             "pixel_format": pix_fmt, "rotation_degrees": int(round(rotation or 0)),
-            "has_audio": audio is not None, "bit_depth": _bit_depth(pix_fmt), "declared_frames": declared,
+            "has_audio": audio is not None, "bit_depth": bit_depth_of(pix_fmt), "declared_frames": declared,
             "warnings": warnings, "colour_primaries": colour.primaries, "colour_transfer": colour.transfer,
             "colour_matrix": colour.matrix, "colour_range": colour.range, "tone_mapping": tone_mapping,
             "video_stream": choice.video.index,
