@@ -42,7 +42,9 @@ def _session(sid: int) -> list[int]:
     return out
 
 
-def _stop_session(proc: subprocess.Popen, grace_s: float = 5.0) -> None:
+def stop_session(proc: subprocess.Popen, grace_s: float = 5.0) -> None:
+    """Stop every process in the session `proc` leads (a node's daemons and workers): TERM,
+    then KILL after `grace_s`."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
         for pid in _session(proc.pid):
             try:
@@ -135,6 +137,6 @@ class LocalCluster:
     def stop(self) -> None:
         """Stop every process of the two nodes' sessions and remove their files."""
         for proc in reversed(self.procs):
-            _stop_session(proc)
+            stop_session(proc)
         self.procs.clear()
         shutil.rmtree(self.tmp, ignore_errors=True)

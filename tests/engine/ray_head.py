@@ -15,7 +15,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.engine.test_multinode import RAY, REPO, free_port, stop_session
+from benchmarks._local_cluster import RAY, free_port, stop_session
+from tests.engine.test_multinode import REPO
 
 
 @dataclass

@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import MEDIA
 from tests.engine.ray_head import base_env, start_head, stop_head
-from tests.engine.test_multinode import RAY, free_port
+from benchmarks._local_cluster import RAY, free_port
 
 #: A small real depth job (VDA Small, synthetic weights, tiny input) so the test stays quick.
 SPEC = {"stages": {"depth": {"model": "vits", "input_size": 56, "max_res": 128, "mode": "stream",
