@@ -1,13 +1,14 @@
 """Refiner cost: ms/frame next to Video Depth Anything's at the same size, and growth with T.
 
-    python benchmarks/refiner.py [--size 252x448] [--device cpu] [--threads 1]
+    python benchmarks/refiner.py [--size 252x448] [--device cpu] [--threads 1] [--checkpoint X.pt]
 
 1. Refiner ms/frame through the stage's streaming path (windows of 12 every 6 frames with 3
    context keyframes, blending) vs VDA-Small ms/frame (one forward of 8 frames, synthetic
    weights: the cost is the same as with real weights) on the same HxW; prints the ratio.
 2. Refiner forward time for one window of T frames, T = 6 .. 96, at a fixed size: the
    per-frame cost must stay flat (linear total cost), with a least-squares line and its R^2.
-Times are the minimum over repeats (the machine may be shared).
+Times are the minimum over repeats (the machine may be shared). An RGB refiner gets random
+uint8 frames beside the depth (its cost does not depend on their content).
 """
 from __future__ import annotations
 
@@ -32,13 +33,19 @@ def _best(fn, repeats: int) -> float:
     return min(times)
 
 
-def bench_vs_depth(h: int, w: int, device: str, repeats: int) -> dict:
-    model = load_refiner().to(device)
+def _frames(t: int, h: int, w: int, device: str) -> torch.Tensor:
+    g = torch.Generator().manual_seed(1)
+    return torch.randint(0, 256, (t, 3, h, w), generator=g, dtype=torch.uint8).to(device)
+
+
+def bench_vs_depth(h: int, w: int, device: str, repeats: int, checkpoint: str | None) -> dict:
+    model = load_refiner(checkpoint).to(device)
     frames = 36
     g = torch.Generator().manual_seed(0)
     base = torch.rand(1, h, w, generator=g) * 5 + 0.5
     depth = (base * (1 + 0.02 * torch.randn(frames, 1, 1, generator=g))).to(device)
-    ref_s = _best(lambda: refine_depth(model, depth, device=device), repeats)
+    rgb = _frames(frames, h, w, device)
+    ref_s = _best(lambda: refine_depth(model, depth, rgb=rgb, device=device), repeats)
     out = {"size": f"{h}x{w}", "refiner_ms_per_frame": 1000 * ref_s / frames}
     try:
         from vdp.models.video_depth_anything import load_model
@@ -55,14 +62,15 @@ def bench_vs_depth(h: int, w: int, device: str, repeats: int) -> dict:
     return out
 
 
-def bench_window_length(h: int, w: int, device: str, repeats: int) -> dict:
-    model = load_refiner().to(device)
+def bench_window_length(h: int, w: int, device: str, repeats: int, checkpoint: str | None) -> dict:
+    model = load_refiner(checkpoint).to(device)
     rows = []
     for t in (6, 12, 24, 48, 96):
         depth = (torch.rand(1, t, h, w) * 5 + 0.5).to(device)
         conf = derive_confidence(depth, model.config.downsample)
+        rgb = _frames(t, h, w, device)[None]
         with torch.no_grad():
-            s = _best(lambda: model(depth, conf), repeats)
+            s = _best(lambda: model(depth, conf, rgb=rgb), repeats)
         rows.append((t, 1000 * s))
     n = len(rows)
     mx = sum(t for t, _ in rows) / n
@@ -82,19 +90,20 @@ def main() -> None:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--checkpoint", help="refiner checkpoint (default: the shipped one)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     h, w = (int(v) for v in args.size.split("x"))
     sh, sw = (int(v) for v in args.scan_size.split("x"))
     print(f"device {args.device}, {args.threads} thread(s), torch {torch.__version__}")
-    r = bench_vs_depth(h, w, args.device, args.repeats)
+    r = bench_vs_depth(h, w, args.device, args.repeats, args.checkpoint)
     print(f"[{r['size']}] refiner {r['refiner_ms_per_frame']:.1f} ms/frame", end="")
     if "vda_vits_ms_per_frame" in r:
         print(f"; VDA-Small {r['vda_vits_ms_per_frame']:.1f} ms/frame; ratio "
               f"{r['ratio_refiner_over_vda']:.3f}")
     else:
         print(f"; VDA unavailable: {r['vda_error']}")
-    s = bench_window_length(sh, sw, args.device, args.repeats)
+    s = bench_window_length(sh, sw, args.device, args.repeats, args.checkpoint)
     print(f"[{s['size']}] one window of T frames (forward):")
     for t, ms in s["rows"]:
         print(f"  T={t:3d}: {ms:8.1f} ms  ({ms / t:.2f} ms/frame)")

@@ -72,8 +72,7 @@ def test_shipped_checkpoint_loads_and_is_small():
     assert model.config == PRESETS["v0"]
     assert SHIPPED_CHECKPOINT.stat().st_size < 2_000_000
     meta = json.loads(SHIPPED_METADATA.read_text())
-    assert meta["config"] == model.config.to_dict() | {"enc_channels": list(model.config.enc_channels),
-                                                       "keyframes": list(model.config.keyframes)}
+    assert RefinerConfig.from_dict(meta["config"]) == model.config
     assert meta["metrics"]["bar"]["passed"] is True
     assert meta["train_config"]["steps"] == meta["steps_done"]
 
@@ -135,3 +134,58 @@ def test_config_round_trip():
     cfg = RefinerConfig()
     assert RefinerConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
     assert cfg.stride_frames == 6 and cfg.context_frames == 3
+
+
+def test_motion_gate_resets_the_smoother_where_colour_changes():
+    from vdp.models.refiner.smoother import TemporalSmoother
+
+    ell = torch.zeros(1, 12, 1, 2)
+    ell[0, 1::2] = 0.02                                    # both pixels flicker alike
+    change = torch.zeros_like(ell)
+    change[0, 1:, 0, 1] = 0.5                              # pixel 1 sees new content each frame
+    smoother = TemporalSmoother(motion_gate=True)
+    out = ell + smoother(ell, torch.full_like(ell, 0.95), change)
+    flicker = (out[0, 1:] - out[0, :-1]).abs().mean(dim=0)[0]
+    assert float(flicker[0]) < 0.3 * 0.02                  # same colour: smoothed
+    assert float(flicker[1]) > 0.95 * 0.02                 # new colour every frame: left alone
+    with pytest.raises(ValueError, match="colour change"):
+        smoother(ell, torch.full_like(ell, 0.95))
+
+
+def _rgb_refiner(seed: int = 0) -> Refiner:
+    """An RGB refiner whose residual head is not zero (an untrained one outputs ~nothing)."""
+    torch.manual_seed(seed)
+    model = Refiner(PRESETS["v1"]).eval()
+    with torch.no_grad():
+        model.decoder.conv2.weight.normal_(0.0, 0.05)
+    return model
+
+
+def test_rgb_refiner_reads_the_frames_and_refuses_to_run_without_them():
+    from vdp.models.refiner.colour import RefinerInputError
+
+    model = _rgb_refiner()
+    depth = (torch.rand(2, 1, 32, 48) * 5 + 0.5) * (1 + 0.01 * torch.randn(2, 15, 1, 1))
+    rgb = torch.randint(0, 256, (2, 15, 3, 32, 48), dtype=torch.uint8)
+    keys = key_mask(model.config)
+    with torch.no_grad():
+        a = model(depth, None, keys, rgb).rho
+        b = model(depth, None, keys, rgb.flip(1)).rho
+    assert a.shape == SMALL and not torch.allclose(a, b)
+    bound = torch.log1p(model.config.alpha + model.config.beta / depth)
+    assert bool((a.abs() <= bound + 1e-6).all())           # RGB never loosens the bound
+    with pytest.raises(RefinerInputError, match="RGB"):
+        model(depth, None, keys)
+    with pytest.raises(RefinerInputError, match=r"\[B, T, 3, H, W\]"):
+        model(depth, None, keys, rgb[:, :, :, :16])
+
+
+def test_depth_only_checkpoints_still_load_and_ignore_rgb(tmp_path):
+    model = Refiner(PRESETS["v0"]).eval()
+    save_refiner(model, tmp_path / "v0.pt")
+    back = load_refiner(tmp_path / "v0.pt")
+    assert back.config.rgb is False and back.in_channels == 5
+    depth = torch.rand(1, 15, 16, 16) + 0.5
+    with torch.no_grad():
+        torch.testing.assert_close(back(depth).rho,
+                                   back(depth, rgb=torch.zeros(1, 15, 3, 16, 16, dtype=torch.uint8)).rho)

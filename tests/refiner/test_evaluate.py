@@ -76,7 +76,8 @@ def test_bar_logic():
 
 
 def test_consistency_bar_logic():
-    pf = lambda n: {"frames": 10, "frames_worse": n, "worst_delta": 0.001, "worst_frame": "s:1"}  # noqa: E731
+    pf = lambda n, aligned=0: {"frames": 10, "frames_worse": n, "worst_delta": 0.001,  # noqa: E731
+                               "worst_frame": "s:1", "frames_worse_aligned": aligned}
     rows = {"teacher (raw)": {"abs_rel": 0.05, "flicker": 0.01, "tae": 0.02},
             "bilateral a (val-tuned)": {"abs_rel": 0.045, "flicker": 0.004, "tae": 0.010},
             "bilateral b (test-oracle)": {"abs_rel": 0.046, "flicker": 0.003, "tae": 0.008},
@@ -88,6 +89,29 @@ def test_consistency_bar_logic():
     rows["refiner"].update(tae=0.007, abs_rel=0.0461)                # AbsRel worse than the best
     assert not check_bar(rows)["consistency_passed"]
     rows["refiner"].update(abs_rel=0.044, per_frame=pf(1))           # one frame made worse
-    assert not check_bar(rows)["consistency_passed"]
+    b = check_bar(rows)
+    assert not b["consistency_passed"] and b["consistency_passed_aligned"]
+    rows["refiner"].update(per_frame=pf(1, aligned=1))               # worse after alignment too
+    assert not check_bar(rows)["consistency_passed_aligned"]
     del rows["refiner"]["per_frame"]
     assert "consistency_passed" not in check_bar(rows)
+
+
+def test_steady_scale_oracle_removes_frame_scale_flicker_and_keeps_the_sequence_bias():
+    from vdp.refiner.evaluate import steady_scale_oracle
+
+    g = torch.Generator().manual_seed(0)
+    gt = torch.rand(5, 6, 8, generator=g) * 4 + 1
+    valid = torch.ones_like(gt, dtype=torch.bool)
+    valid[2, :3] = False
+    jitter = torch.tensor([1.0, 0.95, 1.03, 1.0, 0.97])[:, None, None]
+    teacher = gt * 1.05 * jitter
+    out = steady_scale_oracle(teacher, gt, valid)
+    ratio = torch.log(out / gt)
+    per_frame = torch.stack([ratio[f][valid[f]].median() for f in range(5)])
+    torch.testing.assert_close(per_frame, torch.full((5,), float(per_frame[0])), rtol=0, atol=1e-6)
+    assert abs(float(per_frame[0])) > 0.01                    # the sequence's bias stays
+    # frames 1 and 4: their jitter cancelled (most of) the bias; the oracle makes them worse, as
+    # any steady output would
+    h = harm([out], [EvalSequence("s", gt, valid, teacher)])
+    assert h["frames_worse"] == 2 and h["worst_frame"].startswith("s:1 ")

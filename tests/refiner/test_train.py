@@ -145,3 +145,35 @@ def test_selection_score_rewards_consistency_and_counts_harm():
     assert s["frames"] == 24 and 0 <= s["frames_worse"] <= 24
     assert s["score"] == pytest.approx(s["tae"] / sel.teacher_tae + HARM_WEIGHT * s["frames_worse"] / 24)
     assert s["tae"] < sel.teacher_tae                   # the shipped refiner is more consistent
+
+
+def test_rgb_windows_are_the_same_frames_as_the_depth_windows():
+    from vdp.refiner.sampling import ClipPool, SamplingOptions
+
+    t, h, w = 40, 4, 6
+    depth = (100.0 * torch.arange(1, t + 1)[:, None, None] + torch.arange(1, w + 1)[None, None, :]
+             ).expand(t, h, w).contiguous()
+    rgb = torch.zeros(t, 3, h, w, dtype=torch.uint8)
+    rgb[:, 0] = torch.arange(t, dtype=torch.uint8)[:, None, None]
+    rgb[:, 1] = torch.arange(w, dtype=torch.uint8)[None, None, :]
+    pool = ClipPool(depth=[depth], teacher=[depth.clone()], rgb=[rgb])
+    plain = SamplingOptions(jitter=0.0, relative=0.0, rgb_gain=0.0, rgb_noise=0.0)
+    flips = set()
+    for step in range(12):
+        b = make_batch(pool, PRESETS["v1"], 2, seed=3, step=step, opts=plain)
+        assert b.rgb.shape == (4, 15, 3, h, w) and b.rgb.dtype == torch.uint8
+        expect = 100.0 * (b.rgb[:, :, 0].float() + 1) + b.rgb[:, :, 1].float() + 1
+        torch.testing.assert_close(b.windows, expect, rtol=0, atol=1e-3)
+        flips.add((bool(b.windows[0, -1, 0, 0] < b.windows[0, -2, 0, 0]),
+                   bool(b.windows[0, 0, 0, 0] > b.windows[0, 0, 0, 1])))
+    assert len(flips) >= 3                        # time and mirror flips were both exercised
+
+
+def test_an_rgb_pool_leaves_the_depth_samples_of_a_depth_only_pool_unchanged():
+    depth_only = build_pool(TrainConfig(**SMALL))
+    with_rgb = build_pool(TrainConfig(preset="v1", **SMALL))
+    assert depth_only.rgb is None and with_rgb.rgb is not None
+    a = make_batch(depth_only, PRESETS["v0"], 2, seed=1, step=4)
+    b = make_batch(with_rgb, PRESETS["v1"], 2, seed=1, step=4)
+    assert a.rgb is None and b.rgb.shape == (4, 15, 3, 32, 48)
+    assert torch.equal(a.windows, b.windows) and torch.equal(a.gt, b.gt)

@@ -13,7 +13,7 @@ CFG = RefinerConfig()
 
 def _fake_window(calls: list):
     """A window function whose output depends on every input frame and on the position."""
-    def run(depth: torch.Tensor, start: int) -> torch.Tensor:
+    def run(depth: torch.Tensor, start: int, rgb=None) -> torch.Tensor:
         calls.append(start)
         n = CFG.window_frames
         k = CFG.context_frames
@@ -68,14 +68,14 @@ def test_frames_are_emitted_when_final_and_memory_is_bounded():
 
 
 def test_constant_residual_passes_through_blend():
-    def run(depth: torch.Tensor, start: int) -> torch.Tensor:
+    def run(depth: torch.Tensor, start: int, rgb=None) -> torch.Tensor:
         return torch.full_like(depth[CFG.context_frames:], 0.02)
     depth = torch.rand(23, 3, 3) + 1
     out = refine_sequence(CFG, run, depth)
     torch.testing.assert_close(out, depth * torch.exp(torch.tensor(0.02)))
 
 
-def _shifting_window(depth: torch.Tensor, start: int) -> torch.Tensor:
+def _shifting_window(depth: torch.Tensor, start: int, rgb=None) -> torch.Tensor:
     """Large per-frame global shifts (+-5 %) plus a local pattern."""
     k = CFG.context_frames
     n = CFG.window_frames
@@ -121,3 +121,39 @@ def test_frame_shift_limit_refuses_negative_or_nan(bad):
         WindowedStream(CFG, _shifting_window, max_frame_shift=bad)
     with pytest.raises(ValueError, match="max_frame_shift"):
         limit_frame_shift(torch.zeros(2, 2), bad)
+
+
+def _rgb_window(depth: torch.Tensor, start: int, rgb) -> torch.Tensor:
+    """Checks that each window gets the RGB of its own frames; the output depends on it."""
+    assert rgb is not None and rgb.shape[0] == depth.shape[0]
+    torch.testing.assert_close(rgb[:, 0, 0, 0].float(), depth[:, 0, 0] % 256)
+    return 0.001 * rgb[CFG.context_frames:, 1].float() + 0.01 * torch.tanh(depth[CFG.context_frames:])
+
+
+def test_rgb_travels_with_its_frames_whatever_the_batching():
+    depth = torch.arange(1.0, 31.0)[:, None, None].expand(30, 4, 4).clone()
+    rgb = torch.randint(0, 256, (30, 3, 4, 4), dtype=torch.uint8)
+    rgb[:, 0] = torch.arange(1, 31, dtype=torch.uint8)[:, None, None]
+    ref = refine_sequence(CFG, _rgb_window, depth, rgb=rgb)
+    assert not torch.allclose(ref, refine_sequence(CFG, _rgb_window, depth, rgb=rgb.roll(1, 2)))
+    for size in (1, 7):
+        stream = WindowedStream(CFG, _rgb_window)
+        state = StreamState()
+        parts = []
+        for i in range(0, 30, size):
+            out, state = stream.push(state, depth[i:i + size], rgb[i:i + size])
+            parts.append(out)
+            assert set(state.rgb) == set(state.teacher)          # kept and dropped together
+        parts.append(stream.flush(state))
+        torch.testing.assert_close(torch.cat(parts), ref, rtol=0, atol=0)
+
+
+def test_a_stream_gets_rgb_always_or_never():
+    stream = WindowedStream(CFG, _rgb_window)
+    state = StreamState()
+    rgb = torch.zeros(2, 3, 4, 4, dtype=torch.uint8)
+    _, state = stream.push(state, torch.ones(2, 4, 4), rgb)
+    with pytest.raises(ValueError, match="every batch or with none"):
+        stream.push(state, torch.ones(2, 4, 4))
+    with pytest.raises(ValueError, match="does not match depth"):
+        WindowedStream(CFG, _rgb_window).push(StreamState(), torch.ones(2, 4, 4), rgb[:, :, :2])

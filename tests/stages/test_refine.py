@@ -209,3 +209,22 @@ def test_metric_depth_refine_preset():
     key = RefineStage.config_key(job.stages.refine, job)
     other = RefineStage.config_key(RefineSpec(use_confidence=False, blend=0.5), job)
     assert key != other and key[0] == "metric"
+
+
+def test_an_rgb_refiner_reads_the_batches_frames(tmp_path, clip):
+    from vdp.models.refiner import PRESETS, Refiner, save_refiner
+    from vdp.refiner.inference import refine_depth
+
+    torch.manual_seed(0)
+    model = Refiner(PRESETS["v1"]).eval()
+    with torch.no_grad():
+        model.decoder.conv2.weight.normal_(0.0, 0.05)       # a residual that is not ~zero
+    save_refiner(model, tmp_path / "rgb.pt")
+    stage = RefineStage(RefineSpec(checkpoint=str(tmp_path / "rgb.pt")), precision="fp32")
+    stage.setup("cpu")
+    rgb, teacher = clip
+    outs = [_run(stage, rgb, teacher, n).layers["depth"] for n in (4, 11)]
+    torch.testing.assert_close(outs[1], outs[0], rtol=0, atol=1e-6)
+    torch.testing.assert_close(outs[0], refine_depth(model, teacher, rgb=rgb), rtol=0, atol=1e-6)
+    other = _run(stage, rgb.flip(0), teacher, 4).layers["depth"]
+    assert float((other - outs[0]).abs().max()) > 1e-4      # other pictures, other refinement

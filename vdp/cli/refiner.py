@@ -15,7 +15,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from vdp.refiner.train import TrainConfig, train
 
     cfg = TrainConfig()
-    overrides = {k: getattr(args, k) for k in ("steps", "batch", "seed", "threads", "timeout_s",
+    overrides = {k: getattr(args, k) for k in ("preset", "steps", "batch", "seed", "threads", "timeout_s",
                                                "data", "height", "width", "pool_clips", "lr",
                                                "data_workers", "select_every")
                  if getattr(args, k) is not None}
@@ -80,6 +80,12 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0 if passed or not args.require_pass else 1
 
 
+def _presets() -> tuple[str, ...]:
+    from vdp.models.refiner.config import PRESETS
+
+    return tuple(PRESETS)
+
+
 def _families() -> tuple[str, ...]:
     from vdp.refiner.families import FAMILIES
 
@@ -95,6 +101,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                        description="Train on procedural scenes (or RGB-D sequences), save the "
                                    "checkpoint and a JSON with config, log and held-out metrics.")
     t.add_argument("--out", default="refiner_out/refiner_v0.pt", help="checkpoint path (.pt)")
+    t.add_argument("--preset", choices=sorted(_presets()),
+                   help="model size and inputs (v0: depth only; v1: depth and RGB)")
     t.add_argument("--steps", type=int, help="optimiser steps")
     t.add_argument("--batch", type=int, help="samples per step")
     t.add_argument("--lr", type=float, help="peak learning rate")

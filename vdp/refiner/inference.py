@@ -7,6 +7,7 @@ from typing import Literal
 
 import torch
 
+from vdp.models.refiner.colour import RefinerInputError
 from vdp.models.refiner.confidence import derive_confidence
 from vdp.models.refiner.model import Refiner
 from vdp.refiner.depth_kind import from_pseudo_depth, reference_scale, to_pseudo_depth
@@ -28,8 +29,11 @@ def make_window_fn(model: Refiner, *, use_confidence: bool = True, blend: float 
         autocast_dtype: fp16/bf16 autocast on CUDA, or None for float32.
 
     Returns:
-        Function ``([K+N, H, W], start) -> [N, H, W]`` (log residual, float32, on the input's
-        device).
+        Function ``([K+N, H, W], start, RGB [K+N, 3, H, W] or None) -> [N, H, W]`` (log
+        residual, float32, on the input's device).
+
+    Raises:
+        RefinerInputError: (when called) an RGB refiner gets no RGB.
     """
     if not 0.0 <= blend <= 1.0:
         raise ValueError(f"blend must be in [0, 1], got {blend}")
@@ -37,13 +41,14 @@ def make_window_fn(model: Refiner, *, use_confidence: bool = True, blend: float 
     keys = key_mask(model.config).to(device)
     k = model.config.context_frames
 
-    def run(depth: torch.Tensor, start: int = 0) -> torch.Tensor:
+    def run(depth: torch.Tensor, start: int = 0, rgb: torch.Tensor | None = None) -> torch.Tensor:
         x = depth[None].to(device, torch.float32)
+        frames = None if rgb is None or not model.config.rgb else rgb[None].to(device)
         conf = derive_confidence(x, model.config.downsample) if use_confidence else None
         ctx = (torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype is not None
                else nullcontext())
         with torch.no_grad(), ctx:
-            rho = model(x, conf, keys).rho
+            rho = model(x, conf, keys, frames).rho
         rho = rho[0, k:].float()
         return (rho if blend == 1.0 else blend * rho).to(depth.device)
 
@@ -88,7 +93,8 @@ class PositiveDepth:
         return torch.where(valid, refined, original.float())
 
 
-def refine_depth(model: Refiner, depth: torch.Tensor, *, kind: DepthKind = "metric",
+def refine_depth(model: Refiner, depth: torch.Tensor, *, rgb: torch.Tensor | None = None,
+                 kind: DepthKind = "metric",
                  use_confidence: bool = True, blend: float = 1.0,
                  max_frame_shift: float | None = None,
                  device: torch.device | str = "cpu") -> torch.Tensor:
@@ -97,6 +103,8 @@ def refine_depth(model: Refiner, depth: torch.Tensor, *, kind: DepthKind = "metr
     Args:
         model: The refiner.
         depth: Teacher output: metric depth, or relative disparity for ``kind="relative"``.
+        rgb: The video frames uint8 ``[T, 3, H, W]`` (an RGB refiner needs them, a depth-only
+            one ignores them).
         kind: Which of the two the teacher gives.
         use_confidence: Feed the derived confidence.
         blend: Share of the refiner's log-depth correction applied.
@@ -111,5 +119,8 @@ def refine_depth(model: Refiner, depth: torch.Tensor, *, kind: DepthKind = "metr
         return depth.float()
     conv = PositiveDepth.start(kind, depth[0])
     fn = make_window_fn(model, use_confidence=use_confidence, blend=blend, device=device)
-    refined = refine_sequence(model.config, fn, conv.forward(depth), max_frame_shift=max_frame_shift)
+    if model.config.rgb and rgb is None:
+        raise RefinerInputError("this refiner reads the video's RGB frames; pass rgb=[T, 3, H, W]")
+    refined = refine_sequence(model.config, fn, conv.forward(depth),
+                              rgb=rgb if model.config.rgb else None, max_frame_shift=max_frame_shift)
     return conv.inverse(refined, depth)

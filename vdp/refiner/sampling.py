@@ -10,6 +10,8 @@ Augmentations: time reversal, horizontal flip, teacher jitter on the model input
 ~U(0.97, 1.03) per frame, 1 % relative noise; the losses see the clean teacher), and relative
 (disparity) mode through the same pseudo-depth mapping the stage uses. Teachers come from
 the families in ``SamplingOptions.families`` (default: v0's ``classic`` simulator only).
+Clips with RGB (for an RGB refiner) get the same flips, plus a per-sample colour gain and
+per-frame sensor noise (so that a still camera's noise is not read as motion).
 """
 from __future__ import annotations
 
@@ -33,10 +35,13 @@ class ClipPool:
     Attributes:
         depth: Per clip, metric ground truth ``[T, H, W]`` (0 = no data); all the same H, W.
         teacher: Per clip, a real teacher ``[T, H, W]`` or None (then it is simulated).
+        rgb: Per clip, its video frames uint8 ``[T, 3, H, W]`` (an RGB refiner's pool), or None
+            (a depth-only pool).
     """
 
     depth: list[torch.Tensor]
     teacher: list[torch.Tensor | None]
+    rgb: list[torch.Tensor] | None = None
 
 
 @dataclass
@@ -49,6 +54,7 @@ class TrainBatch:
         teacher: Clean teacher at the target frames ``[B, F, H, W]``.
         gt: Ground truth at the target frames ``[B, F, H, W]`` (0 = no data).
         valid: Bool ``[B, F, H, W]``: ground truth valid and frame inside the stream.
+        rgb: The windows' video frames uint8 ``[2B, K+N, 3, H, W]``, or None (depth-only pool).
     """
 
     windows: torch.Tensor
@@ -56,6 +62,7 @@ class TrainBatch:
     teacher: torch.Tensor
     gt: torch.Tensor
     valid: torch.Tensor
+    rgb: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -68,6 +75,8 @@ class SamplingOptions:
     jitter_scale: float = 0.03
     jitter_noise: float = 0.01
     relative: float = 0.2
+    rgb_gain: float = 0.2
+    rgb_noise: float = 3.0
     families: tuple[str, ...] = ("classic",)
 
 
@@ -84,12 +93,15 @@ def _sample(pool: ClipPool, config: RefinerConfig, rng: np.random.Generator, see
     o = int(rng.integers(0, clip.shape[0] - length + 1))
     gt = clip[o:o + length]
     teacher = None if real_teacher is None else real_teacher[o:o + length]
+    rgb = None if pool.rgb is None else pool.rgb[j][o:o + length]
     if rng.random() < 0.5:
         gt = gt.flip(0)
         teacher = None if teacher is None else teacher.flip(0)
+        rgb = None if rgb is None else rgb.flip(0)
     if rng.random() < 0.5:
         gt = gt.flip(2)
         teacher = None if teacher is None else teacher.flip(2)
+        rgb = None if rgb is None else rgb.flip(3)
     if teacher is None:
         filled = gt if bool((gt > 0).all()) else fill_holes(gt)
         if opts.families == ("classic",):
@@ -117,7 +129,19 @@ def _sample(pool: ClipPool, config: RefinerConfig, rng: np.random.Generator, see
     windows = torch.stack([inp[i] for i in idx])
     target = [min(a + f, last) for f in range(n + stride)]
     inside = torch.tensor([a + f <= last for f in range(n + stride)])[:, None, None]
-    return windows, inp[target], teacher[target], gt[target], valid[target] & inside
+    rgb_windows = None
+    if rgb is not None:
+        rgb = _augment_rgb(rng, rgb, opts)
+        rgb_windows = torch.stack([rgb[i] for i in idx])
+    return windows, inp[target], teacher[target], gt[target], valid[target] & inside, rgb_windows
+
+
+def _augment_rgb(rng: np.random.Generator, rgb: torch.Tensor, opts: SamplingOptions) -> torch.Tensor:
+    """Colour gain per channel and per-frame Gaussian sensor noise (uint8 in and out)."""
+    gain = torch.from_numpy(rng.uniform(1 - opts.rgb_gain, 1 + opts.rgb_gain, 3)).float()
+    sigma = float(rng.uniform(0.0, opts.rgb_noise))
+    noise = torch.from_numpy(rng.standard_normal(rgb.shape)).float() * sigma
+    return (rgb.float() * gain[:, None, None] + noise).round().clamp(0, 255).to(torch.uint8)
 
 
 def make_batch(pool: ClipPool, config: RefinerConfig, batch: int, seed: int, step: int,
@@ -127,5 +151,7 @@ def make_batch(pool: ClipPool, config: RefinerConfig, batch: int, seed: int, ste
     for b in range(batch):
         rng = np.random.default_rng([seed, step, b])
         items.append(_sample(pool, config, rng, int(rng.integers(2 ** 31)), opts))
-    windows, inp, teacher, gt, valid = (torch.stack(x) for x in zip(*items))
-    return TrainBatch(windows=windows.flatten(0, 1), inp=inp, teacher=teacher, gt=gt, valid=valid)
+    windows, inp, teacher, gt, valid = (torch.stack(x) for x in list(zip(*items))[:5])
+    rgb = None if items[0][5] is None else torch.stack([x[5] for x in items]).flatten(0, 1)
+    return TrainBatch(windows=windows.flatten(0, 1), inp=inp, teacher=teacher, gt=gt, valid=valid,
+                      rgb=rgb)

@@ -54,7 +54,7 @@ def selection_score(model: Refiner, sel: SelectionSet) -> dict[str, Any]:
     model.eval()
     try:
         with torch.no_grad():
-            preds = [refine_depth(model, s.teacher) for s in sel.sequences]
+            preds = [refine_depth(model, s.teacher, rgb=s.rgb) for s in sel.sequences]
     finally:
         model.train(was_training)
     m = score(preds, sel.sequences, tae=True, per_frame=True)

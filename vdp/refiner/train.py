@@ -98,17 +98,24 @@ def build_pool(cfg: TrainConfig) -> ClipPool:
         if cfg.clip_frames < need:
             raise SpecError(f"clip_frames must be at least {need}, got {cfg.clip_frames}")
         clips = [render_clip(TRAIN_SEED_BASE + i, frames=cfg.clip_frames, height=cfg.height,
-                             width=cfg.width).depth for i in range(cfg.pool_clips)]
-        return ClipPool(depth=clips, teacher=[None] * len(clips))
+                             width=cfg.width) for i in range(cfg.pool_clips)]
+        return ClipPool(depth=[c.depth for c in clips], teacher=[None] * len(clips),
+                        rgb=[c.rgb for c in clips] if PRESETS[cfg.preset].rgb else None)
     from vdp.refiner.rgbd import find_sequences, load_rgbd_sequence
 
-    seqs = [load_rgbd_sequence(p, size=(cfg.height, cfg.width), load_rgb=False)
+    rgb = PRESETS[cfg.preset].rgb
+    seqs = [load_rgbd_sequence(p, size=(cfg.height, cfg.width), load_rgb=rgb)
             for p in find_sequences(cfg.data)]
+    no_rgb = [s.name for s in seqs if rgb and s.rgb is None]
+    if no_rgb:
+        raise SpecError(f"refiner preset {cfg.preset!r} reads RGB; these sequences have no rgb/ "
+                        f"folder: {', '.join(no_rgb)}")
     need = 2 * PRESETS[cfg.preset].window_frames + PRESETS[cfg.preset].stride_frames
     short = [f"{s.name} ({s.depth.shape[0]})" for s in seqs if s.depth.shape[0] < need]
     if short:
         raise SpecError(f"training samples need {need} frames; too short: {', '.join(short)}")
-    return ClipPool(depth=[s.depth for s in seqs], teacher=[s.teacher for s in seqs])
+    return ClipPool(depth=[s.depth for s in seqs], teacher=[s.teacher for s in seqs],
+                    rgb=[s.rgb for s in seqs] if rgb else None)
 
 
 class _Batches(torch.utils.data.IterableDataset):
@@ -165,7 +172,7 @@ def train_step_loss(model: Refiner, batch: TrainBatch, weights: LossWeights,
     cfg = model.config
     k, b = cfg.context_frames, batch.inp.shape[0]
     conf_low = derive_confidence(batch.windows, cfg.downsample)
-    out = model(batch.windows, conf_low if use_confidence else None, key_mask(cfg))
+    out = model(batch.windows, conf_low if use_confidence else None, key_mask(cfg), batch.rgb)
     size = batch.windows.shape[2:]
     rho = blend_pair(out.rho[:, k:].reshape(b, 2, cfg.window_frames, *size), cfg)
     conf = F.interpolate(conf_low[:, k:], size=size, mode="bilinear", align_corners=False)

@@ -66,9 +66,9 @@ def limit_frame_shift(rho: torch.Tensor, limit: float) -> torch.Tensor:
     return rho + (g.clamp(-limit, limit) - g)
 
 
-#: Runs the model on one window: (teacher depth ``[K+N, H, W]``, window start) -> log residual
-#: ``[N, H, W]``.
-WindowFn = Callable[[torch.Tensor, int], torch.Tensor]
+#: Runs the model on one window: (teacher depth ``[K+N, H, W]``, window start, the same frames'
+#: RGB ``[K+N, 3, H, W]`` uint8 or None) -> log residual ``[N, H, W]``.
+WindowFn = Callable[[torch.Tensor, int, "torch.Tensor | None"], torch.Tensor]
 
 
 @dataclass
@@ -80,6 +80,7 @@ class StreamState:
         emitted: Frames returned so far (all earlier frames are final and gone).
         next_start: Start of the next window to run.
         teacher: Teacher depth by frame index, for frames still needed.
+        rgb: The video frames by index, kept like `teacher` (empty for a depth-only stream).
         acc: Per pending frame, ``(sum of w * rho, sum of w)``.
     """
 
@@ -87,6 +88,7 @@ class StreamState:
     emitted: int = 0
     next_start: int = 0
     teacher: dict[int, torch.Tensor] = field(default_factory=dict)
+    rgb: dict[int, torch.Tensor] = field(default_factory=dict)
     acc: dict[int, tuple[torch.Tensor, float]] = field(default_factory=dict)
 
 
@@ -109,10 +111,19 @@ class WindowedStream:
         self.max_frame_shift = max_frame_shift
         self.weights = blend_weights(config).tolist()
 
-    def push(self, state: StreamState, depth: torch.Tensor) -> tuple[torch.Tensor, StreamState]:
-        """Add frames ``[t, H, W]`` (positive depth); return the frames now final, refined."""
+    def push(self, state: StreamState, depth: torch.Tensor,
+             rgb: torch.Tensor | None = None) -> tuple[torch.Tensor, StreamState]:
+        """Add frames ``[t, H, W]`` (positive depth) and, for an RGB refiner, their RGB
+        ``[t, 3, H, W]``; return the frames now final, refined."""
+        if (rgb is None) != (not state.rgb) and state.received:
+            raise ValueError("a refiner stream gets RGB with every batch or with none")
+        if rgb is not None and (rgb.ndim != 4 or rgb.shape[0] != depth.shape[0]
+                                or tuple(rgb.shape[2:]) != tuple(depth.shape[1:])):
+            raise ValueError(f"RGB {list(rgb.shape)} does not match depth {list(depth.shape)}")
         for i in range(depth.shape[0]):
             state.teacher[state.received] = depth[i]
+            if rgb is not None:
+                state.rgb[state.received] = rgb[i]
             state.received += 1
         n = self.config.window_frames
         while state.next_start + n <= state.received:
@@ -128,7 +139,8 @@ class WindowedStream:
     def _run(self, state: StreamState, last: int) -> None:
         s = state.next_start
         idx = window_input_indices(s, last, self.config)
-        rho = self.run_window(torch.stack([state.teacher[i] for i in idx]), s)
+        rgb = torch.stack([state.rgb[i] for i in idx]) if state.rgb else None
+        rho = self.run_window(torch.stack([state.teacher[i] for i in idx]), s, rgb)
         for i in range(self.config.window_frames):
             f = s + i
             if f > last:
@@ -138,8 +150,7 @@ class WindowedStream:
             state.acc[f] = (num + w * rho[i], den + w)
         state.next_start = s + self.config.stride_frames
         keep_from = state.next_start - self.config.window_frames
-        for f in [f for f in state.teacher if f < keep_from and f < state.emitted]:
-            del state.teacher[f]
+        _forget(state, keep_from)
 
     def _emit(self, state: StreamState, until: int) -> torch.Tensor:
         """Refined depth of frames ``emitted .. until-1`` (all final)."""
@@ -152,8 +163,7 @@ class WindowedStream:
             out.append(state.teacher[f] * torch.exp(rho))
         state.emitted = max(state.emitted, min(until, state.received))
         keep_from = state.next_start - self.config.window_frames
-        for f in [f for f in state.teacher if f < keep_from and f < state.emitted]:
-            del state.teacher[f]
+        _forget(state, keep_from)
         if not out:
             ref = next(iter(state.teacher.values()), None)
             shape = tuple(ref.shape) if ref is not None else (0, 0)
@@ -161,10 +171,19 @@ class WindowedStream:
         return torch.stack(out)
 
 
+def _forget(state: StreamState, keep_from: int) -> None:
+    """Drop the frames no window will read again and that are already emitted."""
+    for f in [f for f in state.teacher if f < keep_from and f < state.emitted]:
+        del state.teacher[f]
+        state.rgb.pop(f, None)
+
+
 def refine_sequence(config: RefinerConfig, run_window: WindowFn, depth: torch.Tensor, *,
+                    rgb: torch.Tensor | None = None,
                     max_frame_shift: float | None = None) -> torch.Tensor:
-    """Refine a whole sequence ``[T, H, W]`` in one call (same result as any batching)."""
+    """Refine a whole sequence ``[T, H, W]`` (with its RGB ``[T, 3, H, W]`` for an RGB
+    refiner) in one call (same result as any batching)."""
     stream = WindowedStream(config, run_window, max_frame_shift=max_frame_shift)
     state = StreamState()
-    head, state = stream.push(state, depth)
+    head, state = stream.push(state, depth, rgb)
     return torch.cat([head, stream.flush(state)])

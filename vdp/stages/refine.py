@@ -1,7 +1,7 @@
 """Refine stage: the SSM temporal refiner on the Stage contract.
 
-Consumes the ``depth`` layer ``[T, H, W]`` float32 and replaces it with refined depth of the
-same kind and units. Windows, blending and the teacher frames they need are carried across
+Consumes the ``depth`` layer ``[T, H, W]`` float32 (and, for an RGB refiner, the batch's video
+frames) and replaces it with refined depth of the same kind and units. Windows, blending and the teacher frames they need are carried across
 batches in the stream state (`vdp.refiner.windows`), so the output does not depend on how the
 stream is cut into batches; frames come out as soon as the last window covering them has run
 (up to N + stride - 1 = 17 frames later) and `flush` emits the rest.
@@ -87,14 +87,14 @@ class RefineStage(Stage):
         fast = None if dtype is None else make_window_fn(self.model, device=self.device,
                                                           autocast_dtype=dtype, **opts)
 
-        def run_window(depth: torch.Tensor, start: int) -> torch.Tensor:
+        def run_window(depth: torch.Tensor, start: int, rgb: torch.Tensor | None) -> torch.Tensor:
             if fast is None:
-                return exact(depth, start)
-            rho = fast(depth, start)
+                return exact(depth, start, rgb)
+            rho = fast(depth, start, rgb)
             if not bool(torch.isfinite(rho).all()):
                 self.report.fell_back(Fallback(self.name, start, start + rho.shape[0] - 1,
                                                precision_name(dtype), "non-finite refiner output"))
-                rho = exact(depth, start)
+                rho = exact(depth, start, rgb)
             return rho
 
         self._stream = WindowedStream(self.model.config, run_window,
@@ -128,7 +128,8 @@ class RefineStage(Stage):
             state.conversion = PositiveDepth.start(self.depth_kind, depth[0])
         state.pending = batch if state.pending is None else FrameBatch.concat([state.pending, batch])
         try:
-            refined, state.stream = self._stream.push(state.stream, state.conversion.forward(depth))
+            rgb = batch.frames if self.model.config.rgb else None
+            refined, state.stream = self._stream.push(state.stream, state.conversion.forward(depth), rgb)
         except RuntimeError as exc:
             raise StageError(f"refiner failed: {exc}", stage=self.name, first_frame=_first(batch),
                              last_frame=_last(batch)) from exc

@@ -25,6 +25,10 @@ class RefinerConfig:
         overlap_frames: Frames shared by consecutive windows.
         keyframes: Positions, in the N frames before a window, of the context frames that
             are scanned ahead of the window (long-range memory).
+        rgb: The model also reads the video's RGB frames: low-resolution colour, luma edges
+            and temporal colour change (a motion / occlusion cue) as encoder inputs, and the
+            per-pixel colour change as a reset gate of the full-resolution smoother (motion
+            gating: what moves is not smoothed into what it passes).
     """
 
     downsample: int = 4
@@ -39,6 +43,7 @@ class RefinerConfig:
     window_frames: int = 12
     overlap_frames: int = 6
     keyframes: tuple[int, ...] = field(default=(0, 4, 8))
+    rgb: bool = False
 
     @property
     def stride_frames(self) -> int:
@@ -66,5 +71,5 @@ class RefinerConfig:
         return cls(**data)
 
 
-#: Named sizes. ``v0`` is the shipped model.
-PRESETS: dict[str, RefinerConfig] = {"v0": RefinerConfig()}
+#: Named sizes. ``v0`` reads depth only; ``v1`` (the shipped model) also reads RGB.
+PRESETS: dict[str, RefinerConfig] = {"v0": RefinerConfig(), "v1": RefinerConfig(rgb=True)}

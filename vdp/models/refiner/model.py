@@ -11,6 +11,10 @@ bidirectional selective scan along time at each location of the encoder's half-r
 decoder (skip at the low-res grid) -> a residual and a memory gate, both upsampled bilinearly.
 The high-res refinement: a per-pixel selective scan of the full-res teacher under that gate
 (`TemporalSmoother`), which removes single-pixel flicker the low-res path cannot see.
+
+An RGB refiner (``config.rgb``) also reads the window's video frames: low-res colour, luma
+edges and colour change join the encoder's inputs, and the per-pixel colour change gates the
+smoother's memory (`vdp.models.refiner.colour`).
 """
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vdp.models.refiner.colour import RGB_CHANNELS, RefinerInputError, check_rgb, colour_inputs
 from vdp.models.refiner.config import RefinerConfig
 from vdp.models.refiner.confidence import downsample_log_depth
 from vdp.models.refiner.decoder import Decoder
@@ -27,7 +32,8 @@ from vdp.models.refiner.encoder import Encoder
 from vdp.models.refiner.smoother import TemporalSmoother
 from vdp.models.refiner.ssm import BiSSM
 
-#: Input channels: normalised log depth, temporal deviation, confidence, has-confidence, keyframe.
+#: Depth input channels: normalised log depth, temporal deviation, confidence, has-confidence,
+#: keyframe (an RGB refiner adds `RGB_CHANNELS`).
 IN_CHANNELS = 5
 #: Gain on the temporal deviation channel (log-depth jitter is a few hundredths).
 DEVIATION_GAIN = 20.0
@@ -61,23 +67,29 @@ class Refiner(nn.Module):
         super().__init__()
         self.config = config
         c = config.enc_channels[-1]
-        self.encoder = Encoder(IN_CHANNELS, config.enc_channels)
+        self.in_channels = IN_CHANNELS + (RGB_CHANNELS if config.rgb else 0)
+        self.encoder = Encoder(self.in_channels, config.enc_channels)
         self.ssm = nn.ModuleList(BiSSM(c, config.d_inner, config.d_state, config.dt_rank)
                                  for _ in range(config.ssm_layers))
         self.decoder = Decoder(c, config.enc_channels[0], config.dec_channels)
-        self.smoother = TemporalSmoother()
+        self.smoother = TemporalSmoother(motion_gate=config.rgb)
 
     def forward(self, depth: torch.Tensor, confidence: torch.Tensor | None = None,
-                is_key: torch.Tensor | None = None) -> RefinerOutput:
+                is_key: torch.Tensor | None = None, rgb: torch.Tensor | None = None) -> RefinerOutput:
         """Predict the residual for one window per batch item.
 
         Args:
             depth: Positive teacher depth ``[B, T, H, W]`` (context keyframes first, if any).
             confidence: Low-res confidence ``[B, T, h, w]`` in [0, 1], or None (not used).
             is_key: Bool ``[T]``, True at context keyframes; None means no keyframes.
+            rgb: The frames of `depth`, uint8 (or unit float) ``[B, T, 3, H, W]``; required by
+                an RGB refiner, ignored by a depth-only one.
 
         Returns:
             `RefinerOutput`.
+
+        Raises:
+            RefinerInputError: An RGB refiner got no RGB, or RGB of another shape.
         """
         b, t, hh, ww = depth.shape
         ell = downsample_log_depth(depth, self.config.downsample)
@@ -91,7 +103,15 @@ class Refiner(nn.Module):
         key = torch.zeros(t, dtype=ell.dtype, device=ell.device) if is_key is None \
             else is_key.to(device=ell.device, dtype=ell.dtype)
         key = key[None, :, None, None].expand_as(ell)
-        x = torch.stack([level, deviation, conf, has_conf, key], dim=2).reshape(b * t, IN_CHANNELS, h, w)
+        x = torch.stack([level, deviation, conf, has_conf, key], dim=2)
+        change = None
+        if self.config.rgb:
+            if rgb is None:
+                raise RefinerInputError("this refiner reads the video's RGB frames; none were given")
+            check_rgb(rgb, depth.shape)
+            colour, change = colour_inputs(rgb, (h, w))
+            x = torch.cat([x, colour.to(x.dtype)], dim=2)
+        x = x.reshape(b * t, self.in_channels, h, w)
 
         skip, feats = self.encoder(x)
         c, h2, w2 = feats.shape[1:]
@@ -105,7 +125,7 @@ class Refiner(nn.Module):
         up = F.interpolate(low, size=(hh, ww), mode="bilinear", align_corners=False)
         up = up.reshape(b, t, 2, hh, ww)
         log_depth = torch.log(depth.clamp_min(1e-6))
-        raw = up[:, :, 0] + self.smoother(log_depth, torch.sigmoid(up[:, :, 1]))
+        raw = up[:, :, 0] + self.smoother(log_depth, torch.sigmoid(up[:, :, 1]), change)
         # Scale lock: the residual has zero mean over the window's own frames, so a window's
         # geometric-mean depth is the teacher's; only frame-to-frame changes are refined.
         own = (1 - key).mean(dim=(2, 3))[:, :, None, None]                 # [B, T, 1, 1]

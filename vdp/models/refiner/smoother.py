@@ -13,6 +13,12 @@ whose value leaves its running estimate by more than about ``sigma`` (an edge mo
 it, a real depth change) resets its memory on its own, so moving edges are not smeared.
 The mean of both directions minus ``l_t`` is added to the residual. One scalar per frame and
 pixel per step: cost is linear in the window length and negligible beside the CNN.
+
+Motion gating (RGB refiners): each step's memory is further multiplied by
+``exp(-(c / tau)^2)``, ``c`` the pixel's colour change across that step
+(`vdp.models.refiner.colour.colour_change`) and ``tau`` learnt, so a pixel that now sees a
+different surface (a moving object's edge, an occlusion, texture sliding past under camera
+motion) starts over instead of being averaged with what was there before.
 """
 from __future__ import annotations
 
@@ -24,7 +30,7 @@ from torch import nn
 
 
 def robust_scan(ell: torch.Tensor, kappa: torch.Tensor, sigma: torch.Tensor, *,
-                reverse: bool = False) -> torch.Tensor:
+                reverse: bool = False, keep: torch.Tensor | None = None) -> torch.Tensor:
     """One direction of the gated per-pixel scan.
 
     Args:
@@ -32,6 +38,8 @@ def robust_scan(ell: torch.Tensor, kappa: torch.Tensor, sigma: torch.Tensor, *,
         kappa: Memory gates in (0, 1) ``[B, T, H, W]``.
         sigma: Positive scalar tensor (log-depth change that starts a reset).
         reverse: Scan from the last frame to the first.
+        keep: Extra memory factor in [0, 1] ``[B, T, H, W]`` of the step that arrives at each
+            frame (from frame t-1, or from t+1 when reversed); None: 1.
 
     Returns:
         Running estimates ``[B, T, H, W]``.
@@ -45,25 +53,52 @@ def robust_scan(ell: torch.Tensor, kappa: torch.Tensor, sigma: torch.Tensor, *,
     for t in steps[1:]:
         x = ell[:, t]
         a = kappa[:, t] * torch.exp(-(x - m) ** 2 * inv)
+        if keep is not None:
+            a = a * keep[:, t]
         m = a * m + (1 - a) * x
         out[t] = m
     return torch.stack(out, dim=1)
 
 
+def _softplus_inverse(x: float) -> float:
+    return math.log(math.expm1(x))
+
+
 class TemporalSmoother(nn.Module):
-    """Bidirectional `robust_scan` with a learnt reset scale.
+    """Bidirectional `robust_scan` with a learnt reset scale (and colour-change scale).
 
     Args:
         sigma: Initial reset scale (log depth).
+        motion_gate: Also reset on colour change (see module docstring).
+        tau: Initial colour-change scale (unit RGB) of the motion gate.
     """
 
-    def __init__(self, sigma: float = 0.05) -> None:
+    def __init__(self, sigma: float = 0.05, *, motion_gate: bool = False, tau: float = 0.08) -> None:
         super().__init__()
-        self.sigma_raw = nn.Parameter(torch.tensor(math.log(math.expm1(sigma))))
+        self.sigma_raw = nn.Parameter(torch.tensor(_softplus_inverse(sigma)))
+        self.motion_gate = motion_gate
+        if motion_gate:
+            self.tau_raw = nn.Parameter(torch.tensor(_softplus_inverse(tau)))
 
-    def forward(self, ell: torch.Tensor, kappa: torch.Tensor) -> torch.Tensor:
-        """Smoothed minus input, ``[B, T, H, W]`` (a log-depth residual)."""
+    def forward(self, ell: torch.Tensor, kappa: torch.Tensor,
+                change: torch.Tensor | None = None) -> torch.Tensor:
+        """Smoothed minus input, ``[B, T, H, W]`` (a log-depth residual).
+
+        Args:
+            ell: Log depth ``[B, T, H, W]``.
+            kappa: Memory gates ``[B, T, H, W]``.
+            change: Per-pixel colour change from the previous frame ``[B, T, H, W]``; needed
+                (and only used) with ``motion_gate``.
+        """
         sigma = F.softplus(self.sigma_raw) + 1e-3
-        fwd = robust_scan(ell, kappa, sigma)
-        bwd = robust_scan(ell, kappa, sigma, reverse=True)
+        keep_fwd = keep_bwd = None
+        if self.motion_gate:
+            if change is None:
+                raise ValueError("a motion-gated smoother needs the colour change")
+            tau = F.softplus(self.tau_raw) + 1e-3
+            keep_fwd = torch.exp(-(change / tau) ** 2)
+            keep_bwd = torch.ones_like(keep_fwd)
+            keep_bwd[:, :-1] = keep_fwd[:, 1:]             # the step t+1 -> t crosses change[t+1]
+        fwd = robust_scan(ell, kappa, sigma, keep=keep_fwd)
+        bwd = robust_scan(ell, kappa, sigma, reverse=True, keep=keep_bwd)
         return 0.5 * (fwd + bwd) - ell
