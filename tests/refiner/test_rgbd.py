@@ -96,3 +96,22 @@ def test_fill_holes():
     out = fill_holes(d)
     assert bool((out > 0).all())
     torch.testing.assert_close(out, torch.full_like(out, 2.0))
+
+
+def test_rgb_refiner_eval_and_training_need_rgb_folders(tmp_path):
+    import shutil
+
+    from vdp.errors import SpecError
+    from vdp.models.refiner import PRESETS, Refiner, save_refiner
+    from vdp.refiner.evaluate import evaluate
+    from vdp.refiner.train import TrainConfig, build_pool
+
+    for name in ("s1", "s2"):
+        _write_sequence(tmp_path / "root" / name, frames=30)
+    shutil.rmtree(tmp_path / "root" / "s2" / "rgb")
+    save_refiner(Refiner(PRESETS["v1"]), tmp_path / "rgb.pt")
+    with pytest.raises(SpecError, match="no rgb/ folder: s2"):
+        evaluate(tmp_path / "rgb.pt", data=str(tmp_path / "root"), height=12, width=16,
+                 log=lambda s: None)
+    with pytest.raises(SpecError, match="no rgb/ folder: s2"):
+        build_pool(TrainConfig(preset="v1", data=str(tmp_path / "root"), height=12, width=16))

@@ -26,6 +26,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
             f.strip() for f in args.families.split(",") if f.strip())))
     if args.harm is not None:
         cfg = replace(cfg, loss=replace(cfg.loss, harm=args.harm))
+    if args.reprojection is not None:
+        cfg = replace(cfg, loss=replace(cfg.loss, reprojection=args.reprojection))
     cfg = replace(cfg, **overrides)
     if cfg.steps < 1 or cfg.batch < 1 or cfg.threads < 1:
         raise SpecError("--steps, --batch and --threads must be at least 1")
@@ -119,6 +121,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     t.add_argument("--init", help="start from this checkpoint (fine-tune) instead of random weights")
     t.add_argument("--families", help="comma-separated training teacher families (default classic)")
     t.add_argument("--harm", type=float, help="weight of the do-no-harm loss (frames made worse)")
+    t.add_argument("--reprojection", type=float,
+                   help="weight of the reprojection consistency loss (TAE's twin; needs poses)")
     t.add_argument("--select-every", dest="select_every", type=int,
                    help="score on validation clips every N steps and save the best weights "
                         "(TAE penalised by frames made worse than the teacher; default: last)")

@@ -17,6 +17,7 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 
+from vdp.errors import SpecError
 from vdp.models.refiner.confidence import derive_confidence
 from vdp.models.refiner.load import load_refiner
 from vdp.refiner.baselines import BILATERAL_GRID, EMA_DECAYS, ema, temporal_bilateral
@@ -243,7 +244,11 @@ def evaluate(checkpoint: str | Path | None = None, *, data: str = "synthetic", t
     else:
         seqs = rgbd_sequences(data, frames=frames, size=(height, width))
         if len(seqs) < 2:
-            raise ValueError(f"{data}: need at least 2 sequences (validation + test), found {len(seqs)}")
+            raise SpecError(f"{data}: need at least 2 sequences (validation + test), found {len(seqs)}")
+        no_rgb = [s.name for s in seqs if s.rgb is None]
+        if model.config.rgb and no_rgb:
+            raise SpecError(f"this refiner reads RGB; these sequences have no rgb/ folder: "
+                             f"{', '.join(no_rgb)}")
         val, test = seqs[:len(seqs) // 2], seqs[len(seqs) // 2:]
     log(f"refiner eval: {len(val)} validation + {len(test)} test sequences ready "
         f"({time.monotonic() - t0:.0f} s)")

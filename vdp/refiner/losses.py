@@ -9,7 +9,9 @@
 * ``residual``: confidence-weighted L1 of the residual itself;
 * ``harm`` (do-no-harm): per frame, how much the output's mean log error to ground truth
   exceeds the input's (the unrefined teacher's), hinged at zero: a frame whose teacher is
-  right and that the refiner pulls toward its neighbours pays for it (0 without ground truth).
+  right and that the refiner pulls toward its neighbours pays for it (0 without ground truth);
+* ``reprojection`` (added by the training step, `vdp.refiner.reprojection`): consistency of
+  consecutive frames reprojected with the clip's camera poses, TAE's differentiable twin.
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ class LossWeights:
     residual: float = 0.01
     temporal_mask: float = 0.08
     harm: float = 0.0
+    reprojection: float = 0.0
 
 
 def refiner_loss(out_log: torch.Tensor, rho: torch.Tensor, teacher_log: torch.Tensor,

@@ -25,6 +25,7 @@ from vdp.models.refiner.confidence import derive_confidence
 from vdp.models.refiner.load import save_refiner
 from vdp.models.refiner.model import Refiner
 from vdp.refiner.losses import LossWeights, refiner_loss
+from vdp.refiner.reprojection import reprojection_loss
 from vdp.refiner.sampling import ClipPool, SamplingOptions, TrainBatch, make_batch
 from vdp.refiner.splits import HELD_OUT_FAMILIES, TRAIN_FAMILIES, TRAIN_SEED_BASE
 from vdp.refiner.windows import blend_weights, key_mask
@@ -100,7 +101,9 @@ def build_pool(cfg: TrainConfig) -> ClipPool:
         clips = [render_clip(TRAIN_SEED_BASE + i, frames=cfg.clip_frames, height=cfg.height,
                              width=cfg.width) for i in range(cfg.pool_clips)]
         return ClipPool(depth=[c.depth for c in clips], teacher=[None] * len(clips),
-                        rgb=[c.rgb for c in clips] if PRESETS[cfg.preset].rgb else None)
+                        rgb=[c.rgb for c in clips] if PRESETS[cfg.preset].rgb else None,
+                        intrinsics=[c.intrinsics for c in clips], poses=[c.poses for c in clips],
+                        dynamic=[c.dynamic for c in clips])
     from vdp.refiner.rgbd import find_sequences, load_rgbd_sequence
 
     rgb = PRESETS[cfg.preset].rgb
@@ -115,7 +118,8 @@ def build_pool(cfg: TrainConfig) -> ClipPool:
     if short:
         raise SpecError(f"training samples need {need} frames; too short: {', '.join(short)}")
     return ClipPool(depth=[s.depth for s in seqs], teacher=[s.teacher for s in seqs],
-                    rgb=[s.rgb for s in seqs] if rgb else None)
+                    rgb=[s.rgb for s in seqs] if rgb else None,
+                    intrinsics=[s.intrinsics for s in seqs], poses=[s.poses for s in seqs])
 
 
 class _Batches(torch.utils.data.IterableDataset):
@@ -182,6 +186,10 @@ def train_step_loss(model: Refiner, batch: TrainBatch, weights: LossWeights,
     gt_log = torch.log(batch.gt.clamp_min(1e-6))
     loss, parts = refiner_loss(out_log, rho, torch.log(batch.teacher), conf, gt_log,
                                batch.valid, weights)
+    if weights.reprojection and batch.geometry is not None:
+        reproj = reprojection_loss(out_log, batch.gt, batch.valid, batch.geometry)
+        loss = loss + weights.reprojection * reproj
+        parts["reprojection"] = float(reproj.detach())
     with torch.no_grad():
         r = rho.detach().abs()
         parts.update(mean_abs_dD=float((torch.exp(r) - 1).mean()),
@@ -263,7 +271,9 @@ def train(cfg: TrainConfig, out: str | Path, *, log: Callable[[str], None] = pri
             avg = {k: sum(d[k] for d in window) / len(window) for k in window[0]}
             history.append({"step": step + 1, "elapsed_s": round(time.monotonic() - t0, 1), **avg})
             log(f"step {step + 1:5d}/{cfg.steps}  loss {avg['loss']:.5f}  gt {avg['gt']:.4f}  "
-                f"temporal {avg['temporal']:.4f}  mean|dD|/D {100 * avg['mean_abs_dD']:.2f}%  "
+                f"temporal {avg['temporal']:.4f}  "
+                + (f"reproj {avg['reprojection']:.4f}  " if "reprojection" in avg else "")
+                + f"mean|dD|/D {100 * avg['mean_abs_dD']:.2f}%  "
                 f"tiny {100 * avg['tiny_frac']:.1f}%  clamp {100 * avg['clamp_hits']:.2f}%  "
                 f"lr {_lr_at(cfg, step):.2e}  {time.monotonic() - t0:.0f}s")
             window = []
