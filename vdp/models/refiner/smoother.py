@@ -38,8 +38,8 @@ def robust_scan(ell: torch.Tensor, kappa: torch.Tensor, sigma: torch.Tensor, *,
         kappa: Memory gates in (0, 1) ``[B, T, H, W]``.
         sigma: Positive scalar tensor (log-depth change that starts a reset).
         reverse: Scan from the last frame to the first.
-        keep: Extra memory factor in [0, 1] ``[B, T, H, W]`` of the step that arrives at each
-            frame (from frame t-1, or from t+1 when reversed); None: 1.
+        keep: Extra memory factor in [0, 1] ``[B, T, H, W]`` of the step from frame t-1 to
+            frame t (the reversed scan uses ``keep[t+1]`` for its step from t+1 to t); None: 1.
 
     Returns:
         Running estimates ``[B, T, H, W]``.
@@ -54,7 +54,7 @@ def robust_scan(ell: torch.Tensor, kappa: torch.Tensor, sigma: torch.Tensor, *,
         x = ell[:, t]
         a = kappa[:, t] * torch.exp(-(x - m) ** 2 * inv)
         if keep is not None:
-            a = a * keep[:, t]
+            a = a * keep[:, t + 1 if reverse else t]
         m = a * m + (1 - a) * x
         out[t] = m
     return torch.stack(out, dim=1)
@@ -91,14 +91,12 @@ class TemporalSmoother(nn.Module):
                 (and only used) with ``motion_gate``.
         """
         sigma = F.softplus(self.sigma_raw) + 1e-3
-        keep_fwd = keep_bwd = None
+        keep = None
         if self.motion_gate:
             if change is None:
                 raise ValueError("a motion-gated smoother needs the colour change")
             tau = F.softplus(self.tau_raw) + 1e-3
-            keep_fwd = torch.exp(-(change / tau) ** 2)
-            keep_bwd = torch.ones_like(keep_fwd)
-            keep_bwd[:, :-1] = keep_fwd[:, 1:]             # the step t+1 -> t crosses change[t+1]
-        fwd = robust_scan(ell, kappa, sigma, keep=keep_fwd)
-        bwd = robust_scan(ell, kappa, sigma, reverse=True, keep=keep_bwd)
+            keep = torch.exp(-(change / tau) ** 2)         # step t-1 -> t crosses change[t]
+        fwd = robust_scan(ell, kappa, sigma, keep=keep)
+        bwd = robust_scan(ell, kappa, sigma, reverse=True, keep=keep)
         return 0.5 * (fwd + bwd) - ell
