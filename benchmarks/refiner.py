@@ -5,7 +5,9 @@
 1. Refiner ms/frame through the stage's streaming path (windows of 12 every 6 frames with 3
    context keyframes, blending) vs VDA-Small ms/frame (one forward of 8 frames, synthetic
    weights: the cost is the same as with real weights) on the same HxW; prints the ratio.
-2. Refiner forward time for one window of T frames, T = 6 .. 96, at a fixed size: the
+2. With ``--video-size`` (e.g. 1080x1920): the refiner on a depth layer at the video's resolution
+   (what the stage gets) vs VDA-Small at its own working size (518x924): the pipeline's ratio.
+3. Refiner forward time for one window of T frames, T = 6 .. 96, at a fixed size: the
    per-frame cost must stay flat (linear total cost), with a least-squares line and its R^2.
 Times are the minimum over repeats (the machine may be shared). An RGB refiner gets random
 uint8 frames beside the depth (its cost does not depend on their content).
@@ -38,7 +40,9 @@ def _frames(t: int, h: int, w: int, device: str) -> torch.Tensor:
     return torch.randint(0, 256, (t, 3, h, w), generator=g, dtype=torch.uint8).to(device)
 
 
-def bench_vs_depth(h: int, w: int, device: str, repeats: int, checkpoint: str | None) -> dict:
+def bench_vs_depth(h: int, w: int, device: str, repeats: int, checkpoint: str | None,
+                   vda_size: tuple[int, int] | None = None) -> dict:
+    """Refiner ms/frame on ``h x w`` depth vs VDA-S ms/frame at `vda_size` (default: the same)."""
     model = load_refiner(checkpoint).to(device)
     frames = 36
     g = torch.Generator().manual_seed(0)
@@ -54,7 +58,9 @@ def bench_vs_depth(h: int, w: int, device: str, repeats: int, checkpoint: str | 
         return out
     vda = load_model("vits", synthetic=True).to(device)
     t = 8
-    x = torch.randn(1, t, 3, h, w, device=device)
+    vh, vw = vda_size or (h, w)
+    out["vda_size"] = f"{vh}x{vw}"
+    x = torch.randn(1, t, 3, vh, vw, device=device)
     with torch.no_grad():
         vda_s = _best(lambda: vda(x), max(1, repeats // 2))
     out["vda_vits_ms_per_frame"] = 1000 * vda_s / t
@@ -91,6 +97,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--checkpoint", help="refiner checkpoint (default: the shipped one)")
+    p.add_argument("--video-size", help="also: refiner on HxW depth vs VDA-S at 518x924")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     h, w = (int(v) for v in args.size.split("x"))
@@ -103,6 +110,12 @@ def main() -> None:
               f"{r['ratio_refiner_over_vda']:.3f}")
     else:
         print(f"; VDA unavailable: {r['vda_error']}")
+    if args.video_size:
+        vh, vw = (int(v) for v in args.video_size.split("x"))
+        v = bench_vs_depth(vh, vw, args.device, max(1, args.repeats // 2), args.checkpoint, (518, 924))
+        print(f"[{v['size']} depth, VDA at {v.get('vda_size')}] refiner {v['refiner_ms_per_frame']:.1f} "
+              f"ms/frame; VDA-Small {v.get('vda_vits_ms_per_frame', float('nan')):.1f} ms/frame; ratio "
+              f"{v.get('ratio_refiner_over_vda', float('nan')):.3f}")
     s = bench_window_length(sh, sw, args.device, args.repeats, args.checkpoint)
     print(f"[{s['size']}] one window of T frames (forward):")
     for t, ms in s["rows"]:

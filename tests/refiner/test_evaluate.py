@@ -27,7 +27,7 @@ def test_evaluate_shipped_on_tiny_split():
 
 def test_evaluate_with_frame_shift_limit_adds_the_unlimited_row():
     r = evaluate(None, test_count=1, val_count=1, frames=24, height=32, width=48, oracle=False,
-                 family="ar1_scale", max_frame_shift=0.0, log=lambda s: None)
+                 family="shimmer", max_frame_shift=0.0, log=lambda s: None)
     rows = r["rows"]
     assert r["setup"]["max_frame_shift"] == 0.0
     lim, free = rows["refiner"], rows["refiner, no frame-shift limit"]

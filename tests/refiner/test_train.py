@@ -12,7 +12,7 @@ from vdp.refiner.losses import LossWeights, refiner_loss
 from vdp.refiner.sampling import make_batch
 from vdp.refiner.train import TrainConfig, build_pool, train
 
-SMALL = dict(batch=1, pool_clips=2, clip_frames=30, height=32, width=48, log_every=1)
+SMALL = dict(batch=1, pool_clips=2, clip_frames=30, height=32, width=48, log_every=1, select_every=0)
 
 
 def test_training_is_deterministic_and_logs_progress(tmp_path):
@@ -21,7 +21,7 @@ def test_training_is_deterministic_and_logs_progress(tmp_path):
     meta = train(cfg, tmp_path / "a.pt", log=lines.append)
     train(cfg, tmp_path / "b.pt", log=lambda s: None)
     a, b = load_refiner(tmp_path / "a.pt"), load_refiner(tmp_path / "b.pt")
-    assert a.config == PRESETS["v0"]
+    assert a.config == PRESETS["v1"]                  # the defaults are the shipped recipe
     for k, v in a.state_dict().items():
         assert torch.equal(v, b.state_dict()[k]), k
     steps = [s for s in lines if s.startswith("step")]
@@ -121,7 +121,7 @@ def test_selection_saves_the_best_scoring_weights(tmp_path):
     from vdp.refiner.selection import selection_score, selection_set
 
     lines: list[str] = []
-    cfg = TrainConfig(steps=3, select_every=2, **SMALL)
+    cfg = TrainConfig(steps=3, **{**SMALL, "select_every": 2})
     meta = train(cfg, tmp_path / "s.pt", log=lines.append)
     sel = meta["selection"]
     assert [h["step"] for h in sel["history"]] == [2, 3]          # every 2 steps, and the end
@@ -130,7 +130,7 @@ def test_selection_saves_the_best_scoring_weights(tmp_path):
     assert sum(line.startswith("select") for line in lines) == 2
     # the saved weights are the chosen ones: re-scoring them gives the recorded score
     again = selection_score(load_refiner(tmp_path / "s.pt"),
-                            selection_set(("classic",), frames=30, height=32, width=48))
+                            selection_set(cfg.sampling.families, frames=30, height=32, width=48))
     assert again["score"] == pytest.approx(best["score"], rel=1e-6)
     assert again["frames_worse"] == best["frames_worse"]
     side = json.loads((tmp_path / "s.json").read_text())
@@ -170,10 +170,24 @@ def test_rgb_windows_are_the_same_frames_as_the_depth_windows():
 
 
 def test_an_rgb_pool_leaves_the_depth_samples_of_a_depth_only_pool_unchanged():
-    depth_only = build_pool(TrainConfig(**SMALL))
+    depth_only = build_pool(TrainConfig(preset="v0", **SMALL))
     with_rgb = build_pool(TrainConfig(preset="v1", **SMALL))
     assert depth_only.rgb is None and with_rgb.rgb is not None
     a = make_batch(depth_only, PRESETS["v0"], 2, seed=1, step=4)
     b = make_batch(with_rgb, PRESETS["v1"], 2, seed=1, step=4)
     assert a.rgb is None and b.rgb.shape == (4, 15, 3, 32, 48)
     assert torch.equal(a.windows, b.windows) and torch.equal(a.gt, b.gt)
+
+
+def test_defaults_are_the_shipped_recipe_and_v0_recipe_is_kept():
+    from dataclasses import asdict
+
+    from vdp.models.refiner import SHIPPED_METADATA
+    from vdp.refiner.train import V0_RECIPE
+
+    shipped = json.loads(SHIPPED_METADATA.read_text())["train_config"]
+    mine = json.loads(json.dumps(TrainConfig().to_dict()))
+    assert mine == shipped
+    v0 = TrainConfig(**V0_RECIPE)
+    assert v0.preset == "v0" and v0.steps == 1000 and v0.select_every == 0
+    assert asdict(v0.loss)["harm"] == 0 and v0.sampling.families == ("classic",)

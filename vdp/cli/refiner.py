@@ -99,10 +99,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p = subparsers.add_parser("refiner", help="train or evaluate the SSM temporal refiner")
     sub = p.add_subparsers(dest="refiner_command", required=True)
 
-    t = sub.add_parser("train", help="train a refiner (defaults = the shipped refiner_v0 recipe)",
+    t = sub.add_parser("train", help="train a refiner (defaults = the shipped refiner_v1 recipe)",
                        description="Train on procedural scenes (or RGB-D sequences), save the "
                                    "checkpoint and a JSON with config, log and held-out metrics.")
-    t.add_argument("--out", default="refiner_out/refiner_v0.pt", help="checkpoint path (.pt)")
+    t.add_argument("--out", default="refiner_out/refiner_v1.pt", help="checkpoint path (.pt)")
     t.add_argument("--preset", choices=sorted(_presets()),
                    help="model size and inputs (v0: depth only; v1: depth and RGB)")
     t.add_argument("--steps", type=int, help="optimiser steps")
@@ -119,7 +119,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     t.add_argument("--data-workers", dest="data_workers", type=int, choices=[0, 1],
                    help="processes building batches ahead of the optimiser (default 1)")
     t.add_argument("--init", help="start from this checkpoint (fine-tune) instead of random weights")
-    t.add_argument("--families", help="comma-separated training teacher families (default classic)")
+    t.add_argument("--families", help="comma-separated training teacher families (default: all "
+                                      "training families)")
     t.add_argument("--harm", type=float, help="weight of the do-no-harm loss (frames made worse)")
     t.add_argument("--reprojection", type=float,
                    help="weight of the reprojection consistency loss (TAE's twin; needs poses)")

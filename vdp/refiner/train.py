@@ -1,7 +1,7 @@
 """Training the refiner: deterministic, resumable from the command line, CPU-friendly.
 
 ``vdp refiner train`` runs `train` with a `TrainConfig`; the defaults are the recipe of the
-shipped ``refiner_v0`` checkpoint. Every batch is a pure function of ``(seed, step)`` and the
+shipped ``refiner_v1`` checkpoint (``V0_RECIPE`` holds the overrides that give ``refiner_v0``). Every batch is a pure function of ``(seed, step)`` and the
 clip pool is rendered from fixed seeds, so the same command on the same machine and thread
 count gives the same checkpoint.
 """
@@ -63,9 +63,9 @@ class TrainConfig:
             (`vdp.refiner.selection`: TAE, penalised by frames made worse); 0: save the last.
     """
 
-    preset: str = "v0"
+    preset: str = "v1"
     seed: int = 0
-    steps: int = 1000
+    steps: int = 1500
     batch: int = 4
     lr: float = 3e-3
     warmup_steps: int = 30
@@ -81,13 +81,18 @@ class TrainConfig:
     data_workers: int = 1
     timeout_s: float | None = None
     log_every: int = 10
-    loss: LossWeights = field(default_factory=LossWeights)
-    sampling: SamplingOptions = field(default_factory=SamplingOptions)
+    loss: LossWeights = field(default_factory=lambda: LossWeights(harm=2.0, reprojection=10.0))
+    sampling: SamplingOptions = field(default_factory=lambda: SamplingOptions(families=TRAIN_FAMILIES))
     init: str | None = None
-    select_every: int = 0
+    select_every: int = 150
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+#: `TrainConfig` overrides of the first shipped refiner (depth only, v0's simulator only).
+V0_RECIPE: dict[str, Any] = {"preset": "v0", "steps": 1000, "select_every": 0,
+                             "loss": LossWeights(), "sampling": SamplingOptions()}
 
 
 def build_pool(cfg: TrainConfig) -> ClipPool:

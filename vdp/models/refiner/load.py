@@ -13,7 +13,7 @@ from vdp.models.refiner.model import Refiner
 from vdp.models.state_dict import load_strict
 
 #: The checkpoint that ships with vdp (and its config + metrics sidecar).
-SHIPPED_CHECKPOINT = Path(__file__).resolve().parent / "refiner_v0.pt"
+SHIPPED_CHECKPOINT = Path(__file__).resolve().parent / "refiner_v1.pt"
 SHIPPED_METADATA = SHIPPED_CHECKPOINT.with_suffix(".json")
 FORMAT = "vdp-refiner"
 FORMAT_VERSION = 1
