@@ -1,10 +1,11 @@
 """Refine stage: the SSM temporal refiner on the Stage contract.
 
 Consumes the ``depth`` layer ``[T, H, W]`` float32 (and, for an RGB refiner, the batch's video
-frames) and replaces it with refined depth of the same kind and units. Windows, blending and the teacher frames they need are carried across
-batches in the stream state (`vdp.refiner.windows`), so the output does not depend on how the
-stream is cut into batches; frames come out as soon as the last window covering them has run
-(up to N + stride - 1 = 17 frames later) and `flush` emits the rest.
+frames) and replaces it with refined depth of the same kind and units. Windows, blending and
+the teacher frames they need are carried across batches in the stream state
+(`vdp.refiner.windows`), so the output does not depend on how the stream is cut into batches;
+frames come out as soon as the last window covering them has run (up to N + stride - 1 = 17
+frames later) and `flush` emits the rest.
 
 Depth kind (``depth_kind``): ``metric`` for Metric Video Depth Anything (metres, refined as
 is), ``relative`` for relative VDA (disparity-like, >= 0, unknown affine), refined on the
