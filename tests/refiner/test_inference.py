@@ -1,14 +1,14 @@
-"""Running the refiner on windows: the working-size limit for large (video-resolution) depth."""
+"""Running the refiner on sequences: the working-size limit for large (video-resolution) depth."""
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
 from vdp.models.refiner import load_refiner
-from vdp.refiner.inference import WORK_PIXELS, make_window_fn, refine_depth, work_size
+from vdp.refiner.inference import refine_depth
 from vdp.refiner.synthetic import render_clip
 from vdp.refiner.teacher import simulate_teacher
-from vdp.refiner.windows import window_input_indices
+from vdp.refiner.windows import WORK_PIXELS, work_size
 
 
 def test_work_size_keeps_small_frames_and_the_aspect_of_large_ones():
@@ -19,35 +19,51 @@ def test_work_size_keeps_small_frames_and_the_aspect_of_large_ones():
         assert sh * sw <= WORK_PIXELS * 1.01 and abs(sh / sw - h / w) < 0.01
 
 
-def test_large_windows_are_refined_at_the_working_size_and_upsampled():
+def test_large_frames_are_refined_at_the_working_size_and_the_residual_upsampled():
     model = load_refiner()
-    clip = render_clip(31, frames=15, height=24, width=32)
-    teacher = simulate_teacher(clip.depth, 4)
-    idx = window_input_indices(12, 14, model.config)
-    small_depth, small_rgb = teacher[idx], clip.rgb[idx]
-    big_depth = small_depth.repeat_interleave(2, 1).repeat_interleave(2, 2)     # 2x, nearest
-    big_rgb = small_rgb.repeat_interleave(2, 2).repeat_interleave(2, 3)
+    clip = render_clip(31, frames=20, height=24, width=32)
+    small = simulate_teacher(clip.depth, 4)
+    big = small.repeat_interleave(2, 1).repeat_interleave(2, 2)                # 2x, nearest
+    big_rgb = clip.rgb.repeat_interleave(2, 2).repeat_interleave(2, 3)
     seen: list[tuple[int, int]] = []
     hook = model.register_forward_hook(lambda m, args, out: seen.append(tuple(args[0].shape[2:])))
     try:
-        small = make_window_fn(model)(small_depth, 12, small_rgb)
-        big = make_window_fn(model, max_pixels=24 * 32)(big_depth, 12, big_rgb)
-        full = make_window_fn(model, max_pixels=10**9)(big_depth, 12, big_rgb)
+        out_small = refine_depth(model, small, rgb=clip.rgb)
+        out_big = refine_depth(model, big, rgb=big_rgb, max_pixels=24 * 32)
+        n_small = len(seen)
+        refine_depth(model, big, rgb=big_rgb, max_pixels=None)
     finally:
         hook.remove()
-    assert seen == [(24, 32), (24, 32), (48, 64)]
-    assert big.shape == full.shape == (12, 48, 64)
-    k = model.config.context_frames
-    bound = torch.log1p(model.config.alpha + model.config.beta / big_depth[k:])
-    expect = F.interpolate(small[None], size=(48, 64), mode="bilinear", align_corners=False)[0]
-    torch.testing.assert_close(big, torch.minimum(torch.maximum(expect, -bound), bound))
-    assert bool((big.abs() <= bound + 1e-7).all())
+    assert set(seen[:n_small]) == {(24, 32)} and set(seen[n_small:]) == {(48, 64)}
+    assert out_big.shape == big.shape
+    rho_small = torch.log(out_small / small)
+    expect = F.interpolate(rho_small[:, None], size=(48, 64), mode="bilinear", align_corners=False)[:, 0]
+    bound = torch.log1p(model.config.alpha + model.config.beta / big)
+    expect = torch.minimum(torch.maximum(expect, -bound), bound)
+    torch.testing.assert_close(torch.log(out_big / big), expect, rtol=0, atol=2e-5)
+    assert bool(((out_big - big).abs() <= (model.config.alpha * big + model.config.beta) * (1 + 1e-5)).all())
 
 
-def test_refine_depth_keeps_the_bound_at_video_resolution():
+def test_the_stage_shrinks_each_frame_once_whatever_the_batching():
+    from vdp.refiner.windows import StreamState, WindowedStream
+
+    calls = []
+
+    def run(depth, start, rgb):
+        calls.append((tuple(depth.shape), None if rgb is None else (tuple(rgb.shape), rgb.dtype)))
+        return torch.zeros(12, *depth.shape[1:])
+
     model = load_refiner()
-    clip = render_clip(32, frames=14, height=60, width=80)
-    teacher = simulate_teacher(clip.depth, 5)
-    out = refine_depth(model, teacher, rgb=clip.rgb)
-    bound = model.config.alpha * teacher + model.config.beta
-    assert bool(((out - teacher).abs() <= bound * (1 + 1e-5)).all())
+    depth = torch.rand(20, 40, 60) + 1
+    rgb = torch.randint(0, 256, (20, 3, 40, 60), dtype=torch.uint8)
+    stream = WindowedStream(model.config, run, max_pixels=20 * 30)
+    state = StreamState()
+    outs = []
+    for i in range(0, 20, 3):
+        out, state = stream.push(state, depth[i:i + 3], rgb[i:i + 3])
+        outs.append(out)
+        assert all(tuple(v.shape) == (20, 30) for v in state.small.values())
+        assert set(state.small) == set(state.teacher) == set(state.rgb)
+    outs.append(stream.flush(state))
+    torch.testing.assert_close(torch.cat(outs), depth)           # a zero residual: the teacher
+    assert calls and all(c == ((15, 20, 30), ((15, 3, 20, 30), torch.float32)) for c in calls)

@@ -1,60 +1,25 @@
 """Running the refiner on depth: model call per window, and metric/relative conversion."""
 from __future__ import annotations
 
-import math
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 
 from vdp.models.refiner.colour import RefinerInputError
 from vdp.models.refiner.confidence import derive_confidence
 from vdp.models.refiner.model import Refiner
 from vdp.refiner.depth_kind import from_pseudo_depth, reference_scale, to_pseudo_depth
-from vdp.refiner.windows import WindowFn, key_mask, refine_sequence
+from vdp.refiner.windows import WORK_PIXELS, WindowFn, key_mask, refine_sequence
 
 DepthKind = Literal["metric", "relative"]
 
 
-#: The refiner works on at most this many pixels per frame (Video Depth Anything's own working
-#: size for 16:9 video, 518x924). Larger depth maps (the depth layer comes at the video's
-#: resolution) are refined at that size and the residual is upsampled: the teacher has no
-#: detail finer than its own working size, and the refiner's cost stays a fixed share of the
-#: depth model's at 1080p, 4K or 8K.
-WORK_PIXELS = 518 * 924
-
-
-def work_size(height: int, width: int, max_pixels: int = WORK_PIXELS) -> tuple[int, int]:
-    """The size a ``height x width`` window is refined at (its own if small enough)."""
-    if height * width <= max_pixels:
-        return height, width
-    s = math.sqrt(max_pixels / (height * width))
-    return max(1, round(height * s)), max(1, round(width * s))
-
-
-def _shrink(depth: torch.Tensor, rgb: torch.Tensor | None, size: tuple[int, int]):
-    """Depth ``[1, T, H, W]`` (area mean in log) and RGB ``[1, T, 3, H, W]`` (area mean, unit
-    float, one frame at a time) at `size`."""
-    log_small = F.interpolate(torch.log(depth.clamp_min(1e-6)), size=size, mode="area")
-    if rgb is None:
-        return torch.exp(log_small), None
-    frames = torch.stack([F.interpolate(rgb[:, i].float() / 255.0 if rgb.dtype == torch.uint8
-                                        else rgb[:, i].float(), size=size, mode="area")
-                          for i in range(rgb.shape[1])], dim=1)
-    return torch.exp(log_small), frames
-
-
 def make_window_fn(model: Refiner, *, use_confidence: bool = True, blend: float = 1.0,
                    device: torch.device | str = "cpu",
-                   autocast_dtype: torch.dtype | None = None,
-                   max_pixels: int = WORK_PIXELS) -> WindowFn:
+                   autocast_dtype: torch.dtype | None = None) -> WindowFn:
     """A `WindowFn` that runs `model` on one window (batch of 1, no grad).
-
-    Windows larger than `max_pixels` per frame are refined at `work_size` and the residual is
-    upsampled bilinearly, then clamped to each full-resolution pixel's own bound (so the
-    guarantee ``|dD| <= alpha * D + beta`` holds at every pixel whatever the size).
 
     Args:
         model: The refiner, already on `device`.
@@ -62,11 +27,10 @@ def make_window_fn(model: Refiner, *, use_confidence: bool = True, blend: float 
         blend: Share of the log residual kept (0: teacher unchanged, 1: full correction).
         device: Where the model lives.
         autocast_dtype: fp16/bf16 autocast on CUDA, or None for float32.
-        max_pixels: Working size limit (see `WORK_PIXELS`).
 
     Returns:
-        Function ``([K+N, H, W], start, RGB [K+N, 3, H, W] or None) -> [N, H, W]`` (log
-        residual, float32, on the input's device).
+        Function ``([K+N, H, W], start, RGB [K+N, 3, H, W] uint8 or unit float, or None) ->
+        [N, H, W]`` (log residual, float32, on the input's device).
 
     Raises:
         RefinerInputError: (when called) an RGB refiner gets no RGB.
@@ -80,21 +44,12 @@ def make_window_fn(model: Refiner, *, use_confidence: bool = True, blend: float 
     def run(depth: torch.Tensor, start: int = 0, rgb: torch.Tensor | None = None) -> torch.Tensor:
         x = depth[None].to(device, torch.float32)
         frames = None if rgb is None or not model.config.rgb else rgb[None].to(device)
-        size = work_size(*x.shape[2:], max_pixels)
-        small = size != tuple(x.shape[2:])
-        with torch.no_grad():
-            xs, fs = _shrink(x, frames, size) if small else (x, frames)
-            conf = derive_confidence(xs, model.config.downsample) if use_confidence else None
-            ctx = (torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype is not None
-                   else nullcontext())
-            with ctx:
-                rho = model(xs, conf, keys, fs).rho
-            rho = rho[:, k:].float()
-            if small:
-                rho = F.interpolate(rho, size=tuple(x.shape[2:]), mode="bilinear", align_corners=False)
-                bound = torch.log1p(model.config.alpha + model.config.beta / x[:, k:].clamp_min(1e-6))
-                rho = torch.minimum(torch.maximum(rho, -bound), bound)
-        rho = rho[0]
+        conf = derive_confidence(x, model.config.downsample) if use_confidence else None
+        ctx = (torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype is not None
+               else nullcontext())
+        with torch.no_grad(), ctx:
+            rho = model(x, conf, keys, frames).rho
+        rho = rho[0, k:].float()
         return (rho if blend == 1.0 else blend * rho).to(depth.device)
 
     return run
@@ -142,6 +97,7 @@ def refine_depth(model: Refiner, depth: torch.Tensor, *, rgb: torch.Tensor | Non
                  kind: DepthKind = "metric",
                  use_confidence: bool = True, blend: float = 1.0,
                  max_frame_shift: float | None = None,
+                 max_pixels: int | None = WORK_PIXELS,
                  device: torch.device | str = "cpu") -> torch.Tensor:
     """Refine a whole depth sequence ``[T, H, W]`` offline (what the stage does in a stream).
 
@@ -155,6 +111,7 @@ def refine_depth(model: Refiner, depth: torch.Tensor, *, rgb: torch.Tensor | Non
         blend: Share of the refiner's log-depth correction applied.
         max_frame_shift: Do-no-harm limit on each frame's median log-depth change
             (`vdp.refiner.windows`); None: no limit.
+        max_pixels: Working size limit (`vdp.refiner.windows`); None: the frames' own size.
         device: Where `model` lives.
 
     Returns:
@@ -167,5 +124,6 @@ def refine_depth(model: Refiner, depth: torch.Tensor, *, rgb: torch.Tensor | Non
     if model.config.rgb and rgb is None:
         raise RefinerInputError("this refiner reads the video's RGB frames; pass rgb=[T, 3, H, W]")
     refined = refine_sequence(model.config, fn, conv.forward(depth),
-                              rgb=rgb if model.config.rgb else None, max_frame_shift=max_frame_shift)
+                              rgb=rgb if model.config.rgb else None, max_frame_shift=max_frame_shift,
+                              max_pixels=max_pixels)
     return conv.inverse(refined, depth)

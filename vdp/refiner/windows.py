@@ -18,15 +18,48 @@ windows keep their geometric mean (scale lock), but inside a window they pull a 
 scale the teacher got right toward its neighbours; the limit bounds that global part of the
 change per frame and keeps the local one. It needs the frame alone, so it does not change the
 stream's latency or its independence of batching.
+
+Working size (optional, ``max_pixels``): frames larger than that are shrunk once, when pushed
+(log depth and RGB by area mean, to `work_size`), the windows run and blend at that size, and
+each emitted frame's residual is upsampled bilinearly and clamped to its full-resolution
+pixels' bound ``log(1 + alpha + beta / D)``, so ``|dD| <= alpha * D + beta`` holds at every
+pixel. The depth layer comes at the video's resolution; the teacher has no detail finer than
+its own working size, and the refiner's cost then no longer grows with the video's pixels.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Callable
 
+import math
+
 import torch
+import torch.nn.functional as F
 
 from vdp.models.refiner.config import RefinerConfig
+
+#: Default working size of the stage: Video Depth Anything's own for 16:9 video (518x924).
+WORK_PIXELS = 518 * 924
+
+
+def work_size(height: int, width: int, max_pixels: int = WORK_PIXELS) -> tuple[int, int]:
+    """The size ``height x width`` frames are refined at (their own if small enough)."""
+    if height * width <= max_pixels:
+        return height, width
+    s = math.sqrt(max_pixels / (height * width))
+    return max(1, round(height * s)), max(1, round(width * s))
+
+
+def shrink(depth: torch.Tensor, rgb: torch.Tensor | None, size: tuple[int, int]):
+    """Depth ``[t, H, W]`` (area mean of log depth) and RGB ``[t, 3, H, W]`` (area mean, unit
+    float, a frame at a time) at `size`."""
+    small = torch.exp(F.interpolate(torch.log(depth.float().clamp_min(1e-6))[None], size=size,
+                                    mode="area")[0])
+    if rgb is None:
+        return small, None
+    frames = [F.interpolate((f.float() / 255.0 if f.dtype == torch.uint8 else f.float())[None],
+                            size=size, mode="area")[0] for f in rgb]
+    return small, torch.stack(frames)
 
 
 def blend_weights(config: RefinerConfig) -> torch.Tensor:
@@ -80,7 +113,9 @@ class StreamState:
         emitted: Frames returned so far (all earlier frames are final and gone).
         next_start: Start of the next window to run.
         teacher: Teacher depth by frame index, for frames still needed.
-        rgb: The video frames by index, kept like `teacher` (empty for a depth-only stream).
+        rgb: The video frames by index as the model gets them (at the working size when that
+            is smaller), kept like `teacher` (empty for a depth-only stream).
+        small: The teacher at the working size by index, when that is smaller than the frames.
         acc: Per pending frame, ``(sum of w * rho, sum of w)``.
     """
 
@@ -89,6 +124,7 @@ class StreamState:
     next_start: int = 0
     teacher: dict[int, torch.Tensor] = field(default_factory=dict)
     rgb: dict[int, torch.Tensor] = field(default_factory=dict)
+    small: dict[int, torch.Tensor] = field(default_factory=dict)
     acc: dict[int, tuple[torch.Tensor, float]] = field(default_factory=dict)
 
 
@@ -100,15 +136,17 @@ class WindowedStream:
         run_window: Model call for one window (see `WindowFn`).
         max_frame_shift: Do-no-harm limit on each frame's median log residual (see module
             docstring); None: no limit.
+        max_pixels: Working size limit (see module docstring); None: frames' own size.
     """
 
     def __init__(self, config: RefinerConfig, run_window: WindowFn, *,
-                 max_frame_shift: float | None = None) -> None:
+                 max_frame_shift: float | None = None, max_pixels: int | None = None) -> None:
         if max_frame_shift is not None and not max_frame_shift >= 0:
             raise ValueError(f"max_frame_shift must be >= 0, got {max_frame_shift}")
         self.config = config
         self.run_window = run_window
         self.max_frame_shift = max_frame_shift
+        self.max_pixels = max_pixels
         self.weights = blend_weights(config).tolist()
 
     def push(self, state: StreamState, depth: torch.Tensor,
@@ -120,10 +158,17 @@ class WindowedStream:
         if rgb is not None and (rgb.ndim != 4 or rgb.shape[0] != depth.shape[0]
                                 or tuple(rgb.shape[2:]) != tuple(depth.shape[1:])):
             raise ValueError(f"RGB {list(rgb.shape)} does not match depth {list(depth.shape)}")
+        size = tuple(depth.shape[1:]) if self.max_pixels is None else \
+            work_size(*depth.shape[1:], self.max_pixels)
+        small = None
+        if size != tuple(depth.shape[1:]):
+            small, rgb = shrink(depth, rgb, size)
         for i in range(depth.shape[0]):
             state.teacher[state.received] = depth[i]
             if rgb is not None:
                 state.rgb[state.received] = rgb[i]
+            if small is not None:
+                state.small[state.received] = small[i]
             state.received += 1
         n = self.config.window_frames
         while state.next_start + n <= state.received:
@@ -139,8 +184,9 @@ class WindowedStream:
     def _run(self, state: StreamState, last: int) -> None:
         s = state.next_start
         idx = window_input_indices(s, last, self.config)
+        frames = state.small if state.small else state.teacher
         rgb = torch.stack([state.rgb[i] for i in idx]) if state.rgb else None
-        rho = self.run_window(torch.stack([state.teacher[i] for i in idx]), s, rgb)
+        rho = self.run_window(torch.stack([frames[i] for i in idx]), s, rgb)
         for i in range(self.config.window_frames):
             f = s + i
             if f > last:
@@ -152,12 +198,21 @@ class WindowedStream:
         keep_from = state.next_start - self.config.window_frames
         _forget(state, keep_from)
 
+    def _full_size(self, rho: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+        """A working-size residual at the teacher's size, within each pixel's bound."""
+        up = F.interpolate(rho[None, None], size=tuple(teacher.shape), mode="bilinear",
+                           align_corners=False)[0, 0]
+        bound = torch.log1p(self.config.alpha + self.config.beta / teacher.float().clamp_min(1e-6))
+        return torch.minimum(torch.maximum(up, -bound), bound)
+
     def _emit(self, state: StreamState, until: int) -> torch.Tensor:
         """Refined depth of frames ``emitted .. until-1`` (all final)."""
         out = []
         for f in range(state.emitted, min(until, state.received)):
             num, den = state.acc.pop(f)
             rho = num / den
+            if tuple(rho.shape) != tuple(state.teacher[f].shape):
+                rho = self._full_size(rho, state.teacher[f])
             if self.max_frame_shift is not None:
                 rho = limit_frame_shift(rho, self.max_frame_shift)
             out.append(state.teacher[f] * torch.exp(rho))
@@ -176,14 +231,16 @@ def _forget(state: StreamState, keep_from: int) -> None:
     for f in [f for f in state.teacher if f < keep_from and f < state.emitted]:
         del state.teacher[f]
         state.rgb.pop(f, None)
+        state.small.pop(f, None)
 
 
 def refine_sequence(config: RefinerConfig, run_window: WindowFn, depth: torch.Tensor, *,
-                    rgb: torch.Tensor | None = None,
-                    max_frame_shift: float | None = None) -> torch.Tensor:
+                    rgb: torch.Tensor | None = None, max_frame_shift: float | None = None,
+                    max_pixels: int | None = None) -> torch.Tensor:
     """Refine a whole sequence ``[T, H, W]`` (with its RGB ``[T, 3, H, W]`` for an RGB
     refiner) in one call (same result as any batching)."""
-    stream = WindowedStream(config, run_window, max_frame_shift=max_frame_shift)
+    stream = WindowedStream(config, run_window, max_frame_shift=max_frame_shift,
+                            max_pixels=max_pixels)
     state = StreamState()
     head, state = stream.push(state, depth, rgb)
     return torch.cat([head, stream.flush(state)])

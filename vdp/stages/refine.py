@@ -22,7 +22,7 @@ from vdp.errors import StageError
 from vdp.models.refiner.load import load_refiner
 from vdp.models.refiner.model import Refiner
 from vdp.refiner.inference import PositiveDepth, make_window_fn
-from vdp.refiner.windows import StreamState, WindowedStream
+from vdp.refiner.windows import WORK_PIXELS, StreamState, WindowedStream
 from vdp.spec import JobSpec, RefineSpec, check_depth_kind, check_precision
 from vdp.stages.base import Fallback, Stage
 from vdp.stages.toolkit import autocast_dtype, precision_name
@@ -99,7 +99,8 @@ class RefineStage(Stage):
             return rho
 
         self._stream = WindowedStream(self.model.config, run_window,
-                                      max_frame_shift=self.spec.max_frame_shift)
+                                      max_frame_shift=self.spec.max_frame_shift,
+                                      max_pixels=WORK_PIXELS)
 
     def _autocast_dtype(self) -> torch.dtype | None:
         """Reduced precision only when asked for explicitly, and only on CUDA.
