@@ -89,25 +89,48 @@ def static_mask(gt: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     return both & ((lg[1:] - lg[:-1]).abs() < STATIC_LOG_CHANGE)
 
 
-def _warp(depth_a: torch.Tensor, k: torch.Tensor, a_to_b: torch.Tensor, size: tuple[int, int]):
-    """Project frame a's depth into frame b: (pixel grid in b [H,W,2] normalised, z in b)."""
-    h, w = size
-    v, u = torch.meshgrid(torch.arange(h, dtype=torch.float64), torch.arange(w, dtype=torch.float64),
-                          indexing="ij")
-    pix = torch.stack([u, v, torch.ones_like(u)], -1)
-    rays = pix @ torch.linalg.inv(k.double()).T
-    pts = rays * depth_a.double()[..., None]
-    pts_b = pts @ a_to_b[:3, :3].double().T + a_to_b[:3, 3].double()
+def warp(depth_a: torch.Tensor, k: torch.Tensor, a_to_b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Project frames a's depth ``[N, H, W]`` into frames b (intrinsics ``[N, 3, 3]``, relative
+    poses ``[N, 4, 4]``): the normalised sampling grid in b ``[N, H, W, 2]`` and the depth in b
+    ``[N, H, W]``, in `depth_a`'s dtype."""
+    n, h, w = depth_a.shape
+    k, a_to_b = k.to(depth_a.dtype), a_to_b.to(depth_a.dtype)
+    v, u = torch.meshgrid(torch.arange(h, dtype=depth_a.dtype, device=depth_a.device),
+                          torch.arange(w, dtype=depth_a.dtype, device=depth_a.device), indexing="ij")
+    pix = torch.stack([u, v, torch.ones_like(u)], -1)                       # [H, W, 3]
+    rays = pix @ torch.linalg.inv(k).transpose(-1, -2)[:, None]             # [N, H, W, 3]
+    pts = rays * depth_a[..., None]
+    pts_b = pts @ a_to_b[:, None, :3, :3].transpose(-1, -2) + a_to_b[:, None, None, :3, 3]
     z = pts_b[..., 2]
-    proj = pts_b @ k.double().T
+    proj = pts_b @ k.transpose(-1, -2)[:, None]
     uv = proj[..., :2] / z.clamp_min(1e-6)[..., None]
     grid = torch.stack([2 * uv[..., 0] / (w - 1) - 1, 2 * uv[..., 1] / (h - 1) - 1], -1)
     return grid, z
 
 
-def _sample(img: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
-    return F.grid_sample(img[None, None].double(), grid[None], mode="bilinear",
-                         padding_mode="border", align_corners=True)[0, 0]
+def sample(img: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    """Bilinear samples of ``[N, H, W]`` images at `warp`'s grid (border padding)."""
+    return F.grid_sample(img[:, None].to(grid.dtype), grid, mode="bilinear", padding_mode="border",
+                         align_corners=True)[:, 0]
+
+
+def landed(grid: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """Bool ``[N, H, W]``: the warped point is in front of camera b and inside its image."""
+    return (grid.abs() <= 1).all(-1) & (z > 0)
+
+
+def reprojectable(gt_a: torch.Tensor, gt_b: torch.Tensor, valid_a: torch.Tensor, valid_b: torch.Tensor,
+                  k: torch.Tensor, a_to_b: torch.Tensor, dynamic_a: torch.Tensor | None = None,
+                  dynamic_b: torch.Tensor | None = None) -> torch.Tensor:
+    """Bool ``[N, H, W]``: pixels of frames a where ground truth reprojects into b within
+    `TAE_GT_TOLERANCE` (no occlusion), both are valid and neither sees a moving object."""
+    grid, z = warp(gt_a, k, a_to_b)
+    g_b = sample(gt_b, grid)
+    ok = landed(grid, z) & valid_a & ((z - g_b).abs() / g_b.clamp_min(1e-6) < TAE_GT_TOLERANCE)
+    ok &= sample(valid_b, grid) > 0.999
+    if dynamic_a is not None:
+        ok &= ~dynamic_a & (sample(dynamic_b, grid) < 1e-3)
+    return ok
 
 
 def tae_sums(pred: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor, dynamic: torch.Tensor | None,
@@ -122,21 +145,17 @@ def tae_sums(pred: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor, dynamic:
         k: Intrinsics ``[3, 3]``.
         poses: Camera-to-world ``[T, 4, 4]``.
     """
-    t, h, w = pred.shape
     total, count = 0.0, 0.0
-    for i in range(t - 1):
+    kk = k.double()[None]
+    for i in range(pred.shape[0] - 1):
         for a, b in ((i, i + 1), (i + 1, i)):
-            a_to_b = torch.linalg.inv(poses[b].double()) @ poses[a].double()
-            grid_g, z_g = _warp(gt[a], k, a_to_b, (h, w))
-            inside = (grid_g.abs() <= 1).all(-1) & (z_g > 0)
-            g_b = _sample(gt[b], grid_g)
-            ok = inside & valid[a] & ((z_g - g_b).abs() / g_b.clamp_min(1e-6) < TAE_GT_TOLERANCE)
-            ok &= _sample(valid[b].double(), grid_g) > 0.999
-            if dynamic is not None:
-                ok &= ~dynamic[a] & (_sample(dynamic[b].double(), grid_g) < 1e-3)
-            grid_p, z_p = _warp(pred[a], k, a_to_b, (h, w))
-            p_b = _sample(pred[b], grid_p)
-            ok &= (grid_p.abs() <= 1).all(-1) & (z_p > 0)
+            a_to_b = (torch.linalg.inv(poses[b].double()) @ poses[a].double())[None]
+            dyn = (None, None) if dynamic is None else (dynamic[a:a + 1], dynamic[b:b + 1])
+            ok = reprojectable(gt[a:a + 1].double(), gt[b:b + 1], valid[a:a + 1], valid[b:b + 1],
+                               kk, a_to_b, *dyn)
+            grid_p, z_p = warp(pred[a:a + 1].double(), kk, a_to_b)
+            p_b = sample(pred[b:b + 1], grid_p)
+            ok &= landed(grid_p, z_p)
             err = (z_p - p_b).abs() / p_b.clamp_min(1e-6)
             total += float(err[ok].sum())
             count += float(ok.sum())
