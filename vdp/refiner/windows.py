@@ -36,6 +36,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from vdp.models.refiner.colour import unit_rgb
 from vdp.models.refiner.config import RefinerConfig
 
 #: Default working size of the stage: Video Depth Anything's own for 16:9 video (518x924).
@@ -57,8 +58,7 @@ def shrink(depth: torch.Tensor, rgb: torch.Tensor | None, size: tuple[int, int])
                                     mode="area")[0])
     if rgb is None:
         return small, None
-    frames = [F.interpolate((f.float() / 255.0 if f.dtype == torch.uint8 else f.float())[None],
-                            size=size, mode="area")[0] for f in rgb]
+    frames = [F.interpolate(unit_rgb(f)[None], size=size, mode="area")[0] for f in rgb]
     return small, torch.stack(frames)
 
 

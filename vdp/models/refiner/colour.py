@@ -19,6 +19,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from vdp.models.refiner.confidence import gradient_magnitude
+
 #: Encoder input channels added by RGB: three colour channels, luma edges, colour change.
 RGB_CHANNELS = 5
 #: Gains that bring luma edges and colour change to about unit range.
@@ -39,8 +41,9 @@ def check_rgb(rgb: torch.Tensor, depth_shape: torch.Size) -> None:
                                 f"the depth, got {list(rgb.shape)}")
 
 
-def _unit(frame: torch.Tensor) -> torch.Tensor:
-    return frame.float() / 255.0 if frame.dtype == torch.uint8 else frame.float()
+def unit_rgb(frames: torch.Tensor) -> torch.Tensor:
+    """Float RGB in [0, 1] from uint8 (float input is taken as already in [0, 1])."""
+    return frames.float() / 255.0 if frames.dtype == torch.uint8 else frames.float()
 
 
 def colour_inputs(rgb: torch.Tensor, size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -62,20 +65,14 @@ def colour_inputs(rgb: torch.Tensor, size: tuple[int, int]) -> tuple[torch.Tenso
     low = []
     prev = None
     for i in range(t):
-        frame = _unit(rgb[:, i])                                              # [B, 3, H, W]
+        frame = unit_rgb(rgb[:, i])                                              # [B, 3, H, W]
         if prev is not None:
             change[:, i] = (frame - prev).abs().amax(dim=1)
         prev = frame
         low.append(F.adaptive_avg_pool2d(frame, size))
     colour = torch.stack(low, dim=1).flatten(0, 1)                             # [BT, 3, h, w]
     luma = sum(k * colour[:, i] for i, k in enumerate(_LUMA))                  # [BT, h, w]
-    gy = torch.zeros_like(luma)
-    gx = torch.zeros_like(luma)
-    if luma.shape[1] > 2:
-        gy[:, 1:-1] = 0.5 * (luma[:, 2:] - luma[:, :-2])
-    if luma.shape[2] > 2:
-        gx[:, :, 1:-1] = 0.5 * (luma[:, :, 2:] - luma[:, :, :-2])
-    edges = torch.sqrt(gx * gx + gy * gy + 1e-12) * EDGE_GAIN
+    edges = gradient_magnitude(luma, eps=1e-12) * EDGE_GAIN
     moved = F.adaptive_avg_pool2d(change.flatten(0, 1)[:, None], size)[:, 0] * CHANGE_GAIN
     feats = torch.cat([colour - 0.5, edges[:, None], moved[:, None]], dim=1)
     return feats.reshape(b, t, RGB_CHANNELS, *size), change

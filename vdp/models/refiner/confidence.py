@@ -44,18 +44,25 @@ def downsample_log_depth(depth: torch.Tensor, downsample: int) -> torch.Tensor:
     return F.adaptive_avg_pool2d(ell, size).reshape(b, t, *size)
 
 
+def gradient_magnitude(x: torch.Tensor, eps: float = 0.0) -> torch.Tensor:
+    """Central-difference gradient magnitude over the last two dims (0 on the border rows and
+    columns); `eps` inside the square root keeps its gradient finite at 0."""
+    gy = torch.zeros_like(x)
+    gx = torch.zeros_like(x)
+    if x.shape[-2] > 2:
+        gy[..., 1:-1, :] = 0.5 * (x[..., 2:, :] - x[..., :-2, :])
+    if x.shape[-1] > 2:
+        gx[..., 1:-1] = 0.5 * (x[..., 2:] - x[..., :-2])
+    sq = gx * gx + gy * gy
+    return torch.sqrt(sq + eps if eps else sq)
+
+
 def confidence_from_log_depth(ell_low: torch.Tensor) -> torch.Tensor:
     """Confidence ``[B, T, h, w]`` from low-res log depth ``[B, T, h, w]`` (same for every t)."""
     std_t = ell_low.std(dim=1, unbiased=False, keepdim=True) if ell_low.shape[1] > 1 \
         else torch.zeros_like(ell_low[:, :1])
     mean = ell_low.mean(dim=1, keepdim=True)
-    gy = torch.zeros_like(mean)
-    gx = torch.zeros_like(mean)
-    if mean.shape[2] > 2:
-        gy[:, :, 1:-1] = 0.5 * (mean[:, :, 2:] - mean[:, :, :-2])
-    if mean.shape[3] > 2:
-        gx[:, :, :, 1:-1] = 0.5 * (mean[:, :, :, 2:] - mean[:, :, :, :-2])
-    grad = torch.sqrt(gx * gx + gy * gy)
+    grad = gradient_magnitude(mean)
     conf = torch.exp(-std_t / TEMPORAL_SCALE - grad / EDGE_SCALE)
     return conf.expand_as(ell_low)
 
