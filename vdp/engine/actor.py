@@ -24,6 +24,7 @@ from vdp.engine.step import flush_step, process_step, step_meta
 from vdp.engine.worker_decode import (DecodeRequest, DecodeTicket, WorkerDecoder, check_readable, decode_device,
                                       frameless)
 from vdp.errors import VdpError
+from vdp.host_memory import return_large_buffers
 from vdp.stages.base import StageReport
 from vdp.types import FrameBatch, VideoInfo
 
@@ -44,6 +45,7 @@ class StageActor:
                  cpu_turns: bool = False) -> None:
         # Ray starts workers with OMP_NUM_THREADS=1 (actors here reserve no CPUs); without an
         # explicit count, use the node's cores as torch would outside Ray.
+        return_large_buffers()
         gpu_ids = ray.get_gpu_ids()
         use_cuda = bool(gpu_ids) and torch.cuda.is_available()
         self.device = torch.device("cuda" if use_cuda else "cpu")

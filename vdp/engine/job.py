@@ -40,6 +40,7 @@ from vdp.engine.plan import StagePlan, plan_stages
 from vdp.engine.progress import ProgressCallback, ProgressTracker
 from vdp.engine.writeback import BackgroundWriter
 from vdp.errors import JobCancelledError, SpecError, VdpError
+from vdp.host_memory import return_large_buffers
 from vdp.spec import JobSpec, output_name
 from vdp.types import FrameBatch, JobReport
 
@@ -80,6 +81,7 @@ def run_job(spec: JobSpec, out_dir: str | Path, *, local: bool = False,
         ResourceError: The cluster cannot hold the job's actors (every shortfall listed).
         VdpError: Decoding, a stage, an output or a timeout failed; the report says which.
     """
+    return_large_buffers()  # frame-sized buffers and activations go back to the system when freed
     out = Path(out_dir)
     if not resume:
         from vdp.naming import refuse_existing

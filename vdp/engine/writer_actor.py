@@ -44,9 +44,11 @@ class WriterActor:
 
     def __init__(self, idle_s: float | None = None) -> None:
         from vdp.engine.lifecycle import watch_idle
+        from vdp.host_memory import return_large_buffers
         from vdp.types import borrow_store_memory
 
         borrow_store_memory()  # the chunk writers only read results (and copy what they keep)
+        return_large_buffers()
         self.slots: dict[str, _Slot] = {}
         self.frames = 0  # frames taken, for the idle watcher
         self.where = {"node_id": ray.get_runtime_context().get_node_id(), "pid": os.getpid()}
