@@ -104,6 +104,31 @@ def test_png_write_queues_batches_and_close_waits_for_them(tmp_path: Path,
     assert np.array_equal(back, depth)
 
 
+def test_png_frames_waiting_to_encode_are_bounded_in_bytes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Large frames (4K/8K) wait for the oldest batch once the older batches pass MAX_PENDING_BYTES."""
+    release = threading.Event()
+    encode = png.encode_png
+
+    def held(image: np.ndarray, *, level: int) -> bytes:
+        release.wait(30)
+        return encode(image, level=level)
+
+    monkeypatch.setattr(png, "encode_png", held)
+    monkeypatch.setattr(png, "MAX_PENDING_BYTES", 3 * 9 * 11 * 2)  # three frames
+    monkeypatch.setattr(png, "MAX_PENDING_BATCHES", 5)
+    depth = rng().integers(0, 65536, size=(6, 9, 11), dtype=np.uint16)
+    writer = Png16SequenceWriter(tmp_path / "seq")
+    writer.write(depth[:3])  # the newest batch never waits
+    writer.write(depth[3:5])  # three frames before it: within the bound
+    assert writer.frames_written == 0
+    release.set()
+    writer.write(depth[5:])  # five before it: waits for the oldest batch
+    assert writer.frames_written == 3
+    writer.close()
+    back = np.stack([iio.imread(tmp_path / "seq" / f"frame_{i:06d}.png") for i in range(6)])
+    assert np.array_equal(back, depth)
+
+
 def test_png_frames_no_thread_has_started_are_encoded_by_the_writer(tmp_path: Path) -> None:
     """A pool that gets no CPU (idle priority on busy cores) must not stall the writer."""
     release = threading.Event()

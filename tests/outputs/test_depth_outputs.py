@@ -8,7 +8,7 @@ import imageio.v3 as iio
 import numpy as np
 import torch
 
-from vdp.io import iter_batches
+from vdp.io import Png16SequenceWriter, iter_batches
 from vdp.outputs import open_outputs
 from vdp.spec import JobSpec
 from vdp.types import FrameBatch, VideoInfo
@@ -72,3 +72,24 @@ def test_colour_mapping_is_stable_over_time(tmp_path):
     assert video.shape == (12, 3, 30, 40)
     diff = np.abs(video[0, :, 10, 30].astype(int) - video[11, :, 10, 30].astype(int)).max()
     assert diff <= 6  # H.264 noise only
+
+
+def test_large_frames_are_written_a_few_at_a_time_with_the_same_files(tmp_path, monkeypatch):
+    # a batch beyond GROUP_PIXELS is quantised and colourised in groups of frames (an 8K batch
+    # is gigabytes in one piece); the files and the first batch's ranges are unchanged
+    from vdp.outputs import _pixels
+
+    depth = torch.rand(12, 30, 40) * 5
+    job = spec("vits", "depth_png16", "depth_color_mp4")
+    write_all(job, tmp_path / "whole", depth)
+    monkeypatch.setattr(_pixels, "GROUP_PIXELS", 2 * 30 * 40)
+    assert _pixels.frame_groups(5, 30, 40) == [(0, 2), (2, 4), (4, 5)]
+    handed = []
+    write = Png16SequenceWriter.write
+    monkeypatch.setattr(Png16SequenceWriter, "write",
+                        lambda self, frames, **kw: handed.append(len(frames)) or write(self, frames, **kw))
+    write_all(job, tmp_path / "groups", depth)
+    assert handed == [2, 2, 1] * 2 + [2]  # batches of 5, 5 and 2 frames
+    for name in ["depth_png16.json", "depth_color.mp4",
+                 *(f"depth_png16/frame_{i:06d}.png" for i in range(12))]:
+        assert (tmp_path / "whole" / name).read_bytes() == (tmp_path / "groups" / name).read_bytes(), name

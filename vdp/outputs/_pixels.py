@@ -25,6 +25,18 @@ class Scratch:
         return buf
 
 
+#: Pixels an output converts in one go: a batch of 1080p frames in one piece, 4K in pairs, 8K
+#: frame by frame, so a writer's scratch does not grow with the source's resolution.
+GROUP_PIXELS = 16 << 20
+
+
+def frame_groups(frames: int, height: int, width: int) -> list[tuple[int, int]]:
+    """``(start, stop)`` ranges covering `frames` frames, each at most `GROUP_PIXELS` pixels
+    (and at least one frame)."""
+    step = max(1, GROUP_PIXELS // max(1, height * width))
+    return [(i, min(frames, i + step)) for i in range(0, frames, step)]
+
+
 def as_numpy(x: torch.Tensor | np.ndarray) -> np.ndarray:
     """A CPU numpy view of `x` (no copy for a contiguous CPU tensor)."""
     if isinstance(x, np.ndarray):

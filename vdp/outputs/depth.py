@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from vdp.io import Mp4Writer, NpyWriter, NpzWriter, Png16SequenceWriter
-from vdp.outputs._pixels import Scratch, as_numpy
+from vdp.outputs._pixels import Scratch, as_numpy, frame_groups
 from vdp.outputs.base import WriterOutput
 from vdp.outputs.colormap import Colouriser, StableRange
 from vdp.outputs.encoding import mp4_writer
@@ -93,18 +93,19 @@ class DepthPng16Output(_DepthOutput):
             self.writer = Png16SequenceWriter(self.path, start_index=int(batch.indices[0]),
                                               level=self.spec.png_level)
         src = as_numpy(depth)
-        out = np.empty(src.shape, ">u2")  # PNG's byte order: the encoder needs no swap
         q = self.scratch.get("q", src.shape[1:])
-        for i in range(src.shape[0]):  # numpy, one frame at a time (see vdp.outputs._pixels)
-            np.divide(src[i], np.float32(self.scale), out=q)
-            np.rint(q, out=q)
-            lo, hi = q.min(), q.max()
-            if not (lo >= 0 and hi <= self.MAX):  # NaN fails both: count the rest, zero it
-                self.clipped += int(np.count_nonzero((q < 0) | (q > self.MAX)))
-                np.nan_to_num(q, copy=False, nan=0.0)
-                np.clip(q, 0, self.MAX, out=q)
-            np.copyto(out[i], q, casting="unsafe")
-        self.writer.write(out, owned=True)
+        for start, stop in frame_groups(*src.shape):  # an 8K batch is not quantised in one piece
+            out = np.empty((stop - start, *src.shape[1:]), ">u2")  # PNG's byte order: no swap
+            for i in range(start, stop):  # numpy, one frame at a time (see vdp.outputs._pixels)
+                np.divide(src[i], np.float32(self.scale), out=q)
+                np.rint(q, out=q)
+                lo, hi = q.min(), q.max()
+                if not (lo >= 0 and hi <= self.MAX):  # NaN fails both: count the rest, zero it
+                    self.clipped += int(np.count_nonzero((q < 0) | (q > self.MAX)))
+                    np.nan_to_num(q, copy=False, nan=0.0)
+                    np.clip(q, 0, self.MAX, out=q)
+                np.copyto(out[i - start], q, casting="unsafe")
+            self.writer.write(out, owned=True)
 
     def fixed_ranges(self) -> dict:
         return {} if self.scale is None else {"scale": self.scale}
@@ -165,11 +166,15 @@ class DepthColorMp4Output(_DepthOutput):
     def write(self, batch: FrameBatch) -> None:
         h, w = batch.layers["depth"].shape[-2:]
         if not self.shows_video and not self.synthetic and h % 2 == 0 and w % 2 == 0:
-            # straight to BT.709 4:2:0 through YUV tables: no RGB frames, no conversion
-            y, u, v = self.colouriser.yuv420(self.nearness(batch))
-            if self.writer is None:
-                self.writer = self.open_writer(y)
-            self.writer.write_yuv420(y, u, v)
+            # straight to BT.709 4:2:0 through YUV tables: no RGB frames, no conversion; the
+            # colour range comes from the whole first batch, the planes from a few frames at a time
+            if self.range.low is None and len(batch):
+                self.range.fit(self.nearness(batch))
+            for start, stop in frame_groups(len(batch), h, w):
+                y, u, v = self.colouriser.yuv420(self.nearness(batch.slice(start, stop)))
+                if self.writer is None:
+                    self.writer = self.open_writer(y)
+                self.writer.write_yuv420(y, u, v)
             return
         # RGB frames one at a time: a batch of full-resolution colour, preview and stamped
         # copies is gigabytes at 8K. The colour range is still fixed from the whole first batch.

@@ -3,8 +3,8 @@ renamed on close).
 
 The frames of a batch are encoded in parallel, one thread per core (the encoder releases the
 GIL): at 720p one core writes ~75 RGBA frames/s, less than a GPU mattes. `write` returns once
-the batch is queued; up to `MAX_PENDING_BATCHES` batches encode while the caller goes on, and
-`close` waits for the rest, encoding itself the frames no thread has started. Inside
+the batch is queued; up to `MAX_PENDING_BATCHES` batches (and `MAX_PENDING_BYTES` of frames
+beyond the newest batch) encode while the caller goes on, and `close` waits for the rest, encoding itself the frames no thread has started. Inside
 `encode_in_idle_time()` the encoding threads only get CPU time the rest of the process leaves
 idle (for models computing on the same cores).
 """
@@ -27,6 +27,7 @@ from vdp.io.writers._atomic import AtomicOutput, as_array, rgb_alpha_arrays
 from vdp.io.writers.png_encode import LEVELS, encode_png
 
 MAX_PENDING_BATCHES = 2  # batches a writer may have encoding before `write` waits for the oldest
+MAX_PENDING_BYTES = 256 << 20  # ... and their frames' bytes (4K/8K frames), the newest batch aside
 
 
 class _PngSequence(AtomicOutput):
@@ -42,6 +43,7 @@ class _PngSequence(AtomicOutput):
         self.timeout_s = float(timeout_s)
         self._queued = 0  # frames handed to the encoding threads so far
         self._pending: deque[list[tuple[Future, Callable[[], None]]]] = deque()  # per batch, oldest first
+        self._pending_bytes: deque[int] = deque()  # each pending batch's frame bytes
 
     def _write_images(self, images: np.ndarray) -> None:
         folder, level = self.tmp_path, self.level  # not `self`: a forgotten writer must be collectable
@@ -56,8 +58,10 @@ class _PngSequence(AtomicOutput):
             first = self.start_index + self._queued
             jobs = [partial(write_one, first + i, images[i]) for i in range(len(images))]
             self._pending.append([(pool.submit(job), job) for job in jobs])
+            self._pending_bytes.append(images.nbytes)
             self._queued += len(images)
-            while len(self._pending) > MAX_PENDING_BATCHES:
+            while len(self._pending) > MAX_PENDING_BATCHES or (
+                    len(self._pending) > 1 and sum(self._pending_bytes) - images.nbytes > MAX_PENDING_BYTES):
                 self._wait_oldest()
         self._guarded(run)
 
@@ -68,6 +72,7 @@ class _PngSequence(AtomicOutput):
         no CPU while other processes keep the cores busy, and must not stall the job then.
         """
         batch = self._pending.popleft()
+        self._pending_bytes.popleft()
         error: BaseException | None = None
         started = []
         for future, job in batch:
@@ -93,6 +98,7 @@ class _PngSequence(AtomicOutput):
 
     def _discard(self) -> None:
         while self._pending:  # drop unstarted frames, let started ones finish before the folder goes
+            self._pending_bytes.popleft()
             wait([future for future, _ in self._pending.popleft() if not future.cancel()],
                  timeout=self.timeout_s)
 
