@@ -150,6 +150,7 @@ class OutputSpec(_Strict):
     vp9_speed: int = Field(8, ge=0, le=8, strict=True, description="libvpx-vp9 -cpu-used of WebM outputs (0 slowest/best .. 8 fastest).")
     png_level: int = Field(1, ge=0, le=3, strict=True, description="Compression level of PNG outputs (all lossless; higher: smaller, slower).")
     point_stride: int = Field(4, ge=1, le=64, strict=True, description="point_cloud_ply: every n-th pixel in each direction becomes a point.")
+    max_side: int | None = Field(None, ge=16, le=16384, strict=True, description="depth_color_mp4, depth_preview_mp4: longest side of each picture (each half of the preview), beyond which it is scaled down; default 3840 (the depth is made at the model's input size: a larger picture adds no detail); 16384 keeps any source's size.")
 
     @field_validator("kind")
     @classmethod
@@ -158,6 +159,18 @@ class OutputSpec(_Strict):
         if kind not in kinds:
             raise ValueError(f"unknown output kind {kind!r}; available: {', '.join(kinds)}")
         return kind
+
+    @model_validator(mode="after")
+    def _scalable(self) -> "OutputSpec":
+        if self.max_side is not None and catalog.output(self.kind).max_side is None:
+            scalable = [e.kind for e in catalog.outputs() if e.max_side is not None]
+            raise ValueError(f"max_side applies to {', '.join(scalable)}; {self.kind!r} keeps the "
+                             f"source's size")
+        return self
+
+    def picture_side(self) -> int | None:
+        """Longest side of this output's pictures (each half of a side-by-side), None: the source's."""
+        return self.max_side or catalog.output(self.kind).max_side
 
     @field_validator("name")
     @classmethod

@@ -9,7 +9,7 @@ import pytest
 
 from vdp.engine.job import run_job
 from vdp.engine.preflight import check_input, estimate_encoder_memory_mb, estimate_frame_memory_mb
-from vdp.errors import InputError
+from vdp.errors import InputError, SpecError
 from vdp.io import probe
 from vdp.io._ffmpeg import ffmpeg_exe
 from vdp.spec import JobSpec
@@ -62,8 +62,9 @@ def test_memory_budget_is_checked_before_running(tmp_path: Path) -> None:
 
 
 def test_memory_estimate_counts_each_video_encoder(tmp_path: Path) -> None:
-    # 8K: the colour video is HEVC (x265 ~2.5 GB), an NPZ has no encoder; NVENC's
-    # memory is the GPU's; the preview's halves are capped at 3840 px (7680x2160 HEVC)
+    # 8K: the colour video is 3840x2160 H.264 by default, HEVC at the source's size (x265 ~2.5 GB);
+    # an NPZ has no encoder; NVENC's memory is the GPU's; the preview's halves are capped at
+    # 3840 px (7680x2160 HEVC)
     info = VideoInfo(path="8k.mp4", num_frames=6, fps=24.0, duration_seconds=0.25, width=7680,
                      height=4320, codec="hevc")
 
@@ -72,7 +73,9 @@ def test_memory_estimate_counts_each_video_encoder(tmp_path: Path) -> None:
 
     assert estimate_encoder_memory_mb(spec({"kind": "depth_npz"}), info) == 0
     colour = estimate_encoder_memory_mb(spec({"kind": "depth_color_mp4"}), info)
-    assert colour == pytest.approx(60 + 78 * 7680 * 4320 / 2**20)  # ~2.5 GB
+    assert colour == pytest.approx(60 + 40 * 3840 * 2160 / 2**20)
+    full = estimate_encoder_memory_mb(spec({"kind": "depth_color_mp4", "max_side": 16384}), info)
+    assert full == pytest.approx(60 + 78 * 7680 * 4320 / 2**20)  # ~2.5 GB
     assert estimate_encoder_memory_mb(spec({"kind": "depth_color_mp4", "encoder": "nvenc"}), info) == 0
     preview = estimate_encoder_memory_mb(spec({"kind": "depth_preview_mp4"}), info)
     assert preview == pytest.approx(60 + 78 * 7680 * 2160 / 2**20)
@@ -81,13 +84,15 @@ def test_memory_estimate_counts_each_video_encoder(tmp_path: Path) -> None:
     assert estimate_frame_memory_mb(both, info) > colour + preview
 
 
-def preview_and_colour(tmp_path: Path, width: int, height: int) -> tuple:
-    """Probes of the depth preview and colour videos of a local job on a `width` x `height` clip."""
+def preview_and_colour(tmp_path: Path, width: int, height: int, name: str = "out", **options) -> tuple:
+    """Probes of the depth preview and colour videos of a local job on a `width` x `height` clip
+    (`options` for both outputs), written to ``tmp_path / name``."""
     spec = JobSpec.parse({"input": str(clip(tmp_path, width, height)),
                           "stages": {"depth": {"synthetic_weights": True, "input_size": 56}},
-                          "outputs": [{"kind": "depth_preview_mp4"}, {"kind": "depth_color_mp4"}]})
-    run_job(spec, tmp_path / "out", local=True)
-    return probe(tmp_path / "out" / "depth_preview.mp4"), probe(tmp_path / "out" / "depth_color.mp4")
+                          "outputs": [{"kind": "depth_preview_mp4", **options},
+                                      {"kind": "depth_color_mp4", **options}]})
+    run_job(spec, tmp_path / name, local=True)
+    return probe(tmp_path / name / "depth_preview.mp4"), probe(tmp_path / name / "depth_color.mp4")
 
 
 def test_depth_preview_too_wide_for_h264_is_hevc(tmp_path: Path) -> None:
@@ -97,9 +102,24 @@ def test_depth_preview_too_wide_for_h264_is_hevc(tmp_path: Path) -> None:
     assert (colour.codec, colour.width, colour.num_frames) == ("h264", 2100, 2)
 
 
-def test_depth_preview_halves_beyond_4k_are_scaled_down(tmp_path: Path) -> None:
-    # 3900 wide: each half of the preview is scaled to 3840 on its long side (an 8K source's
-    # full-size preview would be past every HEVC decoder's limit); depth_color keeps full size.
+def test_depth_pictures_beyond_4k_are_scaled_down(tmp_path: Path) -> None:
+    # 3900 wide: the colour video and each half of the preview are scaled to 3840 on their long
+    # side (an 8K source's full-size preview would be past every HEVC decoder's limit)
     preview, colour = preview_and_colour(tmp_path, 3900, 600)
     assert (preview.width, preview.height, preview.num_frames) == (2 * 3840, 590, 2)
+    assert (colour.codec, colour.width, colour.height, colour.num_frames) == ("h264", 3840, 590, 2)
+
+
+def test_max_side_sets_the_depth_pictures_size(tmp_path: Path) -> None:
+    preview, colour = preview_and_colour(tmp_path, 3900, 600, max_side=16384)  # the source's size
+    assert (preview.width, preview.height) == (2 * 3900, 600)
     assert (colour.width, colour.height) == (3900, 600)
+    preview, colour = preview_and_colour(tmp_path, 640, 360, max_side=320, name="small")
+    assert (preview.width, preview.height, colour.width, colour.height) == (640, 180, 320, 180)
+
+
+def test_max_side_is_refused_where_the_output_keeps_the_source_size() -> None:
+    with pytest.raises(SpecError, match="max_side applies to depth_color_mp4, depth_preview_mp4; "
+                                        "'depth_png16' keeps the source's size"):
+        JobSpec.parse({"input": "a.mp4", "stages": {"depth": {}},
+                       "outputs": [{"kind": "depth_png16", "max_side": 1920}]})

@@ -23,6 +23,10 @@ STAGES = [
 ]
 
 _MP4, _OCTETS = "video/mp4", "application/octet-stream"
+#: Longest side of a depth picture by default (4K UHD). The depth is made at the model's input
+#: size, so a larger picture adds no detail; few players decode one, and at 8K the HEVC encoder
+#: alone needs ~2 GB of memory.
+PICTURE_SIDE = 3840
 _D, _M, _S = "vdp.outputs.depth:", "vdp.outputs.matte:", "vdp.outputs.stereo:"
 _L, _P = "vdp.outputs.stereo_layouts:", "vdp.outputs.mattes_post:"
 
@@ -42,9 +46,11 @@ OUTPUTS = [
     OutputEntry("depth_png16", _D + "DepthPng16Output", ("depth",), "depth_png16", "image/png",
                 folder=True, parts="frames", description="16-bit PNGs with a JSON sidecar to decode them"),
     OutputEntry("depth_color_mp4", _D + "DepthColorMp4Output", ("depth",), "depth_color.mp4", _MP4,
-                parts="video", description="colourised depth video", input_suffix="_depth.mp4"),
+                parts="video", description="colourised depth video", input_suffix="_depth.mp4",
+                max_side=PICTURE_SIDE),
     OutputEntry("depth_preview_mp4", _D + "DepthPreviewMp4Output", ("rgb", "depth"),
-                "depth_preview.mp4", _MP4, parts="video", description="RGB | colourised depth, side by side"),
+                "depth_preview.mp4", _MP4, parts="video", description="RGB | colourised depth, side by side",
+                max_side=PICTURE_SIDE),
     OutputEntry("depth_exr", "vdp.outputs.exr:DepthExrOutput", ("depth",), "depth_exr", "image/x-exr",
                 folder=True, parts="frames", description="float32 OpenEXR Z per frame + camera intrinsics sidecar"),
     OutputEntry("point_cloud_ply", "vdp.outputs.ply:PointCloudPlyOutput", ("rgb", "depth"),

@@ -85,6 +85,9 @@ class OutputEntry:
             (`vdp.outputs.parts`): ``frames`` (a folder of per-frame files) or ``video`` (a
             video encoded per chunk, joined without re-encoding); None: written in one piece
             by the driver.
+        max_side: For outputs that show depth as a picture: the default longest side of each
+            picture (each half of a side-by-side), beyond which it is scaled down (the spec's
+            ``max_side`` changes it). None: the output keeps the source's size.
     """
 
     kind: str
@@ -97,6 +100,7 @@ class OutputEntry:
     input_suffix: str = ""
     depth_kind: str | None = None
     parts: str | None = None
+    max_side: int | None = None
 
     def output_class(self) -> type:
         return resolve(self.output)

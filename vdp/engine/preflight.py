@@ -79,7 +79,7 @@ def estimate_frame_memory_mb(spec: JobSpec, info: VideoInfo) -> float:
 
 def estimate_encoder_memory_mb(spec: JobSpec, info: VideoInfo) -> float:
     """Host memory of the video outputs' encoders in MB (see `ENCODER_BYTES`)."""
-    from vdp.outputs.depth import DepthPreviewMp4Output, fit_side
+    from vdp.outputs.depth import fit_side
     from vdp.outputs.stereo import choose_codec
 
     total = 0.0
@@ -89,8 +89,9 @@ def estimate_encoder_memory_mb(spec: JobSpec, info: VideoInfo) -> float:
             continue
         sw, sh = VIDEO_SCALE.get(o.kind, (1, 1))
         h, w = info.height, info.width
-        if o.kind == "depth_preview_mp4" and max(h, w) > DepthPreviewMp4Output.MAX_SIDE:
-            h, w = fit_side(h, w, DepthPreviewMp4Output.MAX_SIDE)
+        side = o.picture_side()
+        if side and max(h, w) > side:
+            h, w = fit_side(h, w, side)
         w, h = w * sw, h * sh
         codec = {"video/webm": "vp9", "video/quicktime": "prores"}.get(media) or \
             ("hevc" if o.encoder == "x265" else choose_codec(w, h))

@@ -127,7 +127,8 @@ class DepthPng16Output(_DepthOutput):
 
 
 class DepthColorMp4Output(_DepthOutput):
-    """Colourised depth (near = warm) with one colour range for the whole video."""
+    """Colourised depth (near = warm) with one colour range for the whole video, at the source's
+    size up to the spec's `~vdp.spec.OutputSpec.picture_side` (scaled down beyond it)."""
 
     shows_video = False  # the frames carry the source's pixels (HDR kept as HDR, see mp4_writer)
 
@@ -149,8 +150,18 @@ class DepthColorMp4Output(_DepthOutput):
         depth = batch.layers["depth"].float()
         return depth if self.depth_kind == "relative" else 1.0 / depth.clamp_min(1e-3)
 
+    def picture_size(self, height: int, width: int) -> tuple[int, int]:
+        """Size of a picture (of each half, side by side) for a `height` x `width` source."""
+        side = self.spec.picture_side()
+        return fit_side(height, width, side) if side and max(height, width) > side else (height, width)
+
+    def shown(self, batch: FrameBatch) -> torch.Tensor:
+        """`nearness` at the picture's size."""
+        near = self.nearness(batch)
+        return scale_picture(near, self.picture_size(*near.shape[-2:]))
+
     def colour(self, batch: FrameBatch) -> torch.Tensor:
-        return self.colouriser(self.nearness(batch))
+        return self.colouriser(self.shown(batch))
 
     def frames(self, batch: FrameBatch) -> torch.Tensor:
         return self.colour(batch)
@@ -164,14 +175,14 @@ class DepthColorMp4Output(_DepthOutput):
                           pixels_of=self.info if self.shows_video else None)
 
     def write(self, batch: FrameBatch) -> None:
-        h, w = batch.layers["depth"].shape[-2:]
+        h, w = self.picture_size(*batch.layers["depth"].shape[-2:])
         if not self.shows_video and not self.synthetic and h % 2 == 0 and w % 2 == 0:
             # straight to BT.709 4:2:0 through YUV tables: no RGB frames, no conversion; the
             # colour range comes from the whole first batch, the planes from a few frames at a time
             if self.range.low is None and len(batch):
                 self.range.fit(self.nearness(batch))
-            for start, stop in frame_groups(len(batch), h, w):
-                y, u, v = self.colouriser.yuv420(self.nearness(batch.slice(start, stop)))
+            for start, stop in frame_groups(len(batch), *batch.layers["depth"].shape[-2:]):
+                y, u, v = self.colouriser.yuv420(self.shown(batch.slice(start, stop)))
                 if self.writer is None:
                     self.writer = self.open_writer(y)
                 self.writer.write_yuv420(y, u, v)
@@ -193,28 +204,30 @@ class DepthColorMp4Output(_DepthOutput):
 
 class DepthPreviewMp4Output(DepthColorMp4Output):
     """Side-by-side preview: the RGB frame | its colourised depth (2W x H), each half at most
-    `MAX_SIDE` pixels on its long side (beyond 4K both halves are scaled down: an 8K source's
-    15360-wide preview would be past every HEVC decoder's limit and its encoder alone needs ~5 GB)."""
+    the spec's `~vdp.spec.OutputSpec.picture_side` on its long side (by default an 8K source's
+    preview is 7680x2160, not 15360x4320: past every HEVC decoder's limit, ~5 GB to encode)."""
 
     shows_video = True
-    MAX_SIDE = 3840
 
     def frames(self, batch: FrameBatch) -> torch.Tensor:
-        rgb, depth = batch.frames, self.nearness(batch)
-        h, w = rgb.shape[-2:]
-        if max(h, w) > self.MAX_SIDE:
-            size = fit_side(h, w, self.MAX_SIDE)
-            rgb = F.interpolate(rgb, size=size, mode="bilinear", antialias=True,  # uint8 in and out
-                                align_corners=False)
-            depth = F.interpolate(depth[:, None], size=size, mode="bilinear", antialias=True,
-                                  align_corners=False)[:, 0]
-        return torch.cat([rgb, self.colouriser(depth)], dim=3)
+        size = self.picture_size(batch.height, batch.width)
+        return torch.cat([scale_picture(batch.frames, size), self.colouriser(self.shown(batch))], dim=3)
 
 
 def fit_side(h: int, w: int, side: int) -> tuple[int, int]:
     """(h, w) scaled so the long side is `side`, both even (4:2:0)."""
     k = side / max(h, w)
     return max(2, round(h * k / 2) * 2), max(2, round(w * k / 2) * 2)
+
+
+def scale_picture(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Frames ``[T,h,w]`` (float) or ``[T,3,h,w]`` (uint8 in and out) at `size`, antialiased
+    bilinear (`x` itself when it has that size already)."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    if x.ndim == 3:
+        return F.interpolate(x[:, None], size=size, mode="bilinear", antialias=True, align_corners=False)[:, 0]
+    return F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
 
 
 def _write_json(path: Path, data: dict) -> None:
