@@ -8,13 +8,16 @@ the preset's four (16-bit PNGs, NPZ, colour and side-by-side preview MP4s).
 
 Targets (issue 17): 8K peak RSS <= 4 GB and <= 1.5x the 1080p figure.
 
-Measured on the 2-core CPU dev machine (--frames 6, CPU, synthetic weights), after the network
-computes a window in parts (encoder 8 frames, motion modules 1024 positions at a time) and the
-preview's halves are capped at 3840 px: depth path alone (``--outputs depth_npz``) 1080p 2603 MB,
-8K 3346 MB (1.29x: met); preset outputs 1080p 2593 MB, 8K 4608 MB (1.78x; before 4122 / 6048 MB).
-At 8K the preset's colour video is HEVC and x265 alone holds ~2.3 GB for a 7680x4320 stream
-whatever its settings (frame threads, lookahead and B-frames off: 2.28 GB; 4K 0.77 GB, 1080p
-0.23 GB), so the preset at 8K cannot fit 4 GB with a CPU HEVC encoder.
+Measured on the 2-core CPU dev machine (--frames 6, CPU, synthetic weights): preset outputs
+1080p 2394 MB, 4K 2526 MB, 8K 3195 MB (1.33x: met). Before: 1080p 2593, 8K 4608 MB (1.78x); what
+changed: malloc returns freed buffers from 16 MB up to the system (`vdp.host_memory`; ~300-500 MB
+of freed activations stayed resident at every size), writers convert 8K batches a frame at a
+time, and the colour video is at most 3840 px on its long side by default (`max_side`; x265
+alone held ~2 GB for a 7680x4320 stream whatever its settings).
+
+A longer clip holds more: the offline depth window keeps 32 full-resolution RGB frames until
+their depth is final and emits ~22 frames of full-resolution float depth at once (``--frames
+40``: see the README); ``resources.memory_budget_mb``'s estimate is an upper bound of it.
 
 Usage::
 
