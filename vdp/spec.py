@@ -241,11 +241,16 @@ class ChunkingSpec(_Strict):
         return self
 
 
+#: Most pixels of a decoded batch (`ResourcesSpec.frames_per_batch`): 16 frames up to 1440p,
+#: 8 of 4K, 2 of 8K.
+BATCH_PIXELS = 1 << 26
+
+
 class ResourcesSpec(_Strict):
     """Where and how much."""
 
     device: Device = "auto"
-    batch_frames: int = Field(16, ge=1, le=1024, strict=True, description="Frames per decoded batch.")
+    batch_frames: int = Field(16, ge=1, le=1024, strict=True, description="Frames per decoded batch (at most: batches of 4K and larger frames hold fewer, see frames_per_batch).")
     max_in_flight: int = Field(4, ge=1, le=256, strict=True, description="Batches in flight per stream (bounds memory).")
     gpus_per_stage: float = Field(1.0, gt=0, le=8, strict=True, description="GPUs each model actor takes (fractions share a GPU).")
     batch_timeout_s: float = Field(600.0, gt=0, le=86_400, strict=True, description="Longest one batch may take in one stage.")
@@ -277,6 +282,12 @@ class ResourcesSpec(_Strict):
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def frames_per_batch(self, width: int, height: int) -> int:
+        """Frames per decoded batch of `width` x `height` frames: `batch_frames`, fewer where
+        that would pass `BATCH_PIXELS` (at least one). 16 frames of 8K are 1.6 GB of RGB, and
+        a batch or two are decoded ahead of the one being processed."""
+        return max(1, min(self.batch_frames, BATCH_PIXELS // max(1, width * height)))
 
 
 class JobSpec(_Strict):

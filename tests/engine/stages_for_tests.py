@@ -188,3 +188,19 @@ class CountingStage(Stage):
     def flush(self, state: int) -> FrameBatch | None:
         self.report.warnings.append(f"flushed after {state} frames")
         return None
+
+
+class BatchSizeStage(Stage):
+    """Gray depth; at each flush reports the sizes of the batches it was given (a warning)."""
+
+    name = "batch_sizes"
+
+    def init_state(self, info: VideoInfo) -> Any:
+        return []
+
+    def process(self, batch: FrameBatch, state: list) -> tuple[FrameBatch, list]:
+        return batch.with_layers(depth=batch.frames[:, 1].float()), state + [len(batch)]
+
+    def flush(self, state: list) -> FrameBatch | None:
+        self.report.warnings.append(f"batches of {state} frames")
+        return None

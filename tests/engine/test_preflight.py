@@ -8,12 +8,14 @@ from pathlib import Path
 import pytest
 
 from vdp.engine.job import run_job
+from vdp.engine.plan import StagePlan
 from vdp.engine.preflight import check_input, estimate_encoder_memory_mb, estimate_frame_memory_mb
 from vdp.errors import InputError, SpecError
 from vdp.io import probe
 from vdp.io._ffmpeg import ffmpeg_exe
 from vdp.spec import JobSpec
 from vdp.types import VideoInfo
+from tests.engine.stages_for_tests import BatchSizeStage
 
 
 def clip(tmp_path: Path, width: int, height: int, frames: int = 2) -> Path:
@@ -48,16 +50,18 @@ def test_memory_budget_is_checked_before_running(tmp_path: Path) -> None:
     path = clip(tmp_path, 3840, 2160)
     info = probe(path)
     need = estimate_frame_memory_mb(depth_spec(path), info)
-    # 4K: (2*16 + 32 held frames) x (3 + 4 bytes) + 16 x 6 bytes of preview, per pixel, and the
-    # preview's x265 encoder (7680x2160: 60 MB + 78 bytes per pixel)
+    # 4K: batches of 8 frames (at most 2**26 pixels), so (2*8 + 32 held frames) x (3 + 4 bytes)
+    # + 8 x 6 bytes of preview, per pixel, and the preview's x265 encoder (7680x2160: 60 MB + 78
+    # bytes per pixel)
+    assert depth_spec(path).resources.frames_per_batch(3840, 2160) == 8
     encoder = 60 + 78 * 7680 * 2160 / 2**20
-    assert need == pytest.approx(3840 * 2160 * (64 * 7 + 16 * 6) / 2**20 + encoder)
+    assert need == pytest.approx(3840 * 2160 * (48 * 7 + 8 * 6) / 2**20 + encoder)
     with pytest.raises(InputError, match=r"3840x2160: .* need about \d+ MB .*\d+ MB of it the encoders; "
                                          r"resources.memory_budget_mb is 1000"):
         check_input(depth_spec(path, memory_budget_mb=1000), info)
     check_input(depth_spec(path, memory_budget_mb=need + 1), info)
-    small = depth_spec(path, memory_budget_mb=need * 0.7, batch_frames=1)
-    assert estimate_frame_memory_mb(small, info) < need * 0.7
+    small = depth_spec(path, memory_budget_mb=need * 0.8, batch_frames=1)
+    assert estimate_frame_memory_mb(small, info) < need * 0.8
     check_input(small, info)
 
 
@@ -123,3 +127,16 @@ def test_max_side_is_refused_where_the_output_keeps_the_source_size() -> None:
                                         "'depth_png16' keeps the source's size"):
         JobSpec.parse({"input": "a.mp4", "stages": {"depth": {}},
                        "outputs": [{"kind": "depth_png16", "max_side": 1920}]})
+
+
+def test_batches_of_4k_frames_hold_fewer_frames(tmp_path: Path) -> None:
+    # 16 frames of 8K are 1.6 GB of RGB, and a batch or two are decoded ahead: batches stay
+    # under 2**26 pixels (8 frames of 4K), whatever batch_frames allows
+    path = clip(tmp_path, 3840, 2160, frames=10)
+    spec = JobSpec.parse({"input": str(path), "stages": {"depth": {}}, "outputs": [{"kind": "depth_npz"}]})
+    assert spec.resources.batch_frames == 16
+    report = run_job(spec, tmp_path / "out", local=True,
+                     plans=[StagePlan("depth", "batch_sizes", BatchSizeStage)])
+    assert "batches of [8, 2] frames" in report.warnings
+    assert [spec.resources.frames_per_batch(w, h) for w, h in [(1920, 1080), (7680, 4320), (16384, 16384)]] == [16, 2, 1]
+

@@ -90,6 +90,11 @@ class JobRun:
     cancel: threading.Event | None = None
     writer: Any = None  # vdp.engine.writeback.BackgroundWriter
 
+    @property
+    def frames_per_batch(self) -> int:
+        """Frames per decoded batch of this source (`ResourcesSpec.frames_per_batch`)."""
+        return self.spec.resources.frames_per_batch(self.info.width, self.info.height)
+
     def writing_on_workers(self) -> str:
         """Why the outputs are written by this driver ("" when the chunks' writers on the
         workers write them, next to the models: `vdp.engine.remote_assembly`)."""
@@ -143,7 +148,7 @@ class JobRun:
 
         spec = self.spec
         merger = ChunkMerger(self.chunks, merge_policies(spec), sink)
-        reader = FrameReader(spec.input, batch_frames=spec.resources.batch_frames,
+        reader = FrameReader(spec.input, batch_frames=self.frames_per_batch,
                              timeout_s=spec.resources.batch_timeout_s, hdr=spec.hdr,
                              stream_index=self.info.video_stream)
         persist = spec.chunking.resumable and len(self.chunks) > 1
@@ -168,7 +173,7 @@ class JobRun:
         def decode_from(first: int) -> Iterator[FrameBatch]:
             if first >= chunk.stop:
                 return iter(())
-            return iter_batches(self.spec.input, batch_frames=res.batch_frames, start_frame=first,
+            return iter_batches(self.spec.input, batch_frames=self.frames_per_batch, start_frame=first,
                                 stop_frame=chunk.stop, timeout_s=res.batch_timeout_s, num_threads=threads,
                                 hdr=self.spec.hdr, stream_index=self.info.video_stream)
 
@@ -219,7 +224,7 @@ class JobRun:
             return None, "scene-cut detection runs on frames decoded by the driver"
         res = self.spec.resources
         return DecodeRequest(path=os.path.abspath(self.spec.input), size=os.path.getsize(self.spec.input),
-                             start=0, stop=0, batch_frames=res.batch_frames,
+                             start=0, stop=0, batch_frames=self.frames_per_batch,
                              timeout_s=res.batch_timeout_s, hdr=self.spec.hdr,
                              stream_index=self.info.video_stream), ""
 

@@ -72,8 +72,9 @@ def estimate_frame_memory_mb(spec: JobSpec, info: VideoInfo) -> float:
     pixels = info.width * info.height
     layers = {layer for name in spec.stages.enabled() for layer in catalog.stage(name).produces}
     per_frame = 3 + sum(LAYER_BYTES.get(layer, 4) for layer in layers)
-    held = 2 * spec.resources.batch_frames + (DEPTH_WINDOW if spec.stages.depth else 0)
-    writing = spec.resources.batch_frames * sum(OUTPUT_BYTES.get(o.kind, 3) for o in spec.outputs)
+    batch = spec.resources.frames_per_batch(info.width, info.height)
+    held = 2 * batch + (DEPTH_WINDOW if spec.stages.depth else 0)
+    writing = batch * sum(OUTPUT_BYTES.get(o.kind, 3) for o in spec.outputs)
     return pixels * (held * per_frame + writing) / 2**20 + estimate_encoder_memory_mb(spec, info)
 
 
