@@ -79,8 +79,8 @@ def test_png_rgba_sequence_round_trip_is_exact(tmp_path: Path) -> None:
 
 
 # -- PNG encoding threads -------------------------------------------------------------------
-def test_png_write_queues_batches_and_close_waits_for_them(tmp_path: Path,
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def hold_png_encoding(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
+    """PNG frames wait in the encoder until the returned event is set."""
     release = threading.Event()
     encode = png.encode_png
 
@@ -89,6 +89,12 @@ def test_png_write_queues_batches_and_close_waits_for_them(tmp_path: Path,
         return encode(image, level=level)
 
     monkeypatch.setattr(png, "encode_png", held)
+    return release
+
+
+def test_png_write_queues_batches_and_close_waits_for_them(tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    release = hold_png_encoding(monkeypatch)
     depth = rng().integers(0, 65536, size=(6, 9, 11), dtype=np.uint16)
     writer = Png16SequenceWriter(tmp_path / "seq")
     for start in range(0, 2 * png.MAX_PENDING_BATCHES, 2):  # returns while nothing is encoded
@@ -106,14 +112,7 @@ def test_png_write_queues_batches_and_close_waits_for_them(tmp_path: Path,
 
 def test_png_frames_waiting_to_encode_are_bounded_in_bytes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Large frames (4K/8K) wait for the oldest batch once the older batches pass MAX_PENDING_BYTES."""
-    release = threading.Event()
-    encode = png.encode_png
-
-    def held(image: np.ndarray, *, level: int) -> bytes:
-        release.wait(30)
-        return encode(image, level=level)
-
-    monkeypatch.setattr(png, "encode_png", held)
+    release = hold_png_encoding(monkeypatch)
     monkeypatch.setattr(png, "MAX_PENDING_BYTES", 3 * 9 * 11 * 2)  # three frames
     monkeypatch.setattr(png, "MAX_PENDING_BATCHES", 5)
     depth = rng().integers(0, 65536, size=(6, 9, 11), dtype=np.uint16)
