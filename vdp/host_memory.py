@@ -4,8 +4,8 @@ glibc's malloc serves small requests from its heap and maps large ones separatel
 block is returned to the system when freed, freed heap space usually is not. The threshold
 between the two starts at 128 KB and rises to the size of every mapped block freed (up to
 32 MB), so after a few model windows a process's activations and batch-sized buffers come from
-the heap and its resident memory stays at its highest point: measured with the depth preset at
-8K, 500 MB more than the data it held, and as much at 1080p.
+the heap and its resident memory stays at its highest point (the depth preset's peak, 6 frames:
+~290 MB higher at 1080p, ~560 MB at 8K).
 
 `return_large_buffers` fixes the threshold at `MMAP_THRESHOLD`: a 1080p frame (6-8 MB) is still
 reused from the heap, so the per-frame path pays no page faults, while activations of a window

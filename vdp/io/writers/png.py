@@ -4,7 +4,8 @@ renamed on close).
 The frames of a batch are encoded in parallel, one thread per core (the encoder releases the
 GIL): at 720p one core writes ~75 RGBA frames/s, less than a GPU mattes. `write` returns once
 the batch is queued; up to `MAX_PENDING_BATCHES` batches (and `MAX_PENDING_BYTES` of frames
-beyond the newest batch) encode while the caller goes on, and `close` waits for the rest, encoding itself the frames no thread has started. Inside
+beyond the newest batch) encode while the caller goes on, and `close` waits for the rest,
+encoding itself the frames no thread has started. Inside
 `encode_in_idle_time()` the encoding threads only get CPU time the rest of the process leaves
 idle (for models computing on the same cores).
 """
