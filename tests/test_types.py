@@ -41,19 +41,6 @@ def test_slice_concat_and_layers():
     assert sorted(extra.layers) == ["alpha", "depth"] and list(b.layers) == ["depth"]
 
 
-def test_concat_can_consume_its_list_and_free_each_batch_once_copied():
-    import weakref
-
-    parts = [batch(2, first=0, depth=torch.rand(2, 4, 5)), batch(3, first=2, depth=torch.rand(3, 4, 5))]
-    expected = FrameBatch.concat(list(parts))
-    alive = [weakref.ref(p.frames) for p in parts]
-    joined = FrameBatch.concat(parts, consume=True)
-    assert parts == [] and not any(r() for r in alive)  # nothing else held them
-    assert torch.equal(joined.frames, expected.frames) and torch.equal(joined.indices, expected.indices)
-    assert torch.equal(joined.layers["depth"], expected.layers["depth"])
-    assert torch.equal(joined.pts_seconds, expected.pts_seconds)
-
-
 def test_compact_copies_only_views_of_larger_batches():
     b = batch(depth=torch.rand(6, 4, 5))
     assert b.compact() is b

@@ -206,36 +206,20 @@ class FrameBatch:
                           torch.empty(0, dtype=torch.int64), torch.empty(0, dtype=torch.float64))
 
     @staticmethod
-    def concat(batches: list["FrameBatch"], *, consume: bool = False) -> "FrameBatch":
-        """Join batches in order; all must carry the same layer names.
-
-        With `consume`, the list is emptied as its batches are copied, so each one can be freed
-        as soon as it is copied (the caller holds no other reference): joining a window of 4K/8K
-        frames then needs one batch more, not twice the window.
-        """
-        kept = [b for b in batches if len(b)] or batches[:1]
-        if not kept:
+    def concat(batches: list["FrameBatch"]) -> "FrameBatch":
+        """Join batches in order; all must carry the same layer names."""
+        batches = [b for b in batches if len(b)] or batches[:1]
+        if not batches:
             raise ValueError("concat needs at least one batch")
-        names = set(kept[0].layers)
-        differ = [sorted(b.layers) for b in kept if set(b.layers) != names]
-        if differ:
-            raise ValueError(f"layer names differ: {sorted(names)} vs {differ[0]}")
-        n = sum(len(b) for b in kept)
-        out = FrameBatch(kept[0].frames.new_empty((n, *kept[0].frames.shape[1:])),
-                         torch.cat([b.indices for b in kept]), torch.cat([b.pts_seconds for b in kept]),
-                         {k: v.new_empty((n, *v.shape[1:])) for k, v in kept[0].layers.items()},
-                         starts_segment=kept[0].starts_segment)
-        if consume:
-            batches.clear()
-        at = 0
-        while kept:  # no name holds a copied batch beyond its turn
-            part = kept.pop(0)
-            out.frames[at:at + len(part)] = part.frames
-            for k, v in part.layers.items():
-                out.layers[k][at:at + len(part)] = v
-            at += len(part)
-            del part
-        return out
+        names = set(batches[0].layers)
+        for b in batches[1:]:
+            if set(b.layers) != names:
+                raise ValueError(f"layer names differ: {sorted(names)} vs {sorted(b.layers)}")
+        return FrameBatch(torch.cat([b.frames for b in batches]),
+                          torch.cat([b.indices for b in batches]),
+                          torch.cat([b.pts_seconds for b in batches]),
+                          {n: torch.cat([b.layers[n] for b in batches]) for n in names},
+                          starts_segment=batches[0].starts_segment)
 
 
 JobStatus = Literal["running", "succeeded", "failed", "cancelled"]

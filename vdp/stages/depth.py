@@ -150,14 +150,15 @@ class DepthStage(Stage):
             return FrameBatch.empty(height, width).with_layers(depth=torch.empty(0, height, width))
         parts = []
         while n:
-            if len(state.held[0]) <= n:
+            head = state.held[0]
+            if len(head) <= n:
                 parts.append(state.held.pop(0))
-                n -= len(parts[-1])
+                n -= len(head)
             else:
-                parts.append(state.held[0].slice(0, n))
-                state.held[0] = state.held[0].slice(n)
+                parts.append(head.slice(0, n))
+                state.held[0] = head.slice(n)
                 n = 0
-        frames = FrameBatch.concat(parts, consume=True)  # each held batch freed once copied
+        frames = FrameBatch.concat(parts)
         state.frames_out += len(frames)
         return frames.with_layers(depth=depth.to("cpu", torch.float32))
 
