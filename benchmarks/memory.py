@@ -9,14 +9,14 @@ the preset's four (16-bit PNGs, NPZ, colour and side-by-side preview MP4s).
 Targets (issue 17): 8K peak RSS <= 4 GB and <= 1.5x the 1080p figure.
 
 Measured on the 2-core CPU dev machine (--frames 6, CPU, synthetic weights): preset outputs
-1080p 2382 MB, 4K 2521 MB, 8K 3248 MB (1.36x: met). Before: 1080p 2593, 8K 4608 MB (1.78x); what
+1080p 2371 MB, 4K 2524 MB, 8K 3109 MB (1.31x: met). Before: 1080p 2593, 8K 4608 MB (1.78x); what
 changed: malloc returns freed buffers from 16 MB up to the system (`vdp.host_memory`; ~300-550 MB
 of freed activations stayed resident at every size), writers convert 8K batches a frame at a
 time, decoded batches hold at most 2**26 pixels, and the colour video is at most 3840 px on its
 long side by default (`max_side`; x265 alone held ~2 GB for a 7680x4320 stream whatever its
 settings).
 
-A longer clip holds more (``--frames 40``: 1080p 3085 MB, 4K 5296 MB, 8K 10338 MB): the offline
+A longer clip holds more (``--frames 40``: 1080p 3097 MB, 4K 5298 MB, 8K 10180 MB): the offline
 depth window keeps 32 full-resolution RGB frames until their depth is final and emits ~22 frames
 of full-resolution float depth at once, and the 7680x2160 preview's x265 grows to ~1.8 GB.
 
