@@ -112,12 +112,17 @@ def test_depth_pictures_beyond_4k_are_scaled_down(tmp_path: Path) -> None:
     preview, colour = preview_and_colour(tmp_path, 3900, 600)
     assert (preview.width, preview.height, preview.num_frames) == (2 * 3840, 590, 2)
     assert (colour.codec, colour.width, colour.height, colour.num_frames) == ("h264", 3840, 590, 2)
+    warnings = json.loads((tmp_path / "out" / "report.json").read_text())["warnings"]
+    assert [w for w in warnings if "scaled" in w] == [
+        f"{kind}: pictures scaled from the source's 3900x600 to 3840x590 (max_side 3840; 16384 keeps "
+        "the source's size)" for kind in ("depth_preview_mp4", "depth_color_mp4")]
 
 
 def test_max_side_sets_the_depth_pictures_size(tmp_path: Path) -> None:
     preview, colour = preview_and_colour(tmp_path, 3900, 600, max_side=16384)  # the source's size
     assert (preview.width, preview.height) == (2 * 3900, 600)
     assert (colour.width, colour.height) == (3900, 600)
+    assert not any("scaled" in w for w in json.loads((tmp_path / "out" / "report.json").read_text())["warnings"])
     preview, colour = preview_and_colour(tmp_path, 640, 360, max_side=320, name="small")
     assert (preview.width, preview.height, colour.width, colour.height) == (640, 180, 320, 180)
 

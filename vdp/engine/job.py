@@ -136,7 +136,7 @@ def _run(spec: JobSpec, spec_json: str, out: Path, work: Path, report: JobReport
          cancel: threading.Event | None, resume: bool) -> None:
     """The job's body; `writers` holds the outputs while they are open (the caller aborts them
     when this raises)."""
-    from vdp.engine.preflight import check_input
+    from vdp.engine.preflight import check_input, scaled_pictures
     from vdp.io import encode_in_idle_time, probe
     from vdp.outputs import open_outputs
 
@@ -148,6 +148,7 @@ def _run(spec: JobSpec, spec_json: str, out: Path, work: Path, report: JobReport
         report.input["streams_used"] = json.loads((work / "input" / "streams.json").read_text())
     report.warnings.extend(info.warnings)
     check_input(spec, info)
+    report.warnings.extend(scaled_pictures(spec, info))
     total = min(info.num_frames, spec.max_frames or info.num_frames)
     plans = plans if plans is not None else plan_stages(spec)
     chunks = plan_chunks(total, spec.chunking)
