@@ -28,16 +28,16 @@ its own working size, and the refiner's cost then no longer grows with the video
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Callable
-
-import math
 
 import torch
 import torch.nn.functional as F
 
 from vdp.models.refiner.colour import unit_rgb
 from vdp.models.refiner.config import RefinerConfig
+from vdp.models.refiner.model import residual_bound
 
 #: Default working size of the stage: Video Depth Anything's own for 16:9 video (518x924).
 WORK_PIXELS = 518 * 924
@@ -202,7 +202,7 @@ class WindowedStream:
         """A working-size residual at the teacher's size, within each pixel's bound."""
         up = F.interpolate(rho[None, None], size=tuple(teacher.shape), mode="bilinear",
                            align_corners=False)[0, 0]
-        bound = torch.log1p(self.config.alpha + self.config.beta / teacher.float().clamp_min(1e-6))
+        bound = residual_bound(self.config, teacher.float())
         return torch.minimum(torch.maximum(up, -bound), bound)
 
     def _emit(self, state: StreamState, until: int) -> torch.Tensor:

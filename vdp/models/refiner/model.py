@@ -56,6 +56,12 @@ class RefinerOutput:
     saturation: torch.Tensor
 
 
+def residual_bound(config: RefinerConfig, depth: torch.Tensor) -> torch.Tensor:
+    """Largest log residual at each pixel, ``log(1 + alpha + beta / D)``: it keeps
+    ``|dD| <= alpha * D + beta``."""
+    return torch.log1p(config.alpha + config.beta / depth.clamp_min(1e-6))
+
+
 class Refiner(nn.Module):
     """Residual temporal refiner (see module docstring).
 
@@ -131,7 +137,7 @@ class Refiner(nn.Module):
         own = (1 - key).mean(dim=(2, 3))[:, :, None, None]                 # [B, T, 1, 1]
         mean = (raw * own).sum(dim=(1, 2, 3), keepdim=True) / (own.sum(dim=1, keepdim=True) * hh * ww)
         raw = raw - mean
-        bound = torch.log1p(self.config.alpha + self.config.beta / depth.clamp_min(1e-6))
+        bound = residual_bound(self.config, depth)
         sat = torch.tanh(raw / bound)
         low = low.reshape(b, t, 2, h, w)
         return RefinerOutput(rho=bound * sat, raw_low=low[:, :, 0],
