@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from vdp import catalog
 from vdp.errors import InputError
-from vdp.spec import JobSpec, OutputSpec
+from vdp.spec import JobSpec
 from vdp.types import VideoInfo
 
 MIN_SIDE = 16
@@ -81,27 +81,20 @@ def estimate_frame_memory_mb(spec: JobSpec, info: VideoInfo) -> float:
 def scaled_pictures(spec: JobSpec, info: VideoInfo) -> list[str]:
     """A line for each output whose pictures are smaller than the source (`OutputSpec.max_side`),
     for the report."""
+    from vdp.outputs.depth import picture_size
+
     lines = []
     for o in spec.outputs:
-        h, w = _picture(o, info)
+        h, w = picture_size(o, info.height, info.width)
         if (h, w) != (info.height, info.width):
             lines.append(f"{o.kind}: pictures scaled from the source's {info.width}x{info.height} to "
                          f"{w}x{h} (max_side {o.picture_side()}; 16384 keeps the source's size)")
     return lines
 
 
-def _picture(output: OutputSpec, info: VideoInfo) -> tuple[int, int]:
-    """(height, width) of the output's pictures (of each half, side by side)."""
-    from vdp.outputs.depth import fit_side
-
-    side = output.picture_side()
-    if side and max(info.height, info.width) > side:
-        return fit_side(info.height, info.width, side)
-    return info.height, info.width
-
-
 def estimate_encoder_memory_mb(spec: JobSpec, info: VideoInfo) -> float:
     """Host memory of the video outputs' encoders in MB (see `ENCODER_BYTES`)."""
+    from vdp.outputs.depth import picture_size
     from vdp.outputs.stereo import choose_codec
 
     total = 0.0
@@ -110,7 +103,7 @@ def estimate_encoder_memory_mb(spec: JobSpec, info: VideoInfo) -> float:
         if not media.startswith("video/") or (media == "video/mp4" and o.encoder == "nvenc"):
             continue
         sw, sh = VIDEO_SCALE.get(o.kind, (1, 1))
-        h, w = _picture(o, info)
+        h, w = picture_size(o, info.height, info.width)
         w, h = w * sw, h * sh
         codec = {"video/webm": "vp9", "video/quicktime": "prores"}.get(media) or \
             ("hevc" if o.encoder == "x265" else choose_codec(w, h))

@@ -150,15 +150,10 @@ class DepthColorMp4Output(_DepthOutput):
         depth = batch.layers["depth"].float()
         return depth if self.depth_kind == "relative" else 1.0 / depth.clamp_min(1e-3)
 
-    def picture_size(self, height: int, width: int) -> tuple[int, int]:
-        """Size of a picture (of each half, side by side) for a `height` x `width` source."""
-        side = self.spec.picture_side()
-        return fit_side(height, width, side) if side and max(height, width) > side else (height, width)
-
     def shown(self, batch: FrameBatch) -> torch.Tensor:
         """`nearness` at the picture's size."""
         near = self.nearness(batch)
-        return scale_picture(near, self.picture_size(*near.shape[-2:]))
+        return scale_picture(near, picture_size(self.spec, *near.shape[-2:]))
 
     def colour(self, batch: FrameBatch) -> torch.Tensor:
         return self.colouriser(self.shown(batch))
@@ -175,7 +170,7 @@ class DepthColorMp4Output(_DepthOutput):
                           pixels_of=self.info if self.shows_video else None)
 
     def write(self, batch: FrameBatch) -> None:
-        h, w = self.picture_size(*batch.layers["depth"].shape[-2:])
+        h, w = picture_size(self.spec, *batch.layers["depth"].shape[-2:])
         if not self.shows_video and not self.synthetic and h % 2 == 0 and w % 2 == 0:
             # straight to BT.709 4:2:0 through YUV tables: no RGB frames, no conversion; the
             # colour range comes from the whole first batch, the planes from a few frames at a time
@@ -210,7 +205,7 @@ class DepthPreviewMp4Output(DepthColorMp4Output):
     shows_video = True
 
     def frames(self, batch: FrameBatch) -> torch.Tensor:
-        size = self.picture_size(batch.height, batch.width)
+        size = picture_size(self.spec, batch.height, batch.width)
         return torch.cat([scale_picture(batch.frames, size), self.colouriser(self.shown(batch))], dim=3)
 
 
@@ -218,6 +213,13 @@ def fit_side(h: int, w: int, side: int) -> tuple[int, int]:
     """(h, w) scaled so the long side is `side`, both even (4:2:0)."""
     k = side / max(h, w)
     return max(2, round(h * k / 2) * 2), max(2, round(w * k / 2) * 2)
+
+
+def picture_size(spec: OutputSpec, height: int, width: int) -> tuple[int, int]:
+    """(height, width) of `spec`'s pictures (of each half, side by side) for a `height` x `width`
+    source: scaled to `~vdp.spec.OutputSpec.picture_side` when larger."""
+    side = spec.picture_side()
+    return fit_side(height, width, side) if side and max(height, width) > side else (height, width)
 
 
 def scale_picture(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
