@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -24,7 +25,7 @@ from vdp.io import (Mp4Writer, NpyWriter, NpzWriter, Png16SequenceWriter, PngRgb
                     read_webm_rgba)
 from vdp.io.writers import png
 from vdp.io.writers._atomic import AtomicOutput
-from vdp.io.writers.encoders import nvenc_problem
+from vdp.io.writers.encoders import nvenc_problem, x264_threads
 from vdp.types import FrameBatch
 
 REPO = Path(__file__).resolve().parents[2]
@@ -294,6 +295,32 @@ def test_mp4_x265_gives_hevc_and_yuv444p_keeps_full_chroma(tmp_path: Path) -> No
     with pytest.raises(ValueError, match="pixel_format"):
         Mp4Writer(tmp_path / "bad.mp4", fps=24, pixel_format="rgb24")
     assert leftovers(tmp_path) == ["hevc.mp4"]
+
+
+def x264_option(path: Path, name: str) -> str:
+    """The value of option `name` in the settings x264 writes into its stream (an SEI message)."""
+    found = re.search(rb"[ :]" + name.encode() + rb"=([^ ]+)", path.read_bytes())
+    assert found, f"{path.name} names no x264 {name}"
+    return found.group(1).decode()
+
+
+def test_mp4_ultrafast_x264_gets_one_thread_per_1080p_of_pixels(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unless threads are asked for, ultrafast x264 runs one thread per 1080p of pixels (at most
+    the cores); other presets keep x264's default; asked-for threads win."""
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    assert [x264_threads("ultrafast", n) for n in (64 * 96, 1920 * 1080, 3840 * 2160, 7680 * 4320)] == [1, 1, 4, 4]
+    assert x264_threads("veryfast", 1920 * 1080) is None
+    rgb, _ = moving_disk_rgba(4, 64, 96)
+    options = {}
+    for name, kwargs in {"lean": {"preset": "ultrafast"}, "asked": {"preset": "ultrafast", "threads": 2},
+                         "default": {"preset": "veryfast"}}.items():
+        with Mp4Writer(tmp_path / f"{name}.mp4", fps=24, encoder="cpu", **kwargs) as writer:
+            writer.write(rgb)
+        options[name] = writer.settings.options
+    assert x264_option(tmp_path / "lean.mp4", "threads") == "1"
+    assert x264_option(tmp_path / "asked.mp4", "threads") == "2"
+    assert "threads" not in options["default"]  # x264 picks (1.5 per core, fewer on small frames)
 
 
 def test_png16_takes_big_endian_frames_it_owns_without_a_copy(tmp_path: Path) -> None:

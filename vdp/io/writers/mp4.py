@@ -54,7 +54,8 @@ class Mp4Writer(PipeWriter):
         encoder: ``"auto"`` (NVENC where it works, else x264/x265), ``"cpu"``, ``"x265"``
             (HEVC whatever `codec` says) or ``"nvenc"`` (see `vdp.io.writers.encoders`); the
             one used is `encoder_used` once the first frames are written.
-        threads: x264/x265 threads (None: the encoder's default).
+        threads: x264/x265 threads (None: `vdp.io.writers.encoders.x264_threads` for x264,
+            else the encoder's default).
         pixel_format: ``"yuv420p"`` or ``"yuv444p"`` (full-resolution chroma).
         colour: What the RGB frames are and the file is tagged as (`vdp.io.colour.SDR_BT709`;
             an HDR colour, e.g. `hdr_output_colour`, needs ``codec="hevc"`` or ``encoder="x265"``).
@@ -183,7 +184,7 @@ class Mp4Writer(PipeWriter):
         self._layout = layout
         s = self.settings = choose_encoder(self.codec, self.encoder, crf=self.crf,
                                            preset=self.preset, threads=self.threads,
-                                           pixel_format=self.pixel_format)
+                                           pixel_format=self.pixel_format, pixels=size[0] * size[1])
         pix_fmt = self.pixel_format if self.bit_depth == 8 else f"{self.pixel_format}10le"
         vf = yuv_tags_filter(self.colour) if layout == "yuv420p" else rgb_to_yuv_filter(self.colour, pix_fmt)
         args = ["-vf", vf, "-c:v", s.name, *encoder_args(s), *tag_args(self.colour)]
