@@ -145,7 +145,7 @@ class OutputSpec(_Strict):
     preset: Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
                     "veryslow"] = Field("ultrafast", description="x264/x265 speed of MP4 outputs: slower presets give smaller files at the same crf (ultrafast costs ~1/3 of veryfast's CPU for ~2x the size).")
     encoder: Literal["auto", "cpu", "x265", "nvenc"] = Field("auto", description="MP4 encoder: 'auto' NVENC where it works on the machine (probed once), else x264 (x265 for frames beyond H.264 decoders); 'cpu' the same without NVENC; 'x265' HEVC on the CPU always (~half the size); 'nvenc' fails without NVENC.")
-    threads: int | None = Field(None, ge=1, le=64, strict=True, description="x264/x265 threads of an MP4 output (default: the encoder's).")
+    threads: int | None = Field(None, ge=1, le=64, strict=True, description="x264/x265 threads of an MP4 output (default: one per 1080p of pixels for x264 at ultrafast, else the encoder's own).")
     vp9_deadline: Literal["realtime", "good"] = Field("realtime", description="libvpx-vp9 deadline of WebM outputs ('good' with a low vp9_speed: smaller files, ~6x the CPU).")
     vp9_speed: int = Field(8, ge=0, le=8, strict=True, description="libvpx-vp9 -cpu-used of WebM outputs (0 slowest/best .. 8 fastest).")
     png_level: int = Field(1, ge=0, le=3, strict=True, description="Compression level of PNG outputs (all lossless; higher: smaller, slower).")
