@@ -67,6 +67,7 @@ class StageActor:
         self.streams: dict[str, Any] = {}
         self.decoders: dict[str, WorkerDecoder] = {}  # streams whose frames this actor decodes
         self.frameless: set[str] = set()  # streams whose results go out without RGB frames
+        self.resultless: set[str] = set()  # streams whose results go nowhere (no outputs)
         self.started = time.time()
         self.frames = 0
         self.busy_seconds = 0.0
@@ -91,12 +92,15 @@ class StageActor:
                 "node_id": ray.get_runtime_context().get_node_id()}
 
     def open(self, stream_id: str, info: VideoInfo, decode: DecodeRequest | None = None,
-             drop_frames: bool = False) -> None:
+             drop_frames: bool = False, drop_results: bool = False) -> None:
         """Open a stream's state; with `decode`, this actor decodes its frames (tickets); with
-        `drop_frames`, its results carry no RGB frames (`frameless`)."""
+        `drop_frames`, its results carry no RGB frames (`frameless`); with `drop_results`, its
+        calls return no batch at all, only their facts (a job without outputs)."""
         self.streams[stream_id] = self.stage.init_state(info)
         if drop_frames:
             self.frameless.add(stream_id)
+        if drop_results:
+            self.resultless.add(stream_id)
         if decode is not None:
             request = DecodeRequest(**{**decode.__dict__, "device": decode_device(self.device)})
             self.decoders[stream_id] = WorkerDecoder(request, ray.get_runtime_context().get_node_id())
@@ -136,12 +140,15 @@ class StageActor:
         return self._outgoing(stream_id, out), meta
 
     def _outgoing(self, stream_id: str, out: FrameBatch | None) -> FrameBatch | None:
-        return frameless(out) if out is not None and stream_id in self.frameless else out
+        if out is None or stream_id in self.resultless:
+            return None
+        return frameless(out) if stream_id in self.frameless else out
 
     def close(self, stream_id: str) -> StageReport:
         """Drop the stream's state and return what the stage wants reported."""
         self.streams.pop(stream_id, None)
         self.frameless.discard(stream_id)
+        self.resultless.discard(stream_id)
         decoder = self.decoders.pop(stream_id, None)
         if decoder is not None:
             decoder.stop()
@@ -156,6 +163,7 @@ class StageActor:
         for sid in dead:
             del self.streams[sid]
             self.frameless.discard(sid)
+            self.resultless.discard(sid)
             decoder = self.decoders.pop(sid, None)
             if decoder is not None:
                 decoder.stop()

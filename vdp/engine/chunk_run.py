@@ -47,6 +47,8 @@ class RunContext:
     tracker: ProgressTracker | None = None
     #: Results come back with their RGB frames (some output reads them).
     keep_frames: bool = True
+    #: Results come back at all (False: the job has no outputs; only the calls' facts return).
+    keep_results: bool = True
     #: (stage name, ref of its ``close`` call) of every closed stream, for the reports.
     closing: list[tuple[str, Any]] = field(default_factory=list)
     job_id: str = field(default_factory=lambda: ray.get_runtime_context().get_job_id())
@@ -120,7 +122,8 @@ class ChunkRun:
         self.open_sids.append(self.sid)
         last = len(self.replicas) - 1
         self.opens.extend(r.handle.open.remote(self.sid, self.ctx.info, self.decode if i == 0 else None,
-                                               i == last and not self.ctx.keep_frames)
+                                               i == last and not self.ctx.keep_frames,
+                                               i == last and not self.ctx.keep_results)
                           for i, r in enumerate(self.replicas))
 
     def process(self, batch: FrameBatch | DecodeTicket) -> None:

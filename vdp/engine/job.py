@@ -179,8 +179,13 @@ def _run(spec: JobSpec, spec_json: str, out: Path, work: Path, report: JobReport
         report.chunks["writes"] = [{"chunk": w.chunk, "frames": w.frames, "seconds": round(w.seconds, 3),
                                     **w.where} for w in done.written]
         shutil.rmtree(work / "parts", ignore_errors=True)
-    report.placement["writing"] = ({"on": "driver", "reason": why_driver} if why_driver
-                                   else {"on": "workers", "writers": done.merger.writer_info})
+    if why_driver:
+        report.placement["writing"] = {"on": "driver", "reason": why_driver}
+    elif not spec.outputs:
+        report.placement["writing"] = {"on": "nowhere", "reason": "the job has no outputs: the last "
+                                                                  "stage drops its results"}
+    else:
+        report.placement["writing"] = {"on": "workers", "writers": done.merger.writer_info}
     ledger.append("finished")
     shutil.rmtree(store.root, ignore_errors=True)
     tracker.finish()

@@ -113,7 +113,8 @@ class JobRun:
 
     def process_on_workers(self, on_written: Callable[[int, float], None]) -> Processed:
         """Run every chunk on Ray with its outputs written beside its last stage, in parts
-        (`vdp.outputs.parts`; the caller joins them)."""
+        (`vdp.outputs.parts`; the caller joins them); a job without outputs drops its results
+        where they are made (`vdp.engine.no_outputs`)."""
         import uuid
 
         from vdp.catalog import merge_policies
@@ -126,6 +127,12 @@ class JobRun:
         from vdp.engine.cluster import ensure_ray
 
         ensure_ray()
+        if not spec.outputs:  # nothing reads the results: they are dropped where they are made
+            from vdp.engine.no_outputs import ResultlessAssembler
+
+            counter = ResultlessAssembler(self.chunks, self.ledger, on_written=on_written)
+            return Processed(self._run_on_ray(counter, keep_results=False), counter, None, False,
+                             counter.finish())
         job_tag = f"{ray.get_runtime_context().get_job_id()}:{uuid.uuid4().hex[:12]}"
         assembler = RemoteAssembler(self.chunks, spec.to_json(), self.info, merge_policies(spec),
                                     self.store.root.parent / "parts", self.store if persist else None,
@@ -228,7 +235,9 @@ class JobRun:
                              timeout_s=res.batch_timeout_s, hdr=self.spec.hdr,
                              stream_index=self.info.video_stream), ""
 
-    def _run_on_ray(self, assembler: Any) -> dict[str, StageReport]:
+    def _run_on_ray(self, assembler: Any, keep_results: bool = True) -> dict[str, StageReport]:
+        """Run the chunks to do on Ray into `assembler`; without `keep_results`, the last stage
+        returns no batches (a job without outputs)."""
         from vdp.engine.assembly import Assembler
         from vdp.engine.cluster import ensure_ray
         from vdp.engine.fused import fuse_plans, fused_replicas, should_fuse
@@ -262,7 +271,8 @@ class JobRun:
         try:
             return scheduler.run(self.todo, self.attempts, assembler, source, self.info,
                                  self.tracker, self.cancel, decode=decode, why_driver=why_driver,
-                                 keep_frames=self.keep_frames)
+                                 keep_frames=self.keep_frames,
+                                 keep_results=keep_results)
         finally:
             report.warnings.extend(scheduler.warnings)
             report.placement["replicas"] = {n: [r.to_dict() for r in rs] for n, rs in replicas.items()}

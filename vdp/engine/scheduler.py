@@ -101,7 +101,8 @@ class ChunkScheduler:
     def run(self, todo: list[Chunk], attempts: dict[int, int], assembler: Assembler,
             open_source: SourceFactory, info: VideoInfo, tracker: ProgressTracker | None = None,
             cancel: threading.Event | None = None, decode: DecodeRequest | None = None,
-            why_driver: str = "", keep_frames: bool = True) -> dict[str, StageReport]:
+            why_driver: str = "", keep_frames: bool = True,
+            keep_results: bool = True) -> dict[str, StageReport]:
         """Run `todo` (in this order of priority) and feed their results to `assembler`.
 
         Args:
@@ -116,12 +117,15 @@ class ChunkScheduler:
                 chunk); None: every chunk is decoded here (`open_source`) and shipped.
             why_driver: Why `decode` is None (recorded per chunk).
             keep_frames: Results come back with their RGB frames (else the last stage drops them).
+            keep_results: Results come back at all (else the last stage drops them whole and
+                only its facts return: a job without outputs).
 
         Returns:
             Each stage's report.
         """
         ctx = RunContext([p.name for p in self.plans], info, self.budget, self.costs,
-                         self.max_in_flight, self.batch_timeout_s, tracker, keep_frames=keep_frames)
+                         self.max_in_flight, self.batch_timeout_s, tracker, keep_frames=keep_frames,
+                         keep_results=keep_results)
         queue: deque[Chunk] = deque(todo)
         active: list[ChunkRun] = []
         dropped = DroppedRefs()
