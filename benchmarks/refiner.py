@@ -2,9 +2,10 @@
 
     python benchmarks/refiner.py [--size 252x448] [--device cpu] [--threads 1] [--checkpoint X.pt]
 
-1. Refiner ms/frame through the stage's streaming path (windows of 12 every 6 frames with 3
-   context keyframes, blending) vs VDA-Small ms/frame (one forward of 8 frames, synthetic
-   weights: the cost is the same as with real weights) on the same HxW; prints the ratio.
+1. Refiner ms/frame through the stage's streaming path (the checkpoint's windows with their 3
+   context keyframes, blending; ``--frames`` long, so a long window's start and end do not
+   dominate) vs VDA-Small ms/frame (one forward of 8 frames, synthetic weights: the cost is the
+   same as with real weights) on the same HxW; prints the ratio.
 2. With ``--video-size`` (e.g. 1080x1920): the refiner on a depth layer at the video's resolution
    (what the stage gets) vs VDA-Small at its own working size (518x924): the pipeline's ratio.
 3. Refiner forward time for one window of T frames, T = 6 .. 96, at a fixed size: the
@@ -41,10 +42,10 @@ def _frames(t: int, h: int, w: int, device: str) -> torch.Tensor:
 
 
 def bench_vs_depth(h: int, w: int, device: str, repeats: int, checkpoint: str | None,
-                   vda_size: tuple[int, int] | None = None) -> dict:
-    """Refiner ms/frame on ``h x w`` depth vs VDA-S ms/frame at `vda_size` (default: the same)."""
+                   vda_size: tuple[int, int] | None = None, frames: int = 120) -> dict:
+    """Refiner ms/frame on `frames` frames of ``h x w`` depth vs VDA-S ms/frame at `vda_size`
+    (default: the same size)."""
     model = load_refiner(checkpoint).to(device)
-    frames = 36
     g = torch.Generator().manual_seed(0)
     base = torch.rand(1, h, w, generator=g) * 5 + 0.5
     depth = (base * (1 + 0.02 * torch.randn(frames, 1, 1, generator=g))).to(device)
@@ -98,12 +99,13 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--checkpoint", help="refiner checkpoint (default: the shipped one)")
     p.add_argument("--video-size", help="also: refiner on HxW depth vs VDA-S at 518x924")
+    p.add_argument("--frames", type=int, default=120, help="frames refined per timing (a few windows)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     h, w = (int(v) for v in args.size.split("x"))
     sh, sw = (int(v) for v in args.scan_size.split("x"))
     print(f"device {args.device}, {args.threads} thread(s), torch {torch.__version__}")
-    r = bench_vs_depth(h, w, args.device, args.repeats, args.checkpoint)
+    r = bench_vs_depth(h, w, args.device, args.repeats, args.checkpoint, frames=args.frames)
     print(f"[{r['size']}] refiner {r['refiner_ms_per_frame']:.1f} ms/frame", end="")
     if "vda_vits_ms_per_frame" in r:
         print(f"; VDA-Small {r['vda_vits_ms_per_frame']:.1f} ms/frame; ratio "
@@ -112,7 +114,8 @@ def main() -> None:
         print(f"; VDA unavailable: {r['vda_error']}")
     if args.video_size:
         vh, vw = (int(v) for v in args.video_size.split("x"))
-        v = bench_vs_depth(vh, vw, args.device, max(1, args.repeats // 2), args.checkpoint, (518, 924))
+        v = bench_vs_depth(vh, vw, args.device, max(1, args.repeats // 2), args.checkpoint, (518, 924),
+                           frames=args.frames)
         print(f"[{v['size']} depth, VDA at {v.get('vda_size')}] refiner {v['refiner_ms_per_frame']:.1f} "
               f"ms/frame; VDA-Small {v.get('vda_vits_ms_per_frame', float('nan')):.1f} ms/frame; ratio "
               f"{v.get('ratio_refiner_over_vda', float('nan')):.3f}")

@@ -145,3 +145,19 @@ def test_batches_of_4k_frames_hold_fewer_frames(tmp_path: Path) -> None:
     assert "batches of [8, 2] frames" in report.warnings
     assert [spec.resources.frames_per_batch(w, h) for w, h in [(1920, 1080), (7680, 4320), (16384, 16384)]] == [16, 2, 1]
 
+
+
+def test_memory_estimate_counts_the_depth_the_refiner_holds() -> None:
+    """The refiner holds a window and a stride of source-size depth frames (the shipped windows,
+    32 every 24, hold 56; ``windows: [12, 6]`` holds 18), so the estimate grows by that much."""
+    info = VideoInfo(path="x.mp4", num_frames=100, fps=25.0, duration_seconds=4.0, width=3840,
+                     height=2160, codec="h264")
+
+    def spec(refine: dict | None) -> JobSpec:
+        stages = {"depth": {}, **({"refine": refine} if refine is not None else {})}
+        return JobSpec.parse({"input": "x.mp4", "stages": stages, "outputs": [{"kind": "depth_npz"}]})
+
+    base = estimate_frame_memory_mb(spec(None), info)
+    frame_mb = 3840 * 2160 * 4 / 2**20
+    assert estimate_frame_memory_mb(spec({}), info) - base == pytest.approx(56 * frame_mb)
+    assert estimate_frame_memory_mb(spec({"windows": [12, 6]}), info) - base == pytest.approx(18 * frame_mb)

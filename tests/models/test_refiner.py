@@ -10,6 +10,7 @@ from vdp.errors import WeightsError
 from vdp.models.refiner import (PRESETS, SHIPPED_CHECKPOINT, SHIPPED_METADATA, Refiner,
                                 RefinerConfig, derive_confidence, load_refiner, save_refiner,
                                 selective_scan, selective_scan_reference)
+from vdp.models.refiner.config import with_windows
 from vdp.refiner.windows import key_mask
 
 SMALL = (2, 15, 32, 48)          # one batch of two windows at a small spatial size
@@ -67,9 +68,23 @@ def test_smoother_scan_is_selective():
     assert float(flicker) < 0.2 * 0.01                     # the flicker is smoothed away
 
 
+def test_windows_move_with_their_context_and_impossible_ones_are_refused():
+    v1 = PRESETS["v1"]
+    run = with_windows(v1, 32, 8)
+    assert (run.window_frames, run.overlap_frames, run.stride_frames) == (32, 8, 24)
+    # the context keyframes stay 12, 8 and 4 frames before each window's first frame
+    assert [run.window_frames - k for k in run.keyframes] == [v1.window_frames - k for k in v1.keyframes] == [12, 8, 4]
+    assert with_windows(v1, 12, 6) == v1
+    for frames, overlap in ((11, 2), (32, 32), (32, -1), (1, 0)):
+        with pytest.raises(ValueError, match="refiner windows"):
+            with_windows(v1, frames, overlap)
+
+
 def test_shipped_checkpoint_loads_and_is_small():
+    from vdp.refiner.train import TrainConfig
+
     model = load_refiner()
-    assert model.config == PRESETS["v1"] and model.config.rgb
+    assert model.config == with_windows(PRESETS["v1"], *TrainConfig().run_windows) and model.config.rgb
     assert SHIPPED_CHECKPOINT.stat().st_size < 2_000_000
     meta = json.loads(SHIPPED_METADATA.read_text())
     assert RefinerConfig.from_dict(meta["config"]) == model.config
@@ -83,11 +98,12 @@ def test_shipped_checkpoint_loads_and_is_small():
 
 def test_shipped_residual_respects_bound_and_is_not_collapsed():
     model = load_refiner()
+    t = model.config.context_frames + model.config.window_frames  # one window with its context
     g = torch.Generator().manual_seed(1)
     base = torch.rand(2, 1, 32, 48, generator=g) * 8 + 0.5
-    jitter = 1 + 0.03 * torch.randn(2, 15, 1, 1, generator=g)
+    jitter = 1 + 0.03 * torch.randn(2, t, 1, 1, generator=g)
     depth = base * jitter
-    rgb = (torch.rand(2, 1, 3, 32, 48, generator=g) * 255).to(torch.uint8).expand(2, 15, 3, 32, 48)
+    rgb = (torch.rand(2, 1, 3, 32, 48, generator=g) * 255).to(torch.uint8).expand(2, t, 3, 32, 48)
     with torch.no_grad():
         out = model(depth, derive_confidence(depth, 4), key_mask(model.config), rgb)
     d_out = depth * torch.exp(out.rho)

@@ -51,3 +51,23 @@ def test_eval_argument_errors():
     args = _parse(["refiner", "eval", "--max-frame-shift", "-0.1"])
     with pytest.raises(SpecError, match="--max-frame-shift"):
         args.func(args)
+
+
+def test_train_run_windows_argument(tmp_path):
+    import pytest
+
+    from vdp.errors import SpecError
+
+    base = ["refiner", "train", "--steps", "1", "--batch", "1", "--pool-clips", "1", "--height", "32",
+            "--width", "48", "--no-eval"]
+    for bad, match in (("32", "FRAMES,OVERLAP"), ("8,2", "run_windows")):  # v1's context reaches 12 back
+        args = _parse([*base, "--out", str(tmp_path / "bad.pt"), "--run-windows", bad])
+        with pytest.raises(SpecError, match=match):
+            args.func(args)
+    args = _parse([*base, "--out", str(tmp_path / "t.pt"), "--run-windows", "training"])
+    assert args.func(args) == 0
+    assert load_refiner(tmp_path / "t.pt").config.window_frames == 12
+    args = _parse([*base, "--out", str(tmp_path / "w.pt"), "--run-windows", "24,6"])
+    assert args.func(args) == 0
+    cfg = load_refiner(tmp_path / "w.pt").config
+    assert (cfg.window_frames, cfg.overlap_frames, cfg.keyframes) == (24, 6, (12, 16, 20))

@@ -51,7 +51,7 @@ def test_the_stage_shrinks_each_frame_once_whatever_the_batching():
 
     def run(depth, start, rgb):
         calls.append((tuple(depth.shape), None if rgb is None else (tuple(rgb.shape), rgb.dtype)))
-        return torch.zeros(12, *depth.shape[1:])
+        return torch.zeros(model.config.window_frames, *depth.shape[1:])
 
     model = load_refiner()
     depth = torch.rand(20, 40, 60) + 1
@@ -66,4 +66,5 @@ def test_the_stage_shrinks_each_frame_once_whatever_the_batching():
         assert set(state.small) == set(state.teacher) == set(state.rgb)
     outs.append(stream.flush(state))
     torch.testing.assert_close(torch.cat(outs), depth)           # a zero residual: the teacher
-    assert calls and all(c == ((15, 20, 30), ((15, 3, 20, 30), torch.float32)) for c in calls)
+    k = model.config.context_frames + model.config.window_frames
+    assert calls and all(c == ((k, 20, 30), ((k, 3, 20, 30), torch.float32)) for c in calls)

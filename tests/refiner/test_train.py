@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
 
 from vdp.errors import SpecError
 from vdp.models.refiner import PRESETS, load_refiner
+from vdp.models.refiner.config import with_windows
 from vdp.refiner.losses import LossWeights, refiner_loss
 from vdp.refiner.sampling import make_batch
 from vdp.refiner.train import TrainConfig, build_pool, train
@@ -20,16 +22,26 @@ def test_training_is_deterministic_and_logs_progress(tmp_path):
     cfg = TrainConfig(steps=2, **SMALL)
     meta = train(cfg, tmp_path / "a.pt", log=lines.append)
     train(cfg, tmp_path / "b.pt", log=lambda s: None)
-    a, b = load_refiner(tmp_path / "a.pt"), load_refiner(tmp_path / "b.pt")
-    assert a.config == PRESETS["v1"]                  # the defaults are the shipped recipe
-    for k, v in a.state_dict().items():
-        assert torch.equal(v, b.state_dict()[k]), k
+    train(replace(cfg, run_windows=None), tmp_path / "c.pt", log=lambda s: None)
+    a, b, c = (load_refiner(tmp_path / n) for n in ("a.pt", "b.pt", "c.pt"))
+    assert a.config == with_windows(PRESETS["v1"], 32, 8)  # the defaults are the shipped recipe
+    assert c.config == PRESETS["v1"]                        # the windows it trained on
+    for k, v in a.state_dict().items():                     # the run windows change no weight
+        assert torch.equal(v, b.state_dict()[k]) and torch.equal(v, c.state_dict()[k]), k
     steps = [s for s in lines if s.startswith("step")]
     assert len(steps) == 2 and all(w in steps[0] for w in ("loss", "mean|dD|/D", "tiny", "clamp"))
     side = json.loads((tmp_path / "a.json").read_text())
     assert side["steps_done"] == 2 and len(side["history"]) == 2
-    assert side["train_config"]["steps"] == 2 and side["config"]["window_frames"] == 12
+    assert side["train_config"]["steps"] == 2 and side["train_config"]["run_windows"] == [32, 8]
+    assert (side["config"]["window_frames"], side["config"]["overlap_frames"]) == (32, 8)
     assert meta["stopped_early"] is False
+
+
+def test_run_windows_that_cannot_work_are_refused_before_training(tmp_path):
+    for windows in ((8, 2), (32, 32), (32, -1)):  # v1's context reaches 12 frames back
+        with pytest.raises(SpecError, match="run_windows"):
+            train(TrainConfig(steps=1, run_windows=windows, **SMALL), tmp_path / "x.pt", log=lambda s: None)
+    assert not (tmp_path / "x.pt").exists()
 
 
 def test_timeout_still_saves(tmp_path):
@@ -121,7 +133,7 @@ def test_selection_saves_the_best_scoring_weights(tmp_path):
     from vdp.refiner.selection import selection_score, selection_set
 
     lines: list[str] = []
-    cfg = TrainConfig(steps=3, **{**SMALL, "select_every": 2})
+    cfg = TrainConfig(steps=3, run_windows=None, **{**SMALL, "select_every": 2})  # scored on these windows
     meta = train(cfg, tmp_path / "s.pt", log=lines.append)
     sel = meta["selection"]
     assert [h["step"] for h in sel["history"]] == [2, 3]          # every 2 steps, and the end

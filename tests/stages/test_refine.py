@@ -147,7 +147,7 @@ def test_non_finite_reduced_precision_window_is_rerun_in_fp32(clip, monkeypatch)
     out = _run(s, rgb, teacher, 12).layers["depth"]
     assert bool(torch.isfinite(out).all())
     report = s.take_report()
-    assert [f["first_frame"] for f in report.fallbacks] == [0, 6, 12, 18, 24]
+    assert [f["first_frame"] for f in report.fallbacks] == list(range(0, T, s.model.config.stride_frames))  # every window
     assert report.fallbacks[0]["to"] == "fp32"
 
 
@@ -192,6 +192,26 @@ def test_frame_shift_limit_from_the_spec(stage, clip):
     assert not torch.allclose(outs[0], teacher, rtol=0, atol=1e-6)   # it still refines
     job_key = RefineStage.config_key(RefineSpec(max_frame_shift=0.002), _job())
     assert job_key != RefineStage.config_key(RefineSpec(), _job())
+
+
+def test_windows_from_the_spec(stage, clip):
+    """``windows`` runs the checkpoint on other windows: the training ones ([12, 6]) give
+    another output, each the same for any batching; windows the context cannot fit are refused."""
+    rgb, teacher = clip
+    assert (stage.model.config.window_frames, stage.model.config.overlap_frames) == (32, 8)
+    full = _run(stage, rgb, teacher, 8).layers["depth"]
+    short = RefineStage(RefineSpec(windows=(12, 6)), precision="fp32")
+    short.setup("cpu")
+    assert (short.model.config.window_frames, short.model.config.keyframes) == (12, (0, 4, 8))
+    outs = [_run(short, rgb, teacher, n).layers["depth"] for n in (1, 8)]
+    torch.testing.assert_close(outs[1], outs[0], rtol=0, atol=1e-6)
+    assert not torch.allclose(outs[0], full, rtol=0, atol=1e-5)
+    assert RefineStage.config_key(RefineSpec(windows=(12, 6)), _job()) != RefineStage.config_key(RefineSpec(), _job())
+    with pytest.raises(ValueError, match="overlap"):
+        RefineSpec(windows=(12, 12))
+    tight = RefineStage(RefineSpec(windows=(8, 2)), precision="fp32")  # v1's context reaches 12 frames back
+    with pytest.raises(SpecError, match="refine.windows"):
+        tight.setup("cpu")
 
 
 def _job():

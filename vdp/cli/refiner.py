@@ -28,6 +28,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         cfg = replace(cfg, loss=replace(cfg.loss, harm=args.harm))
     if args.reprojection is not None:
         cfg = replace(cfg, loss=replace(cfg.loss, reprojection=args.reprojection))
+    if args.run_windows is not None:
+        overrides["run_windows"] = _run_windows(args.run_windows)
     cfg = replace(cfg, **overrides)
     if cfg.steps < 1 or cfg.batch < 1 or cfg.threads < 1:
         raise SpecError("--steps, --batch and --threads must be at least 1")
@@ -47,6 +49,17 @@ def _cmd_train(args: argparse.Namespace) -> int:
         data["metrics"] = results
         side.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
     return 0
+
+
+def _run_windows(text: str) -> tuple[int, int] | None:
+    """``--run-windows``: ``FRAMES,OVERLAP`` or ``training`` (None)."""
+    if text == "training":
+        return None
+    try:
+        frames, overlap = (int(v) for v in text.split(","))
+    except ValueError:
+        raise SpecError(f"--run-windows takes FRAMES,OVERLAP (e.g. 32,8) or 'training', got {text!r}") from None
+    return frames, overlap
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
@@ -127,6 +140,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     t.add_argument("--select-every", dest="select_every", type=int,
                    help="score on validation clips every N steps and save the best weights "
                         "(TAE penalised by frames made worse than the teacher; default: last)")
+    t.add_argument("--run-windows", dest="run_windows", metavar="FRAMES,OVERLAP",
+                   help="windows the saved checkpoint runs on (default 32,8; 'training': the "
+                        "preset's own, which training uses)")
     t.add_argument("--no-eval", action="store_true", help="skip the held-out evaluation")
     t.add_argument("--no-record-argv", dest="record_argv", action="store_false",
                    help="do not store the command line in the JSON")

@@ -75,7 +75,19 @@ def estimate_frame_memory_mb(spec: JobSpec, info: VideoInfo) -> float:
     batch = spec.resources.frames_per_batch(info.width, info.height)
     held = 2 * batch + (DEPTH_WINDOW if spec.stages.depth else 0)
     writing = batch * sum(OUTPUT_BYTES.get(o.kind, 3) for o in spec.outputs)
-    return pixels * (held * per_frame + writing) / 2**20 + estimate_encoder_memory_mb(spec, info)
+    refining = refine_held_frames(spec) * LAYER_BYTES["depth"]
+    return pixels * (held * per_frame + writing + refining) / 2**20 + estimate_encoder_memory_mb(spec, info)
+
+
+def refine_held_frames(spec: JobSpec) -> int:
+    """Depth frames the refiner holds at the source's size until the last window covering them
+    has run: a window and a stride (its windows from the spec, else the shipped checkpoint's)."""
+    from vdp.models.refiner.config import RUN_WINDOWS
+
+    if spec.stages.refine is None:
+        return 0
+    frames, overlap = spec.stages.refine.windows or RUN_WINDOWS
+    return 2 * frames - overlap
 
 
 def scaled_pictures(spec: JobSpec, info: VideoInfo) -> list[str]:

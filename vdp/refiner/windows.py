@@ -1,10 +1,11 @@
 """Window pattern and streaming blend of the refiner (shared by training, evaluation and the stage).
 
-Windows of N frames start every N - overlap frames (N=12, stride 6 for v0). Window ``s`` is
-scanned as ``[context keyframes] + [frames s .. s+N-1]``, where the context keyframes are the
-frames at positions `keyframes` (0, 4, 8) of the N frames before the window, i.e. frames
-``s-12, s-8, s-4`` (clamped to frame 0 at the start of a stream, so the first window sees its
-first frame three times). At the end of a stream, a window that runs past the last frame
+Windows of N frames start every N - overlap frames (training: N=12, stride 6; the shipped v1
+runs N=32, stride 24, see `vdp.models.refiner.config.with_windows`). Window ``s`` is scanned as
+``[context keyframes] + [frames s .. s+N-1]``, where the context keyframes are the frames at
+positions `keyframes` of the N frames before the window, i.e. frames ``s-12, s-8, s-4``
+(clamped to frame 0 at the start of a stream, so the first window sees its first frame three
+times). At the end of a stream, a window that runs past the last frame
 repeats the last frame. Each window's log residual is blended into its frames with weight
 ``w = (1 - |2 pos - 1|)^2``, ``pos = (i + 0.5) / N``, normalised over the windows covering a
 frame. A frame is final once the last window that covers it has run, so the stream emits

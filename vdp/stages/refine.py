@@ -4,8 +4,9 @@ Consumes the ``depth`` layer ``[T, H, W]`` float32 (and, for an RGB refiner, the
 frames) and replaces it with refined depth of the same kind and units. Windows, blending and
 the teacher frames they need are carried across batches in the stream state
 (`vdp.refiner.windows`), so the output does not depend on how the stream is cut into batches;
-frames come out as soon as the last window covering them has run (up to N + stride - 1 = 17
-frames later) and `flush` emits the rest.
+frames come out as soon as the last window covering them has run (up to N + stride - 1 frames
+later: 55 with the shipped windows of 32 every 24, 17 with ``windows: [12, 6]``) and `flush`
+emits the rest.
 
 Depth kind (``depth_kind``): ``metric`` for Metric Video Depth Anything (metres, refined as
 is), ``relative`` for relative VDA (disparity-like, >= 0, unknown affine), refined on the
@@ -18,7 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 import torch
 
-from vdp.errors import StageError
+from vdp.errors import SpecError, StageError
+from vdp.models.refiner.config import with_windows
 from vdp.models.refiner.load import load_refiner
 from vdp.models.refiner.model import Refiner
 from vdp.refiner.inference import PositiveDepth, make_window_fn
@@ -77,11 +79,16 @@ class RefineStage(Stage):
     @classmethod
     def config_key(cls, options: RefineSpec, job: JobSpec) -> tuple:
         return (job.depth_kind, job.precision, options.checkpoint or "shipped",
-                options.use_confidence, options.blend, options.max_frame_shift)
+                options.use_confidence, options.blend, options.max_frame_shift, options.windows)
 
     def setup(self, device: torch.device | str) -> None:
         super().setup(device)
         self.model = load_refiner(self.spec.checkpoint).to(self.device)
+        if self.spec.windows is not None:
+            try:
+                self.model.config = with_windows(self.model.config, *self.spec.windows)
+            except ValueError as exc:
+                raise SpecError(f"refine.windows {list(self.spec.windows)}: {exc}") from None
         opts = {"use_confidence": self.spec.use_confidence, "blend": self.spec.blend}
         exact = make_window_fn(self.model, device=self.device, **opts)
         dtype = self._autocast_dtype()

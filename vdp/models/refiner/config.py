@@ -1,7 +1,7 @@
 """Refiner sizes and window pattern: a table of presets, saved inside every checkpoint."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from vdp.errors import WeightsError
@@ -69,6 +69,30 @@ class RefinerConfig:
             if key in data:
                 data[key] = tuple(data[key])
         return cls(**data)
+
+
+#: ``(frames, overlap)`` of the windows the shipped v1 runs on (it trained on 12 every 6).
+RUN_WINDOWS = (32, 8)
+
+
+def with_windows(config: RefinerConfig, frames: int, overlap: int) -> RefinerConfig:
+    """`config` running windows of `frames` frames that share `overlap` frames.
+
+    The network's weights do not depend on the window pattern (its scans and its scale lock
+    take any length), so a refiner trained on one pattern can run on another. The context
+    keyframes keep their distance before the window's first frame (v1: 12, 8 and 4 frames).
+
+    Raises:
+        ValueError: `frames` < 2, `overlap` outside ``[0, frames)``, or fewer frames than the
+            context keyframes reach back.
+    """
+    reach = config.window_frames - min(config.keyframes) if config.keyframes else 0
+    if frames < 2 or not 0 <= overlap < frames or frames < reach:
+        raise ValueError(f"refiner windows need frames >= max(2, {reach}) and 0 <= overlap < frames, "
+                         f"got frames={frames}, overlap={overlap}")
+    shift = frames - config.window_frames
+    return replace(config, window_frames=frames, overlap_frames=overlap,
+                   keyframes=tuple(k + shift for k in config.keyframes))
 
 
 #: Named sizes. ``v0`` reads depth only; ``v1`` (the shipped model) also reads RGB.
