@@ -43,8 +43,8 @@ class _PngSequence(AtomicOutput):
         self.level = int(level)
         self.timeout_s = float(timeout_s)
         self._queued = 0  # frames handed to the encoding threads so far
-        self._pending: deque[list[tuple[Future, Callable[[], None]]]] = deque()  # per batch, oldest first
-        self._pending_bytes: deque[int] = deque()  # each pending batch's frame bytes
+        # per batch, oldest first: its frames' (future, job) pairs and their bytes
+        self._pending: deque[tuple[list[tuple[Future, Callable[[], None]]], int]] = deque()
 
     def _write_images(self, images: np.ndarray) -> None:
         folder, level = self.tmp_path, self.level  # not `self`: a forgotten writer must be collectable
@@ -58,11 +58,10 @@ class _PngSequence(AtomicOutput):
             pool = _pool(_IDLE.active)
             first = self.start_index + self._queued
             jobs = [partial(write_one, first + i, images[i]) for i in range(len(images))]
-            self._pending.append([(pool.submit(job), job) for job in jobs])
-            self._pending_bytes.append(images.nbytes)
+            self._pending.append(([(pool.submit(job), job) for job in jobs], images.nbytes))
             self._queued += len(images)
-            while len(self._pending) > MAX_PENDING_BATCHES or (
-                    len(self._pending) > 1 and sum(self._pending_bytes) - images.nbytes > MAX_PENDING_BYTES):
+            while len(self._pending) > MAX_PENDING_BATCHES or (len(self._pending) > 1 and sum(
+                    n for _, n in self._pending) - images.nbytes > MAX_PENDING_BYTES):
                 self._wait_oldest()
         self._guarded(run)
 
@@ -72,8 +71,7 @@ class _PngSequence(AtomicOutput):
         Frames no thread has started yet are encoded here: an idle-priority pool gets almost
         no CPU while other processes keep the cores busy, and must not stall the job then.
         """
-        batch = self._pending.popleft()
-        self._pending_bytes.popleft()
+        batch, _ = self._pending.popleft()
         error: BaseException | None = None
         started = []
         for future, job in batch:
@@ -99,8 +97,7 @@ class _PngSequence(AtomicOutput):
 
     def _discard(self) -> None:
         while self._pending:  # drop unstarted frames, let started ones finish before the folder goes
-            self._pending_bytes.popleft()
-            wait([future for future, _ in self._pending.popleft() if not future.cancel()],
+            wait([future for future, _ in self._pending.popleft()[0] if not future.cancel()],
                  timeout=self.timeout_s)
 
 
