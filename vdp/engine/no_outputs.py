@@ -22,7 +22,6 @@ class ResultlessRun:
 
     chunk: Chunk
     attempt: int
-    finished: bool = False
 
     def route(self, ref: Any) -> Any:
         """The last stage's result ref, as is: it resolves to None once the batch is done."""
@@ -61,7 +60,6 @@ class ResultlessAssembler:
         """The run processed every frame: record it and count its own frames."""
         if self.current.get(res.chunk.index) is not res or res.chunk.index in self.completed:
             return
-        res.finished = True
         self.completed.add(res.chunk.index)
         self.ledger.append("done", chunk=res.chunk.index, attempt=res.attempt,
                            frames=res.chunk.run_frames, kept=False, files=[])
@@ -78,10 +76,6 @@ class ResultlessAssembler:
 
     def pump(self) -> None:
         """Nothing to merge."""
-
-    @property
-    def done(self) -> bool:
-        return len(self.completed) == len(self.chunks)
 
     def finish(self) -> list:
         """No parts to close; raises if a chunk never completed."""
