@@ -62,7 +62,7 @@ class RefineSpec(_Strict):
     use_confidence: bool = Field(True, strict=True, description="Feed the refiner the confidence derived from the teacher's temporal agreement (False: run without it).")
     blend: float = Field(1.0, ge=0, le=1, strict=True, description="Share of the refiner's log-depth correction applied (0: depth unchanged, 1: fully refined).")
     max_frame_shift: float | None = Field(None, ge=0, le=0.2, strict=True, description="Do-no-harm limit: the most the refiner may move a frame's median log depth (0.003: every frame's scale stays within about 0.3% of the teacher's; fewer frames made worse than the teacher, less scale flicker removed). None: no limit.")
-    windows: tuple[Annotated[int, Field(ge=2, le=256, strict=True)], Annotated[int, Field(ge=0, le=255, strict=True)]] | None = Field(None, description="Refiner windows as [frames, overlap]; default: the checkpoint's (the shipped v1: [32, 8]). [12, 6], the windows v1 trained on, holds ~22 full-resolution depth frames instead of ~56 (less memory at 4K and 8K) for more flicker and ~1.4x the refiner's cost.")
+    windows: tuple[Annotated[int, Field(ge=2, le=256, strict=True)], Annotated[int, Field(ge=0, le=255, strict=True)]] | None = Field(None, description="Refiner windows as [frames, overlap]; default: the checkpoint's (the shipped v1: [32, 8]). [12, 6], the windows v1 trained on, holds ~18-22 full-resolution depth frames instead of ~56 (less memory at 4K and 8K) for more flicker and ~1.4x the refiner's cost.")
 
     @model_validator(mode="after")
     def _windows_overlap(self) -> "RefineSpec":
