@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from vdp.engine.chunks import plan_chunks
-from vdp.engine.merge import ChunkMerger, crossfade_weights, fit_scale_shift, merge_policies
+from vdp.engine.merge import FIT_BLOCK, ChunkMerger, Fit, crossfade_weights, fit_scale_shift, merge_policies
 from vdp.spec import ChunkingSpec
 from vdp.types import FrameBatch
 
@@ -44,6 +44,31 @@ def test_fit_recovers_scale_and_shift_and_ignores_non_finite():
     fit = fit_scale_shift(x, y)
     assert fit.scale == pytest.approx(2.5, rel=1e-6) and fit.shift == pytest.approx(-0.75, abs=1e-6)
     assert fit.residual_rms < 1e-6 and not fit.degenerate
+
+
+def test_fit_over_frames_of_several_blocks_masks_only_non_finite_pixels():
+    gen = torch.Generator().manual_seed(3)
+    x = torch.rand(3, 2 * FIT_BLOCK // 100 + 7, 100, generator=gen)  # each frame spans 3 blocks
+    y = 0.8 * x + 2.0 + 0.01 * torch.randn(x.shape, generator=gen)
+    ok = torch.ones(x.shape, dtype=torch.bool)
+    x[1, 5, 3], y[2, 600, 0], y[2, 601, 0] = float("inf"), float("nan"), float("-inf")
+    ok[1, 5, 3] = ok[2, 600, 0] = ok[2, 601, 0] = False
+    fit = fit_scale_shift(x, y)
+    xs, ys = x[ok].double(), y[ok].double()  # the plain least-squares line over the finite pixels
+    a = float(((xs - xs.mean()) * (ys - ys.mean())).sum() / ((xs - xs.mean()) ** 2).sum())
+    assert fit.scale == pytest.approx(a, rel=1e-9)
+    assert fit.shift == pytest.approx(float(ys.mean() - a * xs.mean()), rel=1e-9)
+    assert fit.residual_rms == pytest.approx(0.01, rel=0.05)
+
+
+def test_fit_apply_is_the_float32_product_and_sum():
+    x = torch.rand(3, 40, 50, generator=torch.Generator().manual_seed(4)) * 300 - 20
+    fit = Fit(1.0123456789, -0.3141592653)
+    mapped = fit.apply(x)
+    assert mapped.dtype == torch.float32 and mapped.data_ptr() != x.data_ptr()
+    assert torch.equal(mapped, x * fit.scale + fit.shift)
+    assert torch.equal(fit.apply(x.double()), x.double() * fit.scale + fit.shift)
+    assert Fit().apply(x) is x
 
 
 def test_constant_overlap_fits_shift_only():

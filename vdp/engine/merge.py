@@ -70,16 +70,34 @@ class Fit:
     degenerate: bool = False
 
     def apply(self, x: torch.Tensor) -> torch.Tensor:
+        """``a*x + b`` as a new tensor (`x` itself for the identity).
+
+        float32 layers are mapped frame by frame with numpy on one core: the same float32
+        products and sums as torch's, without its thread fan-out on a busy writer.
+        """
         if self.scale == 1.0 and self.shift == 0.0:
             return x
-        return x * self.scale + self.shift
+        if x.dtype != torch.float32 or x.ndim < 2 or x.device.type != "cpu":
+            return x * self.scale + self.shift
+        out = torch.empty(x.shape, dtype=torch.float32)
+        src, dst = x.detach().numpy(), out.numpy()
+        a, b = np.float32(self.scale), np.float32(self.shift)
+        for i in range(src.shape[0]):
+            np.multiply(src[i], a, out=dst[i])
+            np.add(dst[i], b, out=dst[i])
+        return out
+
+
+#: Values summed per step of `fit_scale_shift` (two float64 blocks of it stay in the CPU's cache).
+FIT_BLOCK = 1 << 15
 
 
 def fit_scale_shift(x: torch.Tensor, y: torch.Tensor) -> Fit:
     """Least-squares ``a, b`` minimising ``||a*x + b - y||^2`` over finite pixels.
 
-    Sums are accumulated in float64 one frame at a time (the overlap of a long 4K video does
-    not have to fit in memory twice).
+    Sums are accumulated in float64 block by block (`FIT_BLOCK` values of a frame at a time,
+    converted into two small reused buffers): no full-frame float64 copy, and numpy's
+    single-threaded reductions give the same sums whatever else the process runs.
 
     Args:
         x: Values to map, ``[T,...]``.
@@ -90,20 +108,27 @@ def fit_scale_shift(x: torch.Tensor, y: torch.Tensor) -> Fit:
     """
     if x.shape != y.shape:
         raise ValueError(f"x {tuple(x.shape)} and y {tuple(y.shape)} must have the same shape")
-    n = sx = sy = sxx = sxy = syy = 0.0
+    n = 0
+    sx = sy = sxx = sxy = syy = 0.0
+    bx, by = np.empty(FIT_BLOCK), np.empty(FIT_BLOCK)
     for xt, yt in zip(x, y):
-        # numpy's reductions are single-threaded: the same sums whatever else the process runs
-        # (torch's split with the threads free at the time, so the last bits could differ)
-        xt, yt = xt.reshape(-1).double().numpy(), yt.reshape(-1).double().numpy()
-        ok = np.isfinite(xt) & np.isfinite(yt)
-        if not ok.all():  # the common case skips the masked copies
-            xt, yt = xt[ok], yt[ok]
-        n += xt.size
-        sx += float(np.add.reduce(xt))
-        sy += float(np.add.reduce(yt))
-        sxx += float(np.einsum("i,i->", xt, xt))  # products summed without temporaries
-        sxy += float(np.einsum("i,i->", xt, yt))
-        syy += float(np.einsum("i,i->", yt, yt))
+        xf, yf = _flat_numpy(xt), _flat_numpy(yt)
+        for start in range(0, xf.size, FIT_BLOCK):
+            stop = min(xf.size, start + FIT_BLOCK)
+            xb, yb = bx[:stop - start], by[:stop - start]
+            np.copyto(xb, xf[start:stop])
+            np.copyto(yb, yf[start:stop])
+            bsx, bsy = float(np.add.reduce(xb)), float(np.add.reduce(yb))
+            if not (np.isfinite(bsx) and np.isfinite(bsy)):  # NaN/inf in the block: mask them
+                ok = np.isfinite(xb) & np.isfinite(yb)
+                xb, yb = xb[ok], yb[ok]
+                bsx, bsy = float(np.add.reduce(xb)), float(np.add.reduce(yb))
+            n += xb.size
+            sx += bsx
+            sy += bsy
+            sxx += float(np.einsum("i,i->", xb, xb))  # products summed without temporaries
+            sxy += float(np.einsum("i,i->", xb, yb))
+            syy += float(np.einsum("i,i->", yb, yb))
     if n == 0:
         return Fit(degenerate=True)
     mx, my = sx / n, sy / n
@@ -116,6 +141,14 @@ def fit_scale_shift(x: torch.Tensor, y: torch.Tensor) -> Fit:
     b = my - a * mx
     rms = max(0.0, vyy - a * vxy) ** 0.5  # residual variance of the LSQ line
     return Fit(a, b, rms)
+
+
+def _flat_numpy(frame: torch.Tensor) -> np.ndarray:
+    """One frame as a flat float32/float64 numpy array (a view where it can be)."""
+    flat = frame.detach().reshape(-1)
+    if flat.dtype not in (torch.float32, torch.float64):
+        flat = flat.float()
+    return flat.cpu().numpy()
 
 
 def crossfade_weights(n: int) -> torch.Tensor:
