@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from vdp.engine.chunk_writer import ChunkWriter, OutputFolderError, WriteRequest
+from vdp.engine.chunk_writer import ChunkWriter, OutputFolderError, StoreLoan, WriteRequest
 from vdp.engine.chunks import Chunk
 from vdp.engine.merge import ChunkMerger
 from vdp.outputs.parts import join_parts
@@ -65,19 +65,25 @@ class StoreMemory:
         return all(r.tobytes() == before for r, before in self.buffers)
 
 
-@pytest.mark.parametrize("borrowed", [False, True])
-def test_neighbours_exchanging_heads_give_the_one_process_merge(tmp_path, borrowed):
+# held batches: copied (no loan), kept in the store's memory (a loan large enough) or copied
+# once the loan is used up (one byte: none fits)
+@pytest.mark.parametrize("borrowed,loan", [(False, None), (True, None), (True, 1 << 30), (True, 1)])
+def test_neighbours_exchanging_heads_give_the_one_process_merge(tmp_path, borrowed, loan):
     (tmp_path / ".vdp").mkdir()
     (tmp_path / ".vdp" / "ledger.jsonl").write_text("")
     store = StoreMemory()
     arrive = store if borrowed else (lambda b: b)
-    writers = [ChunkWriter(request(tmp_path, c)) for c in CHUNKS]
+    lender = None if loan is None else StoreLoan(loan)
+    writers = [ChunkWriter(request(tmp_path, c), loan=lender) for c in CHUNKS]
     heads = {}
     for c, w in zip(CHUNKS, writers):  # every chunk computes before any seam is joined
         for b in chunk_results(c):
             w.add(arrive(b))
         heads[c.index] = w.take_head()
         assert w.complete
+    if lender is not None:  # chunks 1 and 2 wait for their maps: borrowed while the loan allows
+        assert lender.used == (sum(w.held_bytes for w in writers[1:]) if loan > 1 else 0)
+        assert (lender.used > 0) == (loan > 1)
     assert heads[0] is None and heads[1].frames.numel() == 0 and len(heads[1]) == 6
     ranges = writers[0].take_ranges()
     assert ranges is not None and "scale" in ranges[1]
@@ -104,6 +110,7 @@ def test_neighbours_exchanging_heads_give_the_one_process_merge(tmp_path, borrow
     assert len(list((tmp_path / "depth_png16").iterdir())) == 40
     assert (tmp_path / "depth_png16.json").is_file()
     assert store.unchanged()  # borrowed memory was only read
+    assert lender is None or lender.used == 0  # every borrowed batch was given back once written
 
 
 def test_a_writer_that_cannot_see_the_output_folder_says_so(tmp_path):

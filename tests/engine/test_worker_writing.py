@@ -90,6 +90,8 @@ def test_chunk_parts_joined_equal_what_the_driver_writes(tmp_path, driver_writte
     writers = report.placement["writing"]["writers"]
     assert {(x["node_id"], x["pid"]) for x in writes} == {(w["node_id"], w["pid"]) for w in writers}
     assert all(w["cpu_seconds"] > 0 for w in writers)
+    # results held for a map may borrow a share of the store; all of it is given back
+    assert all(w["store_loan"]["limit"] > 0 and w["store_loan"]["used"] == 0 for w in writers)
     saved = json.loads((tmp_path / "report.json").read_text())
     assert saved["stages"]["write"]["frames_done"] == FRAMES
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(

@@ -11,12 +11,14 @@ neighbours exchange only what the seam needs, through the driver:
 - chunk ``k``'s writer maps and writes its own frames once it has that map (`set_map`), and
   the value ranges that chunk 0's outputs fixed from the first frames (`Output.fixed_ranges`).
 
-Until its map is known a chunk's results wait in memory (`held_bytes` says how much). Outputs are
-written as parts (`vdp.outputs.parts`) that the driver joins once the job succeeds.
+Until its map is known a chunk's results wait in memory (`held_bytes` says how much): in the
+object store's, where a `StoreLoan` allows it (no copy), else copied. Outputs are written as parts
+(`vdp.outputs.parts`) that the driver joins once the job succeeds.
 """
 from __future__ import annotations
 
 import os
+import threading
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -74,15 +76,46 @@ class WriteStats:
     late: tuple[int, float] = (0, 0.0)
 
 
+class StoreLoan:
+    """Bytes of the object store that the chunk writers of one process may keep borrowed while
+    their chunks wait for a map (`vdp.types.borrow_store_memory`); beyond it they copy what they
+    hold. Borrowed results stay pinned in the store until written, so the limit is a share of it.
+
+    Args:
+        limit: Bytes that may be borrowed at once.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = max(0, int(limit))
+        self.used = 0
+        self._lock = threading.Lock()
+
+    def take(self, nbytes: int) -> bool:
+        """Borrow `nbytes` if the limit allows it."""
+        with self._lock:
+            if self.used + nbytes > self.limit:
+                return False
+            self.used += nbytes
+            return True
+
+    def give(self, nbytes: int) -> None:
+        """Return `nbytes` taken before."""
+        with self._lock:
+            self.used = max(0, self.used - nbytes)
+
+
 class ChunkWriter:
     """Merges and writes one chunk (see the module docstring). Not thread-safe: one thread calls it.
 
     Args:
         request: The chunk and its job.
         where: Node and process of the writer, for the report.
+        loan: Object-store bytes the batches held for a map may keep borrowed (None: every
+            held batch is copied, for batches whose memory may not be kept).
     """
 
-    def __init__(self, request: WriteRequest, where: dict[str, Any] | None = None) -> None:
+    def __init__(self, request: WriteRequest, where: dict[str, Any] | None = None,
+                 loan: StoreLoan | None = None) -> None:
         from vdp.outputs import open_outputs
         from vdp.spec import JobSpec
 
@@ -109,8 +142,9 @@ class ChunkWriter:
         self.position = self.chunk.run_start
         self.fits: dict[str, Fit] | None = {} if self.chunk.index == 0 else None
         self.ranges: list[dict] | None = [{}] * len(self.outputs) if self.chunk.index == 0 else None
+        self.loan = loan
         self._head: list[FrameBatch] = []
-        self._held: list[FrameBatch] = []
+        self._held: list[tuple[FrameBatch, int]] = []  # batch, bytes borrowed from the store
         self._tail: list[FrameBatch] = []
         self._head_out: FrameBatch | None = None
         self._fixed_ranges: list[dict] | None = None
@@ -141,8 +175,7 @@ class ChunkWriter:
                 self._head_out = FrameBatch.concat(self._head)
                 self._head = []
         if len(batch):
-            # kept until the map comes: in memory of its own (the writer borrows the object store's)
-            self._held.append(batch if self.fits is not None and self.ranges is not None else batch.owned())
+            self._held.append((batch, 0) if self.fits is not None and self.ranges is not None else self._keep(batch))
             self._drain()
 
     @property
@@ -153,7 +186,7 @@ class ChunkWriter:
     @property
     def held_bytes(self) -> int:
         """Bytes of results waiting for this chunk's map or the next chunk's head."""
-        return sum(_nbytes(b) for b in [*self._held, *self._tail])
+        return sum(_nbytes(b) for b in [*(b for b, _ in self._held), *self._tail])
 
     def take_head(self) -> FrameBatch | None:
         """The head's aligned/blended layers once complete (handed out once)."""
@@ -254,6 +287,8 @@ class ChunkWriter:
         """Drop everything; nothing of this chunk stays."""
         import shutil
 
+        for _, lent in self._held:
+            self._give_back(lent)
         self._held, self._tail, self._head = [], [], []
         for out in self.outputs:
             out.abort()
@@ -273,13 +308,27 @@ class ChunkWriter:
             return
         hold_from = self.chunk.stop - self.request.next_overlap
         while self._held:
-            batch = self._mapped(self._held.pop(0))
+            held, lent = self._held.pop(0)
+            batch = self._mapped(held)
             first = int(batch.indices[0])
             split = max(0, min(len(batch), hold_from - first))
             if split:
                 self._write(batch.slice(0, split))
             if split < len(batch):
                 self._tail.append(batch.slice(split).owned())  # kept until the next chunk's head
+            self._give_back(lent)
+
+    def _keep(self, batch: FrameBatch) -> tuple[FrameBatch, int]:
+        """A batch to hold until the map comes: as it is while the loan allows, else a copy in
+        memory of its own (a borrowed batch pins its object in the store)."""
+        nbytes = _nbytes(batch)
+        if self.loan is not None and self.loan.take(nbytes):
+            return batch, nbytes
+        return batch.owned(), 0
+
+    def _give_back(self, lent: int) -> None:
+        if lent and self.loan is not None:
+            self.loan.give(lent)
 
     def _mapped(self, batch: FrameBatch) -> FrameBatch:
         if not self.fits:

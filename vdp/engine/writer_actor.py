@@ -15,10 +15,14 @@ from typing import Any
 
 import ray
 
-from vdp.engine.chunk_writer import ChunkWriter, WriteRequest, WriteStats
+from vdp.engine.chunk_writer import ChunkWriter, StoreLoan, WriteRequest, WriteStats
 from vdp.engine.merge import Fit
 from vdp.errors import JobTimeoutError, VdpError
 from vdp.types import FrameBatch
+
+
+#: Share of the node's object store that held results may keep borrowed (`StoreLoan`).
+STORE_LOAN_SHARE = 0.25
 
 
 class WriterLostError(VdpError):
@@ -52,6 +56,7 @@ class WriterActor:
         self.slots: dict[str, _Slot] = {}
         self.frames = 0  # frames taken, for the idle watcher
         self.where = {"node_id": ray.get_runtime_context().get_node_id(), "pid": os.getpid()}
+        self.loan = StoreLoan(int(STORE_LOAN_SHARE * _store_bytes(self.where["node_id"])))
         self._lock = threading.Lock()
         watch_idle(self, idle_s)
 
@@ -67,12 +72,13 @@ class WriterActor:
         own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu = own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
         return {**self.where, "cpu_seconds": round(cpu, 3), "device": "cpu", "streams": list(self.slots),
-                "frames": self.frames, "last_used": self.last_used, "idle_timeout_s": self.idle_timeout_s}
+                "frames": self.frames, "last_used": self.last_used, "idle_timeout_s": self.idle_timeout_s,
+                "store_loan": {"limit": self.loan.limit, "used": self.loan.used}}
 
     def begin(self, key: str, request: WriteRequest, idle: bool = False) -> None:
         """Open the parts of a chunk run (`key`); with `idle`, write at idle priority (CPU-only
         nodes, where the models need the cores)."""
-        writer = ChunkWriter(request, self.where)
+        writer = ChunkWriter(request, self.where, self.loan)
         with self._lock:
             old = self.slots.pop(key, None)
             self.slots[key] = _Slot(writer, idle)
@@ -194,6 +200,18 @@ class WriterActor:
                 raise JobTimeoutError(f"chunk run {key}: waited {timeout_s:.0f} s for its earlier results")
             self._check(slot)
         return slot
+
+
+def _store_bytes(node_id: str) -> int:
+    """The object store's size on `node_id` (0 when Ray does not say)."""
+    try:
+        nodes = ray.nodes()
+    except Exception:  # noqa: BLE001 - no loan is the safe answer
+        return 0
+    for node in nodes:
+        if node.get("NodeID") == node_id:
+            return int(node.get("Resources", {}).get("object_store_memory", 0))
+    return 0
 
 
 def writer_on(node_id: str, idle_s: float | None = None) -> Any:
