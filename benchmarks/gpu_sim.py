@@ -15,7 +15,8 @@ a temp folder). Each configuration runs through `vdp.engine.job.run_job` with ``
 
 Printed per run: fps end to end; the stand-in's own fps (replicas x 1000 / ms: what the
 "GPUs" could do); host CPU ms per frame (all processes: the machine's CPU time from
-/proc/stat over the run, so other load on the machine counts too), the driver process's own
+/proc/stat over the run, so other load on the machine counts too), the same less the CPU the
+stand-in spent making its float layer (a GPU's work: "less layer"), the driver process's own
 CPU ms per frame (with its ffmpeg children), and host CPU split by role (driver / decode /
 stage / write / ray / other: `benchmarks._cpu_roles`, threads told apart by name) with the load
 average at the start of the run. On the ``local`` path the stage and the writing run on the
@@ -43,6 +44,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,11 +69,16 @@ CLUSTER_PATHS = ("node1", "node2")
 
 class _StandIn(Stage):
     """Sleeps `ms_per_frame` per frame (a model on a GPU: the host CPU idles) and adds its
-    layer from the green channel (float32, full resolution)."""
+    layer from the green channel (float32, full resolution).
 
-    def __init__(self, ms_per_frame: float) -> None:
+    Making that layer is the one CPU cost of the stand-in (a real model's layer arrives from
+    the GPU instead): with `ledger`, each batch appends the thread CPU seconds it took to
+    ``<ledger>/<pid>.txt``, so the benchmark can show it apart (`standin_layer_ms`)."""
+
+    def __init__(self, ms_per_frame: float, ledger: str | None = None) -> None:
         super().__init__()
         self.ms = ms_per_frame
+        self.ledger = ledger
         name_native_threads()  # built in the actor: its threads become attributable by role
 
     def init_state(self, info: VideoInfo) -> Any:
@@ -79,7 +86,13 @@ class _StandIn(Stage):
 
     def process(self, batch: FrameBatch, state: Any) -> tuple[FrameBatch, Any]:
         time.sleep(self.ms * len(batch) / 1000)
-        return batch.with_layers(**self.layer(batch.frames[:, 1].float())), state
+        t0 = time.thread_time()
+        # numpy, on this thread: the conversion's whole CPU shows in its thread time
+        layers = self.layer(torch.from_numpy(batch.frames[:, 1].numpy().astype(np.float32)))
+        if self.ledger is not None:
+            with open(os.path.join(self.ledger, f"{os.getpid()}.txt"), "a") as f:
+                f.write(f"{time.thread_time() - t0:.6f}\n")
+        return batch.with_layers(**layers), state
 
     def layer(self, green: torch.Tensor) -> dict[str, torch.Tensor]:
         raise NotImplementedError
@@ -144,6 +157,11 @@ def job_spec(clip: Path, frames: int, stand_in: str, outputs: list[str], local: 
     })
 
 
+def layer_cpu_s(ledger: Path) -> float:
+    """CPU seconds the stand-ins logged in `ledger` so far (`_StandIn`)."""
+    return sum(float(x) for f in ledger.glob("*.txt") for x in f.read_text().split())
+
+
 def actor_pids(report: Any) -> list[int]:
     """Process ids of the job's stage actors (from its report)."""
     reps = (getattr(report, "placement", None) or {}).get("replicas", {})
@@ -166,7 +184,11 @@ def run_one(clip: Path, frames: int, stand_in: str, outputs: list[str], path: st
     local, replicas = PATHS[path]
     stage, ms = STAND_INS[stand_in]
     cls = DepthStandIn if stage == "depth" else MatteStandIn
-    plan = StagePlan(stage, f"sim-{stand_in}", partial(cls, ms))
+    # one ledger for every job: an actor keeps the stand-in it built for the warm-up job
+    ledger = out_dir.parent / "standin_layer"
+    ledger.mkdir(parents=True, exist_ok=True)
+    plan = StagePlan(stage, f"sim-{stand_in}", partial(cls, ms, str(ledger)))
+    layer0 = layer_cpu_s(ledger)
     spec = job_spec(clip, frames, stand_in, outputs, local, replicas, chunk, overlap)
     load = os.getloadavg()[0]
     sampler = RoleSampler({os.getpid(): "driver", **{pid: "stage" for pid in actors},
@@ -178,7 +200,7 @@ def run_one(clip: Path, frames: int, stand_in: str, outputs: list[str], path: st
     if report.status != "succeeded":
         raise RuntimeError(f"{stand_in} {path}: job {report.status}: {getattr(report, 'error', '')}")
     n = report.frames
-    return {"fps": n / wall, "stand_in_fps": replicas * 1000 / ms, "wall_s": wall, "load": load,
+    return {"fps": n / wall, "standin_layer_ms": (layer_cpu_s(ledger) - layer0) * 1000 / n, "stand_in_fps": replicas * 1000 / ms, "wall_s": wall, "load": load,
             "host_ms": host * 1000 / n, "driver_ms": own * 1000 / n, "frames": n,
             "roles_ms": {k: v * 1000 / n for k, v in roles.items()}, "report": report}
 
@@ -207,13 +229,14 @@ def run_paths(clip: Path, args: argparse.Namespace, paths: list[str], work: Path
 
 def print_table(rows: list[tuple]) -> None:
     print(f"\n{'stand-in':<8} {'path':<6} {'outputs':<30} {'load':>5} {'fps':>6} {'stand-in fps':>12} "
-          f"{'host ms/f':>9} {'driver proc':>11} | " + " ".join(f"{r:>7}" for r in ROLES))
+          f"{'host ms/f':>9} {'less layer':>10} {'driver proc':>11} | " + " ".join(f"{r:>7}" for r in ROLES))
     for stand_in, path, outs, r in rows:
         print(f"{stand_in:<8} {path:<6} {outs:<30} {r['load']:>5.1f} {r['fps']:>6.1f} {r['stand_in_fps']:>12.0f} "
-              f"{r['host_ms']:>9.1f} {r['driver_ms']:>11.1f} | "
+              f"{r['host_ms']:>9.1f} {r['host_ms'] - r['standin_layer_ms']:>10.1f} {r['driver_ms']:>11.1f} | "
               + " ".join(f"{r['roles_ms'][k]:>7.1f}" for k in ROLES))
-    print("(CPU in ms per frame; roles: see benchmarks/_cpu_roles.py; 'ray' = Ray's daemons, "
-          "'other' = the rest of the machine)")
+    print("(CPU in ms per frame; 'less layer': host CPU less what the stand-in spent making its "
+          "float layer, which a real model's GPU would make; roles: see benchmarks/_cpu_roles.py; "
+          "'ray' = Ray's daemons, 'other' = the rest of the machine)")
     fps = {(s, o, p): r["fps"] for s, p, o, r in rows}
     for (s, o, p), f in fps.items():
         base = {"node2": "node1", "ray2": "ray1"}.get(p)
