@@ -2,8 +2,8 @@
 
 Stand-in stages sleep what the models cost per output frame on a GPU and use no CPU for it:
 VDA-S 11 ms, VDA-L 21 ms (layer ``depth`` = the frames' green channel as float32 at full
-resolution), RVM 6 ms (layer ``alpha`` = the green channel / 255), and ``sim40``, a 40 ms depth
-stand-in for scaling. The input is the juggle sample scaled to 1920x1080 H.264 (made once into
+resolution), RVM 6 ms (layers ``alpha`` = the green channel and ``foreground`` = the frames,
+uint8 like the matte stage's), and ``sim40``, a 40 ms depth stand-in for scaling. The input is the juggle sample scaled to 1920x1080 H.264 (made once into
 a temp folder). Each configuration runs through `vdp.engine.job.run_job` with ``plans=``
 (nothing else of the engine is touched), after a warm-up job:
 
@@ -16,7 +16,7 @@ a temp folder). Each configuration runs through `vdp.engine.job.run_job` with ``
 Printed per run: fps end to end; the stand-in's own fps (replicas x 1000 / ms: what the
 "GPUs" could do); host CPU ms per frame (all processes: the machine's CPU time from
 /proc/stat over the run, so other load on the machine counts too), the same less the CPU the
-stand-in spent making its float layer (a GPU's work: "less layer"), the driver process's own
+stand-in spent making its layers (a GPU's work: "less layer"), the driver process's own
 CPU ms per frame (with its ffmpeg children), and host CPU split by role (driver / decode /
 stage / write / ray / other: `benchmarks._cpu_roles`, threads told apart by name) with the load
 average at the start of the run. On the ``local`` path the stage and the writing run on the
@@ -69,10 +69,10 @@ CLUSTER_PATHS = ("node1", "node2")
 
 class _StandIn(Stage):
     """Sleeps `ms_per_frame` per frame (a model on a GPU: the host CPU idles) and adds its
-    layer from the green channel (float32, full resolution).
+    layers from the frames (`layers`).
 
-    Making that layer is the one CPU cost of the stand-in (a real model's layer arrives from
-    the GPU instead): with `ledger`, each batch appends the thread CPU seconds it took to
+    Making them is the one CPU cost of the stand-in (a real model's layers arrive from the GPU
+    instead; numpy on the calling thread, so its thread time is the whole cost): with `ledger`, each batch appends the thread CPU seconds it took to
     ``<ledger>/<pid>.txt``, so the benchmark can show it apart (`standin_layer_ms`)."""
 
     def __init__(self, ms_per_frame: float, ledger: str | None = None) -> None:
@@ -87,35 +87,38 @@ class _StandIn(Stage):
     def process(self, batch: FrameBatch, state: Any) -> tuple[FrameBatch, Any]:
         time.sleep(self.ms * len(batch) / 1000)
         t0 = time.thread_time()
-        # numpy, on this thread: the conversion's whole CPU shows in its thread time
-        layers = self.layer(torch.from_numpy(batch.frames[:, 1].numpy().astype(np.float32)))
+        layers = self.layers(batch.frames)
         if self.ledger is not None:
             with open(os.path.join(self.ledger, f"{os.getpid()}.txt"), "a") as f:
                 f.write(f"{time.thread_time() - t0:.6f}\n")
         return batch.with_layers(**layers), state
 
-    def layer(self, green: torch.Tensor) -> dict[str, torch.Tensor]:
+    def layers(self, frames: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The layers the model would give for uint8 ``frames`` ``[T,3,H,W]``."""
         raise NotImplementedError
 
 
 class DepthStandIn(_StandIn):
-    """VDA stand-in: ``depth`` = green, 0..255."""
+    """VDA stand-in: ``depth`` = green as float32, 0..255."""
 
     name = "depth"
     produces = ("depth",)
 
-    def layer(self, green: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {"depth": green}
+    def layers(self, frames: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"depth": torch.from_numpy(frames[:, 1].numpy().astype(np.float32))}
 
 
 class MatteStandIn(_StandIn):
-    """RVM stand-in: ``alpha`` = green / 255."""
+    """RVM stand-in: ``alpha`` = green and ``foreground`` = a copy of the frames, uint8 as the
+    matte stage gives them (`vdp.stages.matte`)."""
 
     name = "matte"
-    produces = ("alpha",)
+    produces = ("alpha", "foreground")
 
-    def layer(self, green: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {"alpha": green.div_(255)}
+    def layers(self, frames: torch.Tensor) -> dict[str, torch.Tensor]:
+        rgb = frames.numpy()
+        return {"alpha": torch.from_numpy(np.ascontiguousarray(rgb[:, 1])),
+                "foreground": torch.from_numpy(rgb.copy(order="K"))}
 
 
 def make_input(frames: int, folder: Path) -> Path:
@@ -235,7 +238,7 @@ def print_table(rows: list[tuple]) -> None:
               f"{r['host_ms']:>9.1f} {r['host_ms'] - r['standin_layer_ms']:>10.1f} {r['driver_ms']:>11.1f} | "
               + " ".join(f"{r['roles_ms'][k]:>7.1f}" for k in ROLES))
     print("(CPU in ms per frame; 'less layer': host CPU less what the stand-in spent making its "
-          "float layer, which a real model's GPU would make; roles: see benchmarks/_cpu_roles.py; "
+          "layers, which a real model's GPU would make; roles: see benchmarks/_cpu_roles.py; "
           "'ray' = Ray's daemons, 'other' = the rest of the machine)")
     fps = {(s, o, p): r["fps"] for s, p, o, r in rows}
     for (s, o, p), f in fps.items():

@@ -1,7 +1,9 @@
 """CPU cost of each output writer per 1080p frame (the process's CPU plus its ffmpeg children's).
 
 Frames: the juggle sample upscaled to 1920x1080; depth = the green channel as float32 (as the
-GPU-speed simulation's stand-in produces), alpha = a soft matte from the luma (float32 0..1).
+GPU-speed simulation's stand-in produces), alpha = a soft matte from the luma and foreground =
+the frames, both uint8 as the matte stage gives them (``--float-alpha``: alpha as float32 0..1,
+which outputs must convert first; the figures before this option measured that).
 Every output runs alone, batch by batch, through its `vdp.outputs` class, then closes (the
 encoder's flush counts). The `depth_npz` row (a copy into an array file, no encoding) is the
 in-run baseline the other rows are a ratio of.
@@ -41,6 +43,9 @@ BEFORE = {"depth_color_mp4": {"preset": "veryfast"}, "composite_mp4": {"preset":
           "foreground_webm": {"vp9_deadline": "good", "vp9_speed": 4}}
 
 
+FLOAT_ALPHA = [False]  # --float-alpha
+
+
 def batches_1080p(frames: int, batch: int) -> list[FrameBatch]:
     """`frames` frames of the sample at 1920x1080 with depth and alpha layers, `batch` a batch."""
     out = []
@@ -48,7 +53,10 @@ def batches_1080p(frames: int, batch: int) -> list[FrameBatch]:
         rgb = F.interpolate(b.frames.float(), size=(1080, 1920), mode="bilinear",
                             align_corners=False).round_().clamp_(0, 255).to(torch.uint8)
         luma = rgb.float().mean(1) / 255
-        layers = {"depth": rgb[:, 1].float(), "alpha": torch.sigmoid((luma - 0.45) * 12)}
+        alpha = torch.sigmoid((luma - 0.45) * 12)
+        if not FLOAT_ALPHA[0]:  # as the matte stage gives it (`vdp.stages.matte`): uint8
+            alpha = alpha.mul(255).add_(0.5).to(torch.uint8)
+        layers = {"depth": rgb[:, 1].float(), "alpha": alpha, "foreground": rgb}
         out.append(FrameBatch(frames=rgb, indices=b.indices, pts_seconds=b.pts_seconds, layers=layers))
     return out
 
@@ -83,7 +91,10 @@ def main() -> None:
     p.add_argument("--kinds", nargs="+", default=KINDS, choices=sorted(e.kind for e in catalog.outputs()))
     p.add_argument("--before", action="store_true", help="also run the previous encoder settings")
     p.add_argument("--repeat", type=int, default=1, help="runs per row; the lowest CPU counts")
+    p.add_argument("--float-alpha", action="store_true",
+                   help="alpha as float32 0..1 instead of the matte stage's uint8")
     args = p.parse_args()
+    FLOAT_ALPHA[0] = args.float_alpha
 
     batches = batches_1080p(args.frames, args.batch)
     n = sum(len(b) for b in batches)
