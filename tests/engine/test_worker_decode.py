@@ -3,13 +3,17 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import time
 from dataclasses import replace
 
 import pytest
+import torch
 
 from vdp.engine.job import run_job
 from vdp.engine.job_run import JobRun
-from vdp.engine.worker_decode import DecodeRequest, check_readable, tickets
+from vdp.engine import worker_decode
+from vdp.engine.worker_decode import DecodeRequest, SourceCache, WorkerDecoder, check_readable, tickets
 from vdp.io import iter_batches
 from tests.engine.test_seams import CLIP, affine_plans, layers, rel_err, sequential, spec  # noqa: F401
 
@@ -35,6 +39,34 @@ def test_check_readable_names_a_missing_or_different_file(tmp_path):
     assert "not the same file" in check_readable(str(CLIP), os.path.getsize(CLIP) + 1)
 
 
+def test_a_replica_keeps_the_opened_video_for_its_next_chunk_until_the_file_changes(tmp_path, monkeypatch):
+    clip = tmp_path / "clip.mp4"
+    shutil.copy(CLIP, clip)
+    cache = SourceCache()
+    monkeypatch.setattr(worker_decode, "SOURCES", cache)
+
+    def run(start: int, stop: int) -> tuple[str, torch.Tensor]:
+        request = DecodeRequest(str(clip), os.path.getsize(clip), start=start, stop=stop, batch_frames=8,
+                                timeout_s=60)
+        decoder = WorkerDecoder(request, "node")
+        frames = torch.cat([decoder.take(t)[0].frames for t in tickets(request)])
+        deadline = time.monotonic() + 30
+        while len(cache) == 0 and time.monotonic() < deadline:  # given back once the thread ends
+            time.sleep(0.01)
+        decoder.stop()
+        return decoder.where["source"], frames
+
+    def fresh(start: int, stop: int) -> torch.Tensor:
+        return torch.cat([b.frames for b in iter_batches(clip, batch_frames=8, start_frame=start, stop_frame=stop)])
+
+    assert run(0, 20)[0] == "opened" and len(cache) == 1
+    where, frames = run(30, 45)  # the next chunk: no new open, and the same frames as a fresh decode
+    assert where == "kept" and torch.equal(frames, fresh(30, 45))
+    st = os.stat(clip)
+    os.utime(clip, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # the file changed: opened again
+    assert run(10, 18)[0] == "opened"
+
+
 def test_chunks_are_decoded_by_the_actor_that_runs_their_first_stage(tmp_path, sequential, fresh_actors):
     report = run_job(spec(CHUNKING, replicas={"depth": 2}), tmp_path, plans=affine_plans())
     assert rel_err(layers(tmp_path)["depth"], layers(sequential)["depth"]) < 1e-3
@@ -44,7 +76,7 @@ def test_chunks_are_decoded_by_the_actor_that_runs_their_first_stage(tmp_path, s
     assert len(runs) == 4
     for run in runs:
         d = run["decode"]
-        assert d["on"] == "worker" and d["device"] == "cpu", d
+        assert d["on"] == "worker" and d["device"] == "cpu" and d["source"] in ("opened", "kept"), d
         assert (d["node_id"], d["pid"]) == reps[run["actors"]["depth"]]  # the chunk's own actor
     assert os.getpid() not in {d["decode"]["pid"] for d in runs}
     assert not any("cannot read the input" in w for w in saved["warnings"])

@@ -10,11 +10,18 @@ Storage contract: the input is read at the same path on every node (shared stora
 replica decodes, the driver asks it whether it can read that path (`check_readable`: the file
 opens and has the driver's size); a replica that cannot gets frames shipped from the driver as
 before, and the job report says so in a warning and per chunk.
+
+Opening a video reads every packet header of it (TorchCodec's exact seek mode) and probes its
+colour, rotation and audio: work that grows with the file's length. A replica running several
+chunks of one video keeps the opened source between them (`SourceCache`), so a long video is
+opened once per replica, not once per chunk.
 """
 from __future__ import annotations
 
 import os
+import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Iterator
 
@@ -84,6 +91,57 @@ def check_readable(path: str, size: int) -> str:
     return ""
 
 
+class SourceCache:
+    """Opened `vdp.io.VideoSource`s of this process, kept between chunk runs of the same file.
+
+    A run takes its source out (one run reads a source at a time) and gives it back only after
+    decoding all its frames; a source whose run failed or stopped early is not kept. Keyed by
+    the request's path, its size and modification time here, device, HDR mode and stream, so a
+    file changed in between is opened again.
+
+    Args:
+        size: Sources kept at most (least recently used go first).
+    """
+
+    def __init__(self, size: int = 2) -> None:
+        self.size = size
+        self._kept: OrderedDict[tuple, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key(request: DecodeRequest) -> tuple | None:
+        """What identifies `request`'s source (None: the file cannot be stat'ed, never kept)."""
+        try:
+            st = os.stat(request.path)
+        except OSError:
+            return None
+        return (request.path, request.size, st.st_size, st.st_mtime_ns, request.device, request.hdr,
+                request.stream_index)
+
+    def take(self, key: tuple | None) -> Any:
+        """The kept source for `key`, removed from the cache (None if there is none)."""
+        with self._lock:
+            return None if key is None else self._kept.pop(key, None)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._kept)
+
+    def give(self, key: tuple | None, source: Any) -> None:
+        """Keep `source` for the next run of `key`."""
+        if key is None:
+            return
+        with self._lock:
+            self._kept[key] = source
+            self._kept.move_to_end(key)
+            while len(self._kept) > self.size:
+                self._kept.popitem(last=False)
+
+
+#: This process's kept sources (`SourceCache`).
+SOURCES = SourceCache()
+
+
 def decode_device(actor_device: torch.device) -> str:
     """NVDEC (TorchCodec's CUDA device) where the actor computes on CUDA, else the CPU."""
     return "cuda" if actor_device.type == "cuda" and torch.cuda.is_available() else "cpu"
@@ -100,21 +158,27 @@ class WorkerDecoder:
         self.request = request
         self.source_status: Any = None
         self._next = request.start
-        self._prefetch = Prefetcher(self._open, depth=depth, name="vdp-worker-decode")
         self.where = {"on": "worker", "node_id": node_id, "pid": os.getpid(),
                       "device": request.device, "requested_device": request.device}
+        self._prefetch = Prefetcher(self._open, depth=depth, name="vdp-worker-decode")  # starts at once
 
     def _open(self) -> Iterator[FrameBatch]:
         from vdp.io.decode import VideoSource
 
         r = self.request
-        source = VideoSource(r.path, device=r.device, timeout_s=r.timeout_s, hdr=r.hdr,
-                             stream_index=r.stream_index)
+        key = SourceCache.key(r)
+        source = SOURCES.take(key)
+        self.where["source"] = "opened" if source is None else "kept"  # kept: no new open and scan
+        if source is None:
+            source = VideoSource(r.path, device=r.device, timeout_s=r.timeout_s, hdr=r.hdr,
+                                 stream_index=r.stream_index)
+        source.timeout_s = r.timeout_s  # this job's deadline per decode call
         self.source_status = source.status
         for batch in source.batches(batch_frames=r.batch_frames, start_frame=r.start, stop_frame=r.stop):
             if batch.frames.device.type != "cpu":
                 batch = FrameBatch(batch.frames.cpu(), batch.indices, batch.pts_seconds)
             yield batch
+        SOURCES.give(key, source)  # only after every frame: a failed or stopped run keeps nothing
 
     def take(self, ticket: DecodeTicket) -> tuple[FrameBatch, float]:
         """The frames of `ticket` and the seconds the decode thread spent on them.
