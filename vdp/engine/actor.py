@@ -15,6 +15,7 @@ from typing import Any
 import ray
 import torch
 
+from vdp.engine.cluster import node_resource
 from vdp.engine.fused import FusedStage
 from vdp.engine.cores import INTEROP_THREADS, CpuTurn, actor_threads, node_cores
 from vdp.engine.lifecycle import idle_info, watch_idle
@@ -54,7 +55,7 @@ class StageActor:
         #: (`vdp.engine.cores`), each with the node's cores and one inter-op thread.
         self.turn = CpuTurn(node_id) if cpu_turns and not use_cuda else None
         if self.turn is not None:
-            torch.set_num_threads(actor_threads(threads, node_cores(_ray_node_cpus(node_id))))
+            torch.set_num_threads(actor_threads(threads, node_cores(node_resource(node_id, "CPU"))))
             try:
                 torch.set_num_interop_threads(INTEROP_THREADS)
             except RuntimeError:  # already set, or inter-op work already ran in this process
@@ -66,8 +67,9 @@ class StageActor:
         self.stage.setup(self.device)
         self.streams: dict[str, Any] = {}
         self.decoders: dict[str, WorkerDecoder] = {}  # streams whose frames this actor decodes
-        self.frameless: set[str] = set()  # streams whose results go out without RGB frames
-        self.resultless: set[str] = set()  # streams whose results go nowhere (no outputs)
+        # what a stream's results leave behind: "frames" (they go out without RGB) or "results"
+        # (nothing goes out: a job without outputs)
+        self.drops: dict[str, str] = {}
         self.started = time.time()
         self.frames = 0
         self.busy_seconds = 0.0
@@ -97,10 +99,8 @@ class StageActor:
         `drop_frames`, its results carry no RGB frames (`frameless`); with `drop_results`, its
         calls return no batch at all, only their facts (a job without outputs)."""
         self.streams[stream_id] = self.stage.init_state(info)
-        if drop_frames:
-            self.frameless.add(stream_id)
-        if drop_results:
-            self.resultless.add(stream_id)
+        if drop_results or drop_frames:
+            self.drops[stream_id] = "results" if drop_results else "frames"
         if decode is not None:
             request = DecodeRequest(**{**decode.__dict__, "device": decode_device(self.device)})
             self.decoders[stream_id] = WorkerDecoder(request, ray.get_runtime_context().get_node_id())
@@ -140,15 +140,15 @@ class StageActor:
         return self._outgoing(stream_id, out), meta
 
     def _outgoing(self, stream_id: str, out: FrameBatch | None) -> FrameBatch | None:
-        if out is None or stream_id in self.resultless:
+        drop = self.drops.get(stream_id)
+        if out is None or drop == "results":
             return None
-        return frameless(out) if stream_id in self.frameless else out
+        return frameless(out) if drop == "frames" else out
 
     def close(self, stream_id: str) -> StageReport:
         """Drop the stream's state and return what the stage wants reported."""
         self.streams.pop(stream_id, None)
-        self.frameless.discard(stream_id)
-        self.resultless.discard(stream_id)
+        self.drops.pop(stream_id, None)
         decoder = self.decoders.pop(stream_id, None)
         if decoder is not None:
             decoder.stop()
@@ -162,8 +162,7 @@ class StageActor:
         dead = [sid for sid in self.streams if sid.split(":", 1)[0] not in live_jobs]
         for sid in dead:
             del self.streams[sid]
-            self.frameless.discard(sid)
-            self.resultless.discard(sid)
+            self.drops.pop(sid, None)
             decoder = self.decoders.pop(sid, None)
             if decoder is not None:
                 decoder.stop()
@@ -180,10 +179,3 @@ class StageActor:
             raise StreamLostError(f"stage {self.name!r} (pid {os.getpid()}) holds no stream "
                                   f"{stream_id}: the actor restarted since it was opened") from None
 
-
-def _ray_node_cpus(node_id: str) -> float | None:
-    """The CPU resource Ray gives the node (None when Ray does not say)."""
-    for node in ray.nodes():
-        if node.get("NodeID") == node_id:
-            return node.get("Resources", {}).get("CPU")
-    return None
