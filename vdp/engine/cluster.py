@@ -159,6 +159,15 @@ def shutdown_ray() -> None:
         ray.shutdown()
 
 
+def node_resource(node_id: str, name: str) -> float | None:
+    """How much of resource `name` (``CPU``, ``object_store_memory`` ...) Ray gives node
+    `node_id` (None when Ray does not say)."""
+    for node in ray.nodes():
+        if node.get("NodeID") == node_id:
+            return node.get("Resources", {}).get(name)
+    return None
+
+
 def object_store_stats() -> dict[str, int] | None:
     """Object-store bytes, summed over the cluster (None when Ray cannot tell).
 

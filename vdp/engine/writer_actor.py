@@ -16,6 +16,7 @@ from typing import Any
 import ray
 
 from vdp.engine.chunk_writer import ChunkWriter, StoreLoan, WriteRequest, WriteStats
+from vdp.engine.cluster import node_resource
 from vdp.engine.merge import Fit
 from vdp.errors import JobTimeoutError, VdpError
 from vdp.types import FrameBatch
@@ -56,7 +57,8 @@ class WriterActor:
         self.slots: dict[str, _Slot] = {}
         self.frames = 0  # frames taken, for the idle watcher
         self.where = {"node_id": ray.get_runtime_context().get_node_id(), "pid": os.getpid()}
-        self.loan = StoreLoan(int(STORE_LOAN_SHARE * _store_bytes(self.where["node_id"])))
+        store = node_resource(self.where["node_id"], "object_store_memory") or 0
+        self.loan = StoreLoan(int(STORE_LOAN_SHARE * store))
         self._lock = threading.Lock()
         watch_idle(self, idle_s)
 
@@ -200,18 +202,6 @@ class WriterActor:
                 raise JobTimeoutError(f"chunk run {key}: waited {timeout_s:.0f} s for its earlier results")
             self._check(slot)
         return slot
-
-
-def _store_bytes(node_id: str) -> int:
-    """The object store's size on `node_id` (0 when Ray does not say)."""
-    try:
-        nodes = ray.nodes()
-    except Exception:  # noqa: BLE001 - no loan is the safe answer
-        return 0
-    for node in nodes:
-        if node.get("NodeID") == node_id:
-            return int(node.get("Resources", {}).get("object_store_memory", 0))
-    return 0
 
 
 def writer_on(node_id: str, idle_s: float | None = None) -> Any:
