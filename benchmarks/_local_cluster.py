@@ -1,8 +1,9 @@
-"""A 2-node Ray cluster on this machine for benchmarks and the multi-node test: ``ray start
---head`` and a second ``ray start --address`` node, each with fake GPUs, token authentication on.
+"""A Ray cluster on this machine for benchmarks and the multi-node test: ``ray start --head``
+and (by default) a second ``ray start --address`` node, each with fake GPUs, token
+authentication on.
 
 Each node runs in a session of its own; `LocalCluster.stop` ends exactly the processes of those
-two sessions (never ``ray stop``, which would end every Ray instance of the machine's users).
+sessions (never ``ray stop``, which would end every Ray instance of the machine's users).
 """
 from __future__ import annotations
 
@@ -59,12 +60,12 @@ def stop_session(proc: subprocess.Popen, grace_s: float = 5.0) -> None:
 
 @dataclass
 class LocalCluster:
-    """Two ``ray start`` nodes on this machine.
+    """One or two ``ray start`` nodes on this machine.
 
     Attributes:
         address: ``127.0.0.1:PORT`` of the head's GCS.
         token: The cluster's auth token (clients: ``RAY_AUTH_TOKEN``).
-        procs: The two ``ray start --block`` processes (session leaders).
+        procs: The ``ray start --block`` processes (session leaders), head first.
     """
 
     address: str
@@ -75,9 +76,11 @@ class LocalCluster:
     @classmethod
     def start(cls, *, cpus_per_node: int = 1, gpus_per_node: int = 1,
               object_store_mb: int = 1024, timeout_s: float = 90.0,
-              env: dict[str, str] | None = None) -> "LocalCluster":
-        """Start the head, then the second node (`env`: extra environment for both), and wait
-        until the head answers."""
+              env: dict[str, str] | None = None, nodes: int = 2) -> "LocalCluster":
+        """Start the head, then (with `nodes` 2) the second node (`env`: extra environment for
+        both), and wait until the head answers."""
+        if nodes not in (1, 2):
+            raise ValueError(f"nodes must be 1 or 2, got {nodes}")
         tmp = Path(tempfile.mkdtemp(prefix="vdpb", dir="/tmp"))  # short: socket paths must fit
         token = secrets.token_hex(16)
         extra = env or {}
@@ -96,10 +99,11 @@ class LocalCluster:
                  f"--temp-dir={tmp}", *common],
                 env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
             cluster._wait_head(timeout_s)
-            cluster.procs.append(subprocess.Popen(
-                [str(RAY), "start", f"--address={cluster.address}",
-                 f"--dashboard-agent-listen-port={free_port()}", *common],
-                env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            if nodes == 2:
+                cluster.procs.append(subprocess.Popen(
+                    [str(RAY), "start", f"--address={cluster.address}",
+                     f"--dashboard-agent-listen-port={free_port()}", *common],
+                    env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         except BaseException:
             cluster.stop()
             raise
@@ -135,7 +139,7 @@ class LocalCluster:
             time.sleep(0.3)
 
     def stop(self) -> None:
-        """Stop every process of the two nodes' sessions and remove their files."""
+        """Stop every process of the nodes' sessions and remove their files."""
         for proc in reversed(self.procs):
             stop_session(proc)
         self.procs.clear()

@@ -1,12 +1,17 @@
 """CPU-only depth+matte through Ray vs in one process (``--local``): does Ray share the cores?
 
-Run: ``python benchmarks/cores.py [--spec examples/demo.yaml] [--frames 32] [--repeats 2]``
+Run: ``python benchmarks/cores.py [--spec examples/demo.yaml] [--frames 32] [--repeats 2] [--cluster]``
 
 Each repeat runs ``vdp run`` on the sample clip with synthetic weights, local then Ray (each a
 fresh process, so each Ray run starts its embedded Ray and loads its actors, as `make demo`
 does), and prints both wall times, the jobs' fps (frames / the job's own wall time in
 report.json), the ratio Ray fps / local fps and the machine's load average before each run.
 The Ray run's CPU allotment (``placement.cpu`` in report.json) is printed once.
+
+With ``--cluster`` the Ray runs join a standing one-node cluster of this machine (``ray start``
+with all its cores, stopped by pid at the end), as jobs do on a service or a cluster: one
+unmeasured Ray job first starts the stage and writer actors, which the measured jobs find
+running (they outlive a job), so those pay neither Ray's start nor the models' loading.
 
 Where the time goes: the child process (``vdp run`` through `vdp.cli.main.main`) times its
 phases: Ray start (`ensure_ray`), actors up with their models loaded (`acquire_replicas`) and
@@ -31,15 +36,16 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "tests" / "resources" / "media" / "sam2__05_default_juggle.mp4"
 
 
-def run(spec: str, frames: int, out: Path, local: bool) -> dict:
-    """One `vdp run` (in a child that times its phases, `child`); its wall time, the job's
-    fps, its phases and the report's CPU allotment."""
+def run(spec: str, frames: int, out: Path, local: bool, env: dict[str, str] | None = None) -> dict:
+    """One `vdp run` (in a child that times its phases, `child`; `env`: extra environment, e.g.
+    the cluster to join); its wall time, the job's fps, its phases and the report's CPU
+    allotment."""
     args = ["run", str(SAMPLE), "--spec", spec, "--synthetic-weights", "--max-frames", str(frames),
             "--out", str(out)] + (["--local"] if local else [])
     load = os.getloadavg()[0]
     t0 = time.monotonic()
     subprocess.run([sys.executable, __file__, "--child", str(out / "phases.json"), *args], check=True,
-                   cwd=ROOT, stdout=subprocess.DEVNULL)
+                   cwd=ROOT, stdout=subprocess.DEVNULL, env={**os.environ, **(env or {})})
     wall = time.monotonic() - t0
     report = json.loads((out / "report.json").read_text())
     phases = json.loads((out / "phases.json").read_text())
@@ -92,23 +98,46 @@ def main() -> None:
     ap.add_argument("--spec", default=str(ROOT / "examples" / "demo.yaml"))
     ap.add_argument("--frames", type=int, default=32)
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--cluster", action="store_true",
+                    help="Ray runs join a standing one-node cluster with its actors already running")
     if sys.argv[1:2] == ["--child"]:
         sys.exit(child(sys.argv[2], sys.argv[3:]))
     args = ap.parse_args()
+    cluster = None
+    ray_env: dict[str, str] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for i in range(args.repeats):
-            local = run(args.spec, args.frames, Path(tmp) / f"local{i}", local=True)
-            ray_ = run(args.spec, args.frames, Path(tmp) / f"ray{i}", local=False)
-            if i == 0:
-                print("Ray CPU allotment:", json.dumps(ray_["cpu"]))
-            print(f"repeat {i}: local {local['wall_s']:.1f} s wall, {local['fps']:.3f} fps (load {local['load']:.1f}); "
-                  f"Ray {ray_['wall_s']:.1f} s wall, {ray_['fps']:.3f} fps (load {ray_['load']:.1f}); "
-                  f"Ray/local fps {ray_['fps'] / local['fps']:.2f}", flush=True)
-            print(f"  setup s (local: models; Ray: Ray start {ray_['phases'].get('ray_start', 0):.1f} + actors "
-                  f"{ray_['phases'].get('actors', 0):.1f}): local {local['setup_s']:.1f}, Ray {ray_['setup_s']:.1f}; "
-                  f"frames s: local {local['frames_s']:.1f}, Ray {ray_['frames_s']:.1f}; steady fps: local "
-                  f"{local['steady_fps']:.3f}, Ray {ray_['steady_fps']:.3f}, Ray/local "
-                  f"{ray_['steady_fps'] / local['steady_fps']:.2f}", flush=True)
+        try:
+            if args.cluster:
+                sys.path.insert(0, str(ROOT / "benchmarks"))
+                from _local_cluster import LocalCluster
+
+                cluster = LocalCluster.start(nodes=1, cpus_per_node=os.cpu_count() or 1, gpus_per_node=0,
+                                             object_store_mb=2048)
+                ray_env = {"RAY_ADDRESS": cluster.address, "RAY_AUTH_TOKEN": cluster.token}
+                warm = run(args.spec, args.frames, Path(tmp) / "warm-up", local=False, env=ray_env)
+                print(f"cluster at {cluster.address}; warm-up Ray job {warm['wall_s']:.1f} s wall "
+                      f"(actors {warm['phases'].get('actors', 0):.1f} s)", flush=True)
+            compare(args, Path(tmp), ray_env)
+        finally:
+            if cluster is not None:
+                cluster.stop()
+
+
+def compare(args: argparse.Namespace, tmp: Path, ray_env: dict[str, str]) -> None:
+    """`args.repeats` pairs of runs, local then Ray, each pair printed as it ends."""
+    for i in range(args.repeats):
+        local = run(args.spec, args.frames, tmp / f"local{i}", local=True)
+        ray_ = run(args.spec, args.frames, tmp / f"ray{i}", local=False, env=ray_env)
+        if i == 0:
+            print("Ray CPU allotment:", json.dumps(ray_["cpu"]))
+        print(f"repeat {i}: local {local['wall_s']:.1f} s wall, {local['fps']:.3f} fps (load {local['load']:.1f}); "
+              f"Ray {ray_['wall_s']:.1f} s wall, {ray_['fps']:.3f} fps (load {ray_['load']:.1f}); "
+              f"Ray/local fps {ray_['fps'] / local['fps']:.2f}", flush=True)
+        print(f"  setup s (local: models; Ray: Ray start {ray_['phases'].get('ray_start', 0):.1f} + actors "
+              f"{ray_['phases'].get('actors', 0):.1f}): local {local['setup_s']:.1f}, Ray {ray_['setup_s']:.1f}; "
+              f"frames s: local {local['frames_s']:.1f}, Ray {ray_['frames_s']:.1f}; steady fps: local "
+              f"{local['steady_fps']:.3f}, Ray {ray_['steady_fps']:.3f}, Ray/local "
+              f"{ray_['steady_fps'] / local['steady_fps']:.2f}", flush=True)
 
 
 if __name__ == "__main__":
