@@ -143,6 +143,8 @@ class StableRange:
             self.clipped += int(np.count_nonzero(nan))
             out[nan] = 0.5
             lo, hi = out.min(), out.max()
+        if lo >= 0.5 and hi <= 255.5:  # all in range (the common case): no clipping pass
+            return out
         if lo < 0.5:
             self.clipped += int(np.count_nonzero(out < 0.5))
         if hi > 255.5:
