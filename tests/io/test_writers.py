@@ -83,13 +83,13 @@ def test_png_rgba_sequence_round_trip_is_exact(tmp_path: Path) -> None:
 def hold_png_encoding(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
     """PNG frames wait in the encoder until the returned event is set."""
     release = threading.Event()
-    encode = png.encode_png
+    encode = png.png_parts
 
-    def held(image: np.ndarray, *, level: int) -> bytes:
+    def held(image: np.ndarray, *, level: int) -> list[bytes]:
         release.wait(30)
         return encode(image, level=level)
 
-    monkeypatch.setattr(png, "encode_png", held)
+    monkeypatch.setattr(png, "png_parts", held)
     return release
 
 
@@ -150,12 +150,12 @@ def test_png_frame_stuck_in_the_encoder_is_encode_error_after_the_timeout(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     started, release = threading.Event(), threading.Event()
 
-    def stuck(image: np.ndarray, *, level: int) -> bytes:
+    def stuck(image: np.ndarray, *, level: int) -> list[bytes]:
         started.set()
         release.wait(30)
-        return b""
+        return []
 
-    monkeypatch.setattr(png, "encode_png", stuck)
+    monkeypatch.setattr(png, "png_parts", stuck)
     writer = Png16SequenceWriter(tmp_path / "seq", timeout_s=0.2)
     try:
         writer.write(np.ones((1, 4, 4), np.uint16))
@@ -173,7 +173,7 @@ def test_png_encoding_failure_is_encode_error_and_leaves_nothing(tmp_path: Path,
     def failing(image: np.ndarray, *, level: int) -> bytes:
         raise OSError("No space left on device")
 
-    monkeypatch.setattr(png, "encode_png", failing)
+    monkeypatch.setattr(png, "png_parts", failing)
     writer = Png16SequenceWriter(tmp_path / "seq")
     writer.write(np.ones((2, 4, 4), np.uint16))  # queued: the failure surfaces on a later call
     with pytest.raises(EncodeError, match="No space left on device"):
@@ -185,13 +185,13 @@ def test_png_encoding_failure_is_encode_error_and_leaves_nothing(tmp_path: Path,
 def test_png_encodes_at_idle_priority_only_inside_encode_in_idle_time(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     policies: list[int] = []
-    encode = png.encode_png
+    encode = png.png_parts
 
-    def recording(image: np.ndarray, *, level: int) -> bytes:
+    def recording(image: np.ndarray, *, level: int) -> list[bytes]:
         policies.append(os.sched_getscheduler(0))
         return encode(image, level=level)
 
-    monkeypatch.setattr(png, "encode_png", recording)
+    monkeypatch.setattr(png, "png_parts", recording)
     rgb, alpha = moving_disk_rgba(2, 16, 16)
     for name, idle in (("before", False), ("inside", True), ("after", False)):
         with encode_in_idle_time() if idle else contextlib.nullcontext():

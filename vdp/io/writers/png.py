@@ -25,7 +25,7 @@ import torch
 from vdp.errors import EncodeError
 from vdp.idle import set_idle_priority
 from vdp.io.writers._atomic import AtomicOutput, as_array, rgb_alpha_arrays
-from vdp.io.writers.png_encode import LEVELS, encode_png
+from vdp.io.writers.png_encode import LEVELS, png_parts
 
 MAX_PENDING_BATCHES = 2  # batches a writer may have encoding before `write` waits for the oldest
 MAX_PENDING_BYTES = 256 << 20  # ... and their frames' bytes (4K/8K frames), the newest batch aside
@@ -50,9 +50,9 @@ class _PngSequence(AtomicOutput):
         folder, level = self.tmp_path, self.level  # not `self`: a forgotten writer must be collectable
 
         def write_one(index: int, image: np.ndarray) -> None:
-            data = encode_png(image, level=level)
+            parts = png_parts(image, level=level)
             with open(os.path.join(folder, f"frame_{index:06d}.png"), "wb") as f:
-                f.write(data)
+                f.writelines(parts)
 
         def run() -> None:
             pool = _pool(_IDLE.active)
@@ -145,7 +145,7 @@ class Png16SequenceWriter(_PngSequence):
     Args:
         path: Output folder (created on `close()`; an existing one is replaced).
         start_index: Number in the first file name (``frame_{start_index:06d}.png``).
-        level: Compression level 0..3 (lossless at any level; see `encode_png`).
+        level: Compression level 0..3 (lossless at any level; see `png_parts`).
         timeout_s: Longest wait for a frame being encoded (`EncodeError` after it).
     """
 
@@ -175,7 +175,7 @@ class PngRgbaSequenceWriter(_PngSequence):
     Args:
         path: Output folder (created on `close()`; an existing one is replaced).
         start_index: Number in the first file name (``frame_{start_index:06d}.png``).
-        level: Compression level 0..3 (lossless at any level; see `encode_png`).
+        level: Compression level 0..3 (lossless at any level; see `png_parts`).
         timeout_s: Longest wait for a frame being encoded (`EncodeError` after it).
     """
 

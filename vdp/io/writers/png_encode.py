@@ -21,7 +21,13 @@ _SUB = 1  # PNG filter type "Sub": each byte minus the byte one pixel to its lef
 
 
 def encode_png(image: np.ndarray, *, level: int = 1) -> bytes:
-    """One image as PNG bytes (lossless at every level).
+    """One image as PNG bytes (lossless at every level); see `png_parts` for the arguments."""
+    return b"".join(png_parts(image, level=level))
+
+
+def png_parts(image: np.ndarray, *, level: int = 1) -> list[bytes]:
+    """One image as the consecutive pieces of a PNG file, to write in order (``writelines``)
+    without joining a frame's megabytes of compressed data into one more copy.
 
     Args:
         image: uint8 or uint16 (native or big-endian) ``[H,W]`` (gray) or ``[H,W,C]`` with C = 1 (gray), 2 (gray +
@@ -29,7 +35,7 @@ def encode_png(image: np.ndarray, *, level: int = 1) -> bytes:
         level: ISA-L level 0..3 (higher: smaller and slower; 1 is as small as zlib level 1).
 
     Returns:
-        The PNG file's bytes.
+        The PNG file's bytes, in pieces.
 
     Raises:
         ValueError: Unsupported dtype, shape or level.
@@ -52,10 +58,11 @@ def encode_png(image: np.ndarray, *, level: int = 1) -> bytes:
     np.subtract(rows[:, bpp:], rows[:, :-bpp], out=filtered[:, bpp + 1:])  # wraps mod 256, as PNG wants
 
     header = struct.pack(">IIBBBBB", w, h, bit_depth, _COLOR_TYPE[c], 0, 0, 0)
-    return b"".join((SIGNATURE, _chunk(b"IHDR", header),
-                     _chunk(b"IDAT", isal_zlib.compress(filtered, level)), _chunk(b"IEND", b"")))
+    return [SIGNATURE, *_chunk(b"IHDR", header), *_chunk(b"IDAT", isal_zlib.compress(filtered, level)),
+            *_chunk(b"IEND", b"")]
 
 
-def _chunk(kind: bytes, data: bytes) -> bytes:
+def _chunk(kind: bytes, data: bytes) -> tuple[bytes, bytes, bytes]:
+    """A PNG chunk as (length + type, data, CRC): `data` itself, not copied."""
     crc = isal_zlib.crc32(data, isal_zlib.crc32(kind))
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+    return struct.pack(">I", len(data)) + kind, data, struct.pack(">I", crc)
