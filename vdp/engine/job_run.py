@@ -172,17 +172,19 @@ class JobRun:
 
     def chunk_source(self, chunk: Chunk, threads: int = 1, idle: bool = False) -> Iterator[FrameBatch]:
         """The chunk's decoded batches (split at scene cuts when the spec asks), with `threads`
-        FFmpeg threads; with `idle`, decoded ahead at idle priority (`decode_in_idle_time`)."""
-        from vdp.io import iter_batches
+        FFmpeg threads; with `idle`, decoded ahead at idle priority (`decode_in_idle_time`).
+        The opened video is kept for the next chunk (`kept_batches`): a long file is scanned
+        once, not once per chunk."""
+        from vdp.engine.worker_decode import kept_batches
 
         res = self.spec.resources
 
         def decode_from(first: int) -> Iterator[FrameBatch]:
             if first >= chunk.stop:
                 return iter(())
-            return iter_batches(self.spec.input, batch_frames=self.frames_per_batch, start_frame=first,
-                                stop_frame=chunk.stop, timeout_s=res.batch_timeout_s, num_threads=threads,
-                                hdr=self.spec.hdr, stream_index=self.info.video_stream)
+            return kept_batches(self.spec.input, start=first, stop=chunk.stop, batch_frames=self.frames_per_batch,
+                                timeout_s=res.batch_timeout_s, num_threads=threads, hdr=self.spec.hdr,
+                                stream_index=self.info.video_stream)
 
         source = decode_in_idle_time(decode_from, chunk.run_start) if idle else decode_from(chunk.run_start)
         if self.spec.scene_cuts:
