@@ -12,8 +12,9 @@ import torch
 
 from vdp.engine.job import run_job
 from vdp.engine.job_run import JobRun
-from vdp.engine import worker_decode
-from vdp.engine.worker_decode import DecodeRequest, SourceCache, WorkerDecoder, check_readable, tickets
+from vdp.engine import kept_sources
+from vdp.engine.kept_sources import SourceCache
+from vdp.engine.worker_decode import DecodeRequest, WorkerDecoder, check_readable, tickets
 from vdp.io import iter_batches
 from tests.engine.test_seams import CLIP, affine_plans, layers, rel_err, sequential, spec  # noqa: F401
 
@@ -43,7 +44,7 @@ def test_a_replica_keeps_the_opened_video_for_its_next_chunk_until_the_file_chan
     clip = tmp_path / "clip.mp4"
     shutil.copy(CLIP, clip)
     cache = SourceCache()
-    monkeypatch.setattr(worker_decode, "SOURCES", cache)
+    monkeypatch.setattr(kept_sources, "SOURCES", cache)
 
     def run(start: int, stop: int) -> tuple[str, torch.Tensor]:
         request = DecodeRequest(str(clip), os.path.getsize(clip), start=start, stop=stop, batch_frames=8,
@@ -65,48 +66,6 @@ def test_a_replica_keeps_the_opened_video_for_its_next_chunk_until_the_file_chan
     st = os.stat(clip)
     os.utime(clip, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # the file changed: opened again
     assert run(10, 18)[0] == "opened"
-
-
-def test_a_kept_video_is_let_go_when_unused_for_keep_s(tmp_path, monkeypatch):
-    clip = tmp_path / "clip.mp4"
-    shutil.copy(CLIP, clip)
-    cache = SourceCache(keep_s=0.3)
-    monkeypatch.setattr(worker_decode, "SOURCES", cache)
-    assert len(list(worker_decode.kept_batches(str(clip), start=0, stop=10, batch_frames=8, timeout_s=60))) == 2
-    assert len(cache) == 1 and open_fds(clip) >= 1  # kept: the file stays open
-    clip.unlink()  # e.g. a finished job's upload
-    deadline = time.monotonic() + 10
-    while open_fds(clip) and time.monotonic() < deadline:  # let go by the sweeper, unasked
-        time.sleep(0.05)
-    assert open_fds(clip) == 0 and len(cache) == 0
-
-
-def open_fds(path) -> int:
-    """This process's open file descriptors on `path` (also once it is deleted)."""
-    n = 0
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            n += os.readlink(f"/proc/self/fd/{fd}").startswith(str(path))
-        except OSError:
-            continue
-    return n
-
-
-def test_chunks_decoded_by_the_driver_open_a_video_once(tmp_path, monkeypatch):
-    from vdp.io import decode
-
-    opened = []
-    real = decode.VideoSource.__init__
-
-    def counting(self, *a, **k):
-        opened.append(a[0] if a else k.get("path"))
-        real(self, *a, **k)
-
-    monkeypatch.setattr(worker_decode, "SOURCES", SourceCache())
-    monkeypatch.setattr(decode.VideoSource, "__init__", counting)
-    report = run_job(spec(CHUNKING, device="cpu"), tmp_path, plans=affine_plans(), local=True)
-    assert len(report.chunks["plan"]) >= 3
-    assert len(opened) == 2, opened  # the probe's, then one for every chunk (not one per chunk)
 
 
 def test_chunks_are_decoded_by_the_actor_that_runs_their_first_stage(tmp_path, sequential, fresh_actors):

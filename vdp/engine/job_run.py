@@ -175,7 +175,7 @@ class JobRun:
         FFmpeg threads; with `idle`, decoded ahead at idle priority (`decode_in_idle_time`).
         The opened video is kept for the next chunk (`kept_batches`): a long file is scanned
         once, not once per chunk."""
-        from vdp.engine.worker_decode import kept_batches
+        from vdp.engine.kept_sources import kept_batches
 
         res = self.spec.resources
 

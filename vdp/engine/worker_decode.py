@@ -12,23 +12,20 @@ opens and has the driver's size); a replica that cannot gets frames shipped from
 before, and the job report says so in a warning and per chunk.
 
 Opening a video reads every packet header of it (TorchCodec's exact seek mode) and probes its
-colour, rotation and audio: work that grows with the file's length (~0.27 s of CPU for a
-10-minute 720p file here). A replica running several chunks of one video keeps the opened
-source between them (`SourceCache`), and so does a driver decoding chunks itself (local runs,
-inputs the replicas cannot read: `kept_batches`), so a long video is opened once per process,
-not once per chunk; a source unused for a minute is let go (and its file closed).
+colour, rotation and audio: work that grows with the file's length. A replica running several
+chunks of one video keeps the opened source between them (`vdp.engine.kept_sources`), so a
+long video is opened once per replica, not once per chunk.
 """
 from __future__ import annotations
 
 import os
-import threading
-import time
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Iterator
 
 import torch
 
+from vdp.engine import kept_sources
+from vdp.engine.kept_sources import SourceCache
 from vdp.engine.prefetch import Prefetcher
 from vdp.errors import VdpError
 from vdp.types import FrameBatch
@@ -93,108 +90,6 @@ def check_readable(path: str, size: int) -> str:
     return ""
 
 
-class SourceCache:
-    """Opened `vdp.io.VideoSource`s of this process, kept between chunk runs of the same file.
-
-    A run takes its source out (one run reads a source at a time) and gives it back only after
-    decoding all its frames; a source whose run failed or stopped early is not kept. Keyed by
-    the path, the size the caller expects, its size and modification time here and how it was
-    opened (device, HDR mode, stream, threads), so a file changed in between is opened again.
-    A kept source holds its file open, so one unused for `keep_s` seconds is let go (a finished
-    job's deleted upload frees its disk space soon after; a job's chunks follow one another
-    within seconds).
-
-    Args:
-        size: Sources kept at most (least recently used go first).
-        keep_s: Longest a source is kept unused.
-    """
-
-    def __init__(self, size: int = 2, keep_s: float = 60.0) -> None:
-        self.size = size
-        self.keep_s = keep_s
-        self._kept: OrderedDict[tuple, tuple[Any, float]] = OrderedDict()  # key -> (source, given at)
-        self._lock = threading.Lock()
-        self._sweeper: threading.Timer | None = None
-
-    @staticmethod
-    def key(path: str, size: int | None = None, **how: Any) -> tuple | None:
-        """What identifies a source of `path` (expected to have `size` bytes) opened with `how`
-        (None: the file cannot be stat'ed, never kept)."""
-        try:
-            st = os.stat(path)
-        except OSError:
-            return None
-        return (path, size, st.st_size, st.st_mtime_ns, *sorted(how.items()))
-
-    def take(self, key: tuple | None) -> Any:
-        """The kept source for `key`, removed from the cache (None if there is none)."""
-        with self._lock:
-            self._drop_expired()
-            return None if key is None else self._kept.pop(key, (None, 0.0))[0]
-
-    def __len__(self) -> int:
-        with self._lock:
-            self._drop_expired()
-            return len(self._kept)
-
-    def give(self, key: tuple | None, source: Any) -> None:
-        """Keep `source` for the next run of `key`."""
-        if key is None:
-            return
-        with self._lock:
-            self._kept[key] = (source, time.monotonic())
-            self._kept.move_to_end(key)
-            while len(self._kept) > self.size:
-                self._kept.popitem(last=False)
-            if self._sweeper is None:
-                self._sweeper = threading.Timer(self.keep_s, self._sweep)
-                self._sweeper.daemon = True
-                self._sweeper.start()
-
-    def _sweep(self) -> None:
-        with self._lock:
-            self._sweeper = None
-            self._drop_expired()
-            if self._kept:  # look again when the oldest left expires
-                oldest = min(at for _, at in self._kept.values())
-                self._sweeper = threading.Timer(max(0.01, oldest + self.keep_s - time.monotonic()), self._sweep)
-                self._sweeper.daemon = True
-                self._sweeper.start()
-
-    def _drop_expired(self) -> None:
-        now = time.monotonic()
-        for key in [k for k, (_, at) in self._kept.items() if now - at >= self.keep_s]:
-            del self._kept[key]
-
-
-#: This process's kept sources (`SourceCache`).
-SOURCES = SourceCache()
-
-
-def kept_batches(path: str, *, start: int, stop: int, batch_frames: int, timeout_s: float,
-                 num_threads: int = 1, hdr: str = "tonemap",
-                 stream_index: int | None = None) -> Iterator[FrameBatch]:
-    """`vdp.io.iter_batches` of frames ``[start, stop)`` on the CPU through this process's kept
-    sources (`SOURCES`): a source kept from an earlier chunk of the same file is decoded on
-    without a new open and scan, and this one is kept after its last frame. Opens (or takes)
-    the source before returning, so a broken file raises here."""
-    from vdp.io.decode import VideoSource
-
-    key = SourceCache.key(path, device="cpu", hdr=hdr, stream_index=stream_index, threads=num_threads)
-    source = SOURCES.take(key)
-    if source is None:
-        source = VideoSource(path, num_threads=num_threads, timeout_s=timeout_s, hdr=hdr,
-                             stream_index=stream_index)
-    source.timeout_s = timeout_s  # this job's deadline per decode call
-    return _then_keep(source.batches(batch_frames=batch_frames, start_frame=start, stop_frame=stop),
-                      key, source)
-
-
-def _then_keep(batches: Iterator[FrameBatch], key: tuple | None, source: Any) -> Iterator[FrameBatch]:
-    yield from batches
-    SOURCES.give(key, source)  # only after every frame: a failed or stopped run keeps nothing
-
-
 def decode_device(actor_device: torch.device) -> str:
     """NVDEC (TorchCodec's CUDA device) where the actor computes on CUDA, else the CPU."""
     return "cuda" if actor_device.type == "cuda" and torch.cuda.is_available() else "cpu"
@@ -220,7 +115,7 @@ class WorkerDecoder:
 
         r = self.request
         key = SourceCache.key(r.path, r.size, device=r.device, hdr=r.hdr, stream_index=r.stream_index, threads=1)
-        source = SOURCES.take(key)
+        source = kept_sources.SOURCES.take(key)
         self.where["source"] = "opened" if source is None else "kept"  # kept: no new open and scan
         if source is None:
             source = VideoSource(r.path, device=r.device, timeout_s=r.timeout_s, hdr=r.hdr,
@@ -231,7 +126,7 @@ class WorkerDecoder:
             if batch.frames.device.type != "cpu":
                 batch = FrameBatch(batch.frames.cpu(), batch.indices, batch.pts_seconds)
             yield batch
-        SOURCES.give(key, source)  # only after every frame: a failed or stopped run keeps nothing
+        kept_sources.SOURCES.give(key, source)  # only after every frame: a failed or stopped run keeps nothing
 
     def take(self, ticket: DecodeTicket) -> tuple[FrameBatch, float]:
         """The frames of `ticket` and the seconds the decode thread spent on them.
