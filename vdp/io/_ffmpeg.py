@@ -55,6 +55,28 @@ def run_ffmpeg(args: list[str], *, timeout_s: float, what: str,
     return proc.stdout
 
 
+#: Bytes the stdin pipe of an ffmpeg encoder holds (Linux's default is 64 KB: a 1080p frame then
+#: crosses in ~50 pieces, each a switch between the writer and ffmpeg).
+PIPE_BYTES = 1 << 20
+
+
+def widen_pipe(pipe: IO[bytes] | None, nbytes: int = PIPE_BYTES) -> int | None:
+    """Grow `pipe`'s kernel buffer to `nbytes` (at most the system's ``pipe-max-size``) where
+    Linux allows it; returns the size it has (None where it cannot be asked)."""
+    import fcntl
+
+    setsz, getsz = getattr(fcntl, "F_SETPIPE_SZ", None), getattr(fcntl, "F_GETPIPE_SZ", None)
+    if pipe is None or setsz is None:
+        return None
+    try:
+        return fcntl.fcntl(pipe.fileno(), setsz, nbytes)
+    except OSError:  # above pipe-max-size for an unprivileged user, or not a pipe
+        try:
+            return fcntl.fcntl(pipe.fileno(), getsz)
+        except OSError:
+            return None
+
+
 class FfmpegPipe:
     """An ffmpeg process fed raw frames on stdin (stderr goes to a temp file, never a full pipe).
 
@@ -71,6 +93,7 @@ class FfmpegPipe:
         cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y", *args]
         self.process = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                         stderr=self._stderr)
+        widen_pipe(self.process.stdin)
 
     @classmethod
     def raw_video(cls, pix_fmt: str, size: tuple[int, int], fps: float, args: list[str], *,
