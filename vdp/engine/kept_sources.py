@@ -96,25 +96,36 @@ class SourceCache:
 SOURCES = SourceCache()
 
 
+class KeptSource:
+    """The source of `path` for one chunk run: the one kept in `SOURCES` for the same file and
+    settings (`kept` True), else newly opened (before this returns, so a broken file raises
+    here). `batches` gives it back to `SOURCES` after the range's last frame.
+    """
+
+    def __init__(self, path: str, *, timeout_s: float, size: int | None = None, device: str = "cpu",
+                 num_threads: int = 1, hdr: str = "tonemap", stream_index: int | None = None) -> None:
+        from vdp.io.decode import VideoSource
+
+        self.key = SourceCache.key(path, size, device=device, hdr=hdr, stream_index=stream_index,
+                                   threads=num_threads)
+        self.source = SOURCES.take(self.key)
+        self.kept = self.source is not None
+        if self.source is None:
+            self.source = VideoSource(path, device=device, num_threads=num_threads, timeout_s=timeout_s,
+                                      hdr=hdr, stream_index=stream_index)
+        self.source.timeout_s = timeout_s  # this job's deadline per decode call
+
+    def batches(self, *, batch_frames: int, start: int, stop: int) -> Iterator[FrameBatch]:
+        """Frames ``[start, stop)`` (see `vdp.io.VideoSource.batches`)."""
+        yield from self.source.batches(batch_frames=batch_frames, start_frame=start, stop_frame=stop)
+        SOURCES.give(self.key, self.source)  # only after every frame: a failed or stopped run keeps nothing
+
+
 def kept_batches(path: str, *, start: int, stop: int, batch_frames: int, timeout_s: float,
                  num_threads: int = 1, hdr: str = "tonemap",
                  stream_index: int | None = None) -> Iterator[FrameBatch]:
-    """`vdp.io.iter_batches` of frames ``[start, stop)`` on the CPU through `SOURCES`: a source
-    kept from an earlier chunk of the same file is decoded on without a new open and scan, and
-    this one is kept after its last frame. Opens (or takes) the source before returning, so a
-    broken file raises here."""
-    from vdp.io.decode import VideoSource
-
-    key = SourceCache.key(path, device="cpu", hdr=hdr, stream_index=stream_index, threads=num_threads)
-    source = SOURCES.take(key)
-    if source is None:
-        source = VideoSource(path, num_threads=num_threads, timeout_s=timeout_s, hdr=hdr,
-                             stream_index=stream_index)
-    source.timeout_s = timeout_s  # this job's deadline per decode call
-    return _then_keep(source.batches(batch_frames=batch_frames, start_frame=start, stop_frame=stop),
-                      key, source)
-
-
-def _then_keep(batches: Iterator[FrameBatch], key: tuple | None, source: Any) -> Iterator[FrameBatch]:
-    yield from batches
-    SOURCES.give(key, source)  # only after every frame: a failed or stopped run keeps nothing
+    """`vdp.io.iter_batches` of frames ``[start, stop)`` on the CPU through a `KeptSource`: a
+    source kept from an earlier chunk of the same file is decoded on without a new open and
+    scan, and this one is kept after its last frame. A broken file raises here."""
+    return KeptSource(path, timeout_s=timeout_s, num_threads=num_threads, hdr=hdr,
+                      stream_index=stream_index).batches(batch_frames=batch_frames, start=start, stop=stop)

@@ -24,8 +24,7 @@ from typing import Any, Iterator
 
 import torch
 
-from vdp.engine import kept_sources
-from vdp.engine.kept_sources import SourceCache
+from vdp.engine.kept_sources import KeptSource
 from vdp.engine.prefetch import Prefetcher
 from vdp.errors import VdpError
 from vdp.types import FrameBatch
@@ -111,22 +110,15 @@ class WorkerDecoder:
         self._prefetch = Prefetcher(self._open, depth=depth, name="vdp-worker-decode")  # starts at once
 
     def _open(self) -> Iterator[FrameBatch]:
-        from vdp.io.decode import VideoSource
-
         r = self.request
-        key = SourceCache.key(r.path, r.size, device=r.device, hdr=r.hdr, stream_index=r.stream_index, threads=1)
-        source = kept_sources.SOURCES.take(key)
-        self.where["source"] = "opened" if source is None else "kept"  # kept: no new open and scan
-        if source is None:
-            source = VideoSource(r.path, device=r.device, timeout_s=r.timeout_s, hdr=r.hdr,
-                                 stream_index=r.stream_index)
-        source.timeout_s = r.timeout_s  # this job's deadline per decode call
-        self.source_status = source.status
-        for batch in source.batches(batch_frames=r.batch_frames, start_frame=r.start, stop_frame=r.stop):
+        kept = KeptSource(r.path, size=r.size, device=r.device, timeout_s=r.timeout_s, hdr=r.hdr,
+                          stream_index=r.stream_index)
+        self.where["source"] = "kept" if kept.kept else "opened"  # kept: no new open and scan
+        self.source_status = kept.source.status
+        for batch in kept.batches(batch_frames=r.batch_frames, start=r.start, stop=r.stop):
             if batch.frames.device.type != "cpu":
                 batch = FrameBatch(batch.frames.cpu(), batch.indices, batch.pts_seconds)
             yield batch
-        kept_sources.SOURCES.give(key, source)  # only after every frame: a failed or stopped run keeps nothing
 
     def take(self, ticket: DecodeTicket) -> tuple[FrameBatch, float]:
         """The frames of `ticket` and the seconds the decode thread spent on them.

@@ -5,6 +5,7 @@ stderr, so the message says what ffmpeg objected to.
 """
 from __future__ import annotations
 
+import fcntl
 import subprocess
 import tempfile
 from typing import IO
@@ -63,8 +64,6 @@ PIPE_BYTES = 1 << 20
 def widen_pipe(pipe: IO[bytes] | None, nbytes: int = PIPE_BYTES) -> int | None:
     """Grow `pipe`'s kernel buffer to `nbytes` (at most the system's ``pipe-max-size``) where
     Linux allows it; returns the size it has (None where it cannot be asked)."""
-    import fcntl
-
     setsz, getsz = getattr(fcntl, "F_SETPIPE_SZ", None), getattr(fcntl, "F_GETPIPE_SZ", None)
     if pipe is None or setsz is None:
         return None
