@@ -46,10 +46,19 @@ def robust_scan(ell: torch.Tensor, kappa: torch.Tensor, sigma: torch.Tensor, *,
     """
     t_len = ell.shape[1]
     steps = list(range(t_len - 1, -1, -1)) if reverse else list(range(t_len))
-    out: list[torch.Tensor] = [ell[:, 0]] * t_len
+    inv = 0.5 / (sigma * sigma)
+    if torch.is_grad_enabled() and any(v is not None and v.requires_grad
+                                       for v in (ell, kappa, sigma, keep)):
+        return _scan_autograd(ell, kappa, inv, steps, reverse, keep)
+    return _scan_in_place(ell, kappa, inv, steps, reverse, keep)
+
+
+def _scan_autograd(ell: torch.Tensor, kappa: torch.Tensor, inv: torch.Tensor, steps: list[int],
+                   reverse: bool, keep: torch.Tensor | None) -> torch.Tensor:
+    """`robust_scan` with fresh tensors each step (what autograd needs to keep)."""
+    out: list[torch.Tensor] = [ell[:, 0]] * ell.shape[1]
     m = ell[:, steps[0]]
     out[steps[0]] = m
-    inv = 0.5 / (sigma * sigma)
     for t in steps[1:]:
         x = ell[:, t]
         a = kappa[:, t] * torch.exp(-(x - m) ** 2 * inv)
@@ -58,6 +67,26 @@ def robust_scan(ell: torch.Tensor, kappa: torch.Tensor, sigma: torch.Tensor, *,
         m = a * m + (1 - a) * x
         out[t] = m
     return torch.stack(out, dim=1)
+
+
+def _scan_in_place(ell: torch.Tensor, kappa: torch.Tensor, inv: torch.Tensor, steps: list[int],
+                   reverse: bool, keep: torch.Tensor | None) -> torch.Tensor:
+    """`_scan_autograd`'s operations in the same order, into two buffers reused every step and
+    straight into the output (no per-step allocations of a frame-sized tensor; bit for bit the
+    same result, tested)."""
+    out = torch.empty_like(ell)
+    m = out[:, steps[0]]
+    m.copy_(ell[:, steps[0]])
+    a, rest = torch.empty_like(m), torch.empty_like(m)
+    for t in steps[1:]:
+        x = ell[:, t]
+        torch.sub(x, m, out=a).pow_(2).neg_().mul_(inv).exp_()
+        torch.mul(kappa[:, t], a, out=a)
+        if keep is not None:
+            a.mul_(keep[:, t + 1 if reverse else t])
+        torch.neg(a, out=rest).add_(1).mul_(x)                   # (1 - a) * x
+        m = torch.mul(a, m, out=out[:, t]).add_(rest)
+    return out
 
 
 def _softplus_inverse(x: float) -> float:

@@ -39,17 +39,46 @@ def selective_scan(x: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: tor
     Returns:
         Outputs ``[T, S, Di]``.
     """
-    t_len, s, di = x.shape
     a_t = A.t().contiguous()                                   # [N, Di]: Di innermost
     x, delta, B, C = x.contiguous(), delta.contiguous(), B.contiguous(), C.contiguous()
-    h = x.new_zeros(s, A.shape[1], di)                         # [S, N, Di]
-    ys: list[torch.Tensor] = [x] * t_len
-    steps = range(t_len - 1, -1, -1) if reverse else range(t_len)
+    steps = range(x.shape[0] - 1, -1, -1) if reverse else range(x.shape[0])
+    if torch.is_grad_enabled() and any(v.requires_grad for v in (x, delta, A, B, C, D)):
+        return _scan_autograd(x, delta, a_t, B, C, D, steps)
+    return _scan_in_place(x, delta, a_t, B, C, D, steps)
+
+
+def _scan_autograd(x: torch.Tensor, delta: torch.Tensor, a_t: torch.Tensor, B: torch.Tensor,
+                   C: torch.Tensor, D: torch.Tensor, steps: range) -> torch.Tensor:
+    """`selective_scan` with fresh tensors each step (what autograd needs to keep)."""
+    h = x.new_zeros(x.shape[1], a_t.shape[0], x.shape[2])      # [S, N, Di]
+    ys: list[torch.Tensor] = [x] * x.shape[0]
     for t in steps:
         dt = delta[t]
         h = torch.exp(dt.unsqueeze(1) * a_t) * h + (dt * x[t]).unsqueeze(1) * B[t].unsqueeze(-1)
         ys[t] = torch.bmm(C[t].unsqueeze(1), h).squeeze(1)
     return torch.stack(ys) + x * D
+
+
+def _scan_in_place(x: torch.Tensor, delta: torch.Tensor, a_t: torch.Tensor, B: torch.Tensor,
+                   C: torch.Tensor, D: torch.Tensor, steps: range) -> torch.Tensor:
+    """`_scan_autograd`'s operations in the same order, into buffers reused every step.
+
+    Without gradients nothing needs the intermediate states, and a step's tensors are large
+    (``S x N x Di`` floats, 15 MB for a 1080p depth layer): allocating them afresh made every
+    step pay page faults. The result is bit for bit the same (tested).
+    """
+    h = x.new_zeros(x.shape[1], a_t.shape[0], x.shape[2])      # [S, N, Di]
+    decay, inflow = torch.empty_like(h), torch.empty_like(h)
+    drive = torch.empty_like(x[0])
+    y = torch.empty_like(x)
+    for t in steps:
+        dt = delta[t]
+        torch.mul(dt.unsqueeze(1), a_t, out=decay).exp_()
+        h.mul_(decay)
+        torch.mul(dt, x[t], out=drive)
+        h.add_(torch.mul(drive.unsqueeze(1), B[t].unsqueeze(-1), out=inflow))
+        torch.bmm(C[t].unsqueeze(1), h, out=y[t].unsqueeze(1))
+    return y + x * D
 
 
 def selective_scan_reference(x: torch.Tensor, delta: torch.Tensor, A: torch.Tensor,
