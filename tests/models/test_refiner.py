@@ -74,6 +74,19 @@ def test_smoother_scan_without_gradients_is_bit_identical_to_the_training_scan(r
         assert not torch.equal(plain, ell)                 # it did smooth
 
 
+def test_scans_reuse_buffers_only_without_gradients_autocast_or_mixed_dtypes():
+    from vdp.models.refiner.ssm import scans_in_place
+
+    x = torch.zeros(3, 2)
+    assert scans_in_place(x, x, None)
+    assert not scans_in_place(x, x.clone().requires_grad_(True))
+    assert not scans_in_place(x, x.half())                 # per-step results would change dtype
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert not scans_in_place(x, x)
+    with torch.no_grad():
+        assert scans_in_place(x, x.clone().requires_grad_(True))
+
+
 def test_untrained_v0_is_near_identity():
     torch.manual_seed(0)
     model = Refiner(PRESETS["v0"]).eval()

@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vdp.models.refiner.ssm import scans_in_place
+
 
 def robust_scan(ell: torch.Tensor, kappa: torch.Tensor, sigma: torch.Tensor, *,
                 reverse: bool = False, keep: torch.Tensor | None = None) -> torch.Tensor:
@@ -47,10 +49,9 @@ def robust_scan(ell: torch.Tensor, kappa: torch.Tensor, sigma: torch.Tensor, *,
     t_len = ell.shape[1]
     steps = list(range(t_len - 1, -1, -1)) if reverse else list(range(t_len))
     inv = 0.5 / (sigma * sigma)
-    if torch.is_grad_enabled() and any(v is not None and v.requires_grad
-                                       for v in (ell, kappa, sigma, keep)):
-        return _scan_autograd(ell, kappa, inv, steps, reverse, keep)
-    return _scan_in_place(ell, kappa, inv, steps, reverse, keep)
+    if scans_in_place(ell, kappa, sigma, keep):
+        return _scan_in_place(ell, kappa, inv, steps, reverse, keep)
+    return _scan_autograd(ell, kappa, inv, steps, reverse, keep)
 
 
 def _scan_autograd(ell: torch.Tensor, kappa: torch.Tensor, inv: torch.Tensor, steps: list[int],

@@ -42,9 +42,19 @@ def selective_scan(x: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: tor
     a_t = A.t().contiguous()                                   # [N, Di]: Di innermost
     x, delta, B, C = x.contiguous(), delta.contiguous(), B.contiguous(), C.contiguous()
     steps = range(x.shape[0] - 1, -1, -1) if reverse else range(x.shape[0])
-    if torch.is_grad_enabled() and any(v.requires_grad for v in (x, delta, A, B, C, D)):
-        return _scan_autograd(x, delta, a_t, B, C, D, steps)
-    return _scan_in_place(x, delta, a_t, B, C, D, steps)
+    if scans_in_place(x, delta, A, B, C, D):
+        return _scan_in_place(x, delta, a_t, B, C, D, steps)
+    return _scan_autograd(x, delta, a_t, B, C, D, steps)
+
+
+def scans_in_place(*tensors: torch.Tensor | None) -> bool:
+    """Whether a scan over `tensors` may reuse its buffers: no gradient wanted, one dtype, no
+    autocast (which would change the dtypes of the per-step results)."""
+    present = [v for v in tensors if v is not None]
+    if torch.is_grad_enabled() and any(v.requires_grad for v in present):
+        return False
+    return (len({v.dtype for v in present}) == 1
+            and not torch.is_autocast_enabled(present[0].device.type))
 
 
 def _scan_autograd(x: torch.Tensor, delta: torch.Tensor, a_t: torch.Tensor, B: torch.Tensor,
