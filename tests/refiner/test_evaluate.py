@@ -12,6 +12,8 @@ def test_evaluate_shipped_on_tiny_split():
     rows = r["rows"]
     assert {"ground truth", "teacher (raw)", "refiner", "refiner, no confidence"} <= set(rows)
     assert any(k.startswith("EMA") for k in rows) and any(k.startswith("bilateral") for k in rows)
+    assert any(k.startswith("robust scan") and k.endswith("(val-tuned)") for k in rows)
+    assert len(r["params"]["robust_scan_val"]) == 2
     assert rows["ground truth"]["abs_rel"] == 0.0
     assert rows["refiner"]["flicker"] < rows["teacher (raw)"]["flicker"]
     assert "tae" in rows["refiner"] and set(rows["refiner"]["strata"]) == {"low", "mid", "high"}
@@ -23,6 +25,7 @@ def test_evaluate_shipped_on_tiny_split():
     table = format_table(r)
     assert "| refiner |" in table and "By teacher confidence" in table and "Bar:" in table
     assert "frames worse >0.005" in table and "Consistency bar:" in table
+    assert "tae_reduction_vs_best_robust_scan" in r["bar"] and "the best robust scan" in table
 
 
 def test_evaluate_with_frame_shift_limit_adds_the_unlimited_row():
@@ -73,6 +76,9 @@ def test_bar_logic():
     assert not check_bar(rows)["passed"]
     rows["refiner"] = {"abs_rel": 0.05, "flicker": 0.0065}           # worse than EMA
     assert not check_bar(rows)["passed"]
+    rows["refiner"] = {"abs_rel": 0.0504, "flicker": 0.005}
+    rows["robust scan m,s=0.9,0.2 (val-tuned)"] = {"abs_rel": 0.05, "flicker": 0.004}
+    assert not check_bar(rows)["passed"]                             # the robust scan counts too
 
 
 def test_consistency_bar_logic():
@@ -93,6 +99,8 @@ def test_consistency_bar_logic():
     assert not b["consistency_passed"] and b["consistency_passed_aligned"]
     rows["refiner"].update(per_frame=pf(1, aligned=1))               # worse after alignment too
     assert not check_bar(rows)["consistency_passed_aligned"]
+    rows["robust scan m,s=0.9,0.2 (val-tuned)"] = {"abs_rel": 0.045, "flicker": 0.003, "tae": 0.005}
+    assert abs(check_bar(rows)["tae_reduction_vs_best_robust_scan"] - (1 - 0.007 / 0.005)) < 1e-9
     del rows["refiner"]["per_frame"]
     assert "consistency_passed" not in check_bar(rows)
 

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from vdp.refiner.baselines import ema, temporal_bilateral
+from vdp.refiner.baselines import ema, robust_scan_filter, temporal_bilateral
 from vdp.refiner.metrics import MetricSums, static_mask
 
 
@@ -47,3 +47,17 @@ def test_filters_keep_constants_and_reduce_noise():
     step = torch.cat([torch.full((10, 1, 1), 1.0), torch.full((10, 1, 1), 4.0)])
     kept = temporal_bilateral(step, 3, math.inf, 0.01)      # range kernel keeps the edge
     torch.testing.assert_close(kept, step)
+
+
+def test_robust_scan_keeps_constants_smooths_flicker_and_resets_at_a_step():
+    g = torch.Generator().manual_seed(1)
+    const = torch.full((20, 3, 3), 2.5)
+    torch.testing.assert_close(robust_scan_filter(const, 0.9, 0.1), const)
+    noisy = const * torch.exp(0.02 * torch.randn(20, 3, 3, generator=g))
+    flick = lambda d: float((torch.log(d[1:]) - torch.log(d[:-1])).abs().mean())  # noqa: E731
+    assert flick(robust_scan_filter(noisy, 0.9, 0.2)) < 0.3 * flick(noisy)
+    step = torch.cat([torch.full((10, 1, 1), 1.0), torch.full((10, 1, 1), 4.0)])
+    kept = robust_scan_filter(step, 0.9, 0.05)             # a jump far beyond sigma resets
+    torch.testing.assert_close(kept, step, rtol=1e-4, atol=0)
+    smeared = robust_scan_filter(step, 0.9, math.inf)      # no reset: a plain two-sided average
+    assert 1.2 < float(smeared[9, 0, 0]) < 3.5

@@ -148,7 +148,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help="do not store the command line in the JSON")
     t.set_defaults(func=_cmd_train)
 
-    e = sub.add_parser("eval", help="held-out table: refiner vs teacher, EMA and bilateral",
+    e = sub.add_parser("eval", help="held-out table: refiner vs teacher, EMA, bilateral and robust scan",
                        description="Evaluate on held-out procedural sequences (or RGB-D sequences) "
                                    "and print AbsRel, RMSE, δ1, flicker, TAE and the confidence strata.")
     e.add_argument("--checkpoint", help="refiner checkpoint (default: the shipped one)")
