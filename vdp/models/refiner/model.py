@@ -3,8 +3,10 @@
 ``D_out = D_teacher * exp(rho)`` with ``rho = b(D) * tanh(r / b(D))`` and ``b(D) = log(1 +
 alpha + beta / D)``, so ``|D_out - D_teacher| <= alpha * D + beta`` holds at every pixel: metric
 scale cannot drift further than that, and ``r = 0`` is the identity. ``r`` is also centred to
-zero mean over each window's own frames (scale lock: the refiner never moves a window's
-geometric-mean depth, it only redistributes it between frames and pixels).
+zero mean over each window's own frames before the bound (scale lock: the refiner redistributes
+a window's depth between frames and pixels rather than moving it; the bound's tanh and the
+window blend leave a small shift, at most 0.22 % of a held-out sequence's geometric-mean depth
+in the evaluation's teacher families).
 
 ``r`` has two parts. The low-res path (teacher log depth at 1/downsample): encoder ->
 bidirectional selective scan along time at each location of the encoder's half-res grid ->
