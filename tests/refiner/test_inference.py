@@ -70,13 +70,12 @@ def test_the_stage_shrinks_each_frame_once_whatever_the_batching():
     assert calls and all(c == ((k, 20, 30), ((k, 3, 20, 30), torch.float32)) for c in calls)
 
 
-def test_the_shipped_refiner_keeps_a_held_out_sequence_s_scale():
+def test_the_shipped_refiner_keeps_a_held_out_sequence_at_its_scale():
     # The residual is centred per window before its bound, so the bound's tanh and the window
     # blend may move a sequence's geometric-mean depth a little (measured <= 0.22 %), never more.
     from vdp.refiner.evaluate import synthetic_sequences
     from vdp.refiner.splits import TEST_SEED_BASE
 
-    torch.set_num_threads(1)
     model = load_refiner()
     for family in ("camera_motion", "classic"):
         (seq,) = synthetic_sequences(TEST_SEED_BASE + 2, 1, frames=48, family=family)
