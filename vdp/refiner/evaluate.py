@@ -201,16 +201,28 @@ def _tune(seqs: list[EvalSequence], teacher_absrel: float,
     return min(ok, key=lambda x: x[1]["flicker"]) if ok else min(scored, key=lambda x: x[1]["abs_rel"])
 
 
-def _ema_candidates():
-    return [(a, lambda d, a=a: ema(d, a)) for a in EMA_DECAYS]
+@dataclass(frozen=True)
+class _Baseline:
+    """A classic filter the refiner is compared with: its parameter grid and how to run it."""
+
+    key: str                                      # "<key>_val" / "<key>_oracle" in the params
+    tuned: str                                    # what the tuning log line calls its parameters
+    label: Callable[[Any], str]                   # row name, without " (val-tuned)"
+    grid: tuple
+    run: Callable[[torch.Tensor, Any], torch.Tensor]
+
+    def candidates(self) -> list[tuple[Any, Callable[[torch.Tensor], torch.Tensor]]]:
+        return [(p, lambda d, p=p: self.run(d, p)) for p in self.grid]
 
 
-def _bilateral_candidates():
-    return [(p, lambda d, p=p: temporal_bilateral(d, *p)) for p in BILATERAL_GRID]
-
-
-def _robust_candidates():
-    return [(p, lambda d, p=p: robust_scan_filter(d, *p)) for p in ROBUST_SCAN_GRID]
+BASELINES = (
+    _Baseline("ema", "EMA decay", lambda a: f"EMA a={a}", EMA_DECAYS, ema),
+    _Baseline("bilateral", "bilateral (radius, sigma_t, sigma_r)",
+              lambda p: f"bilateral r,st,sr={_fmt(p)}", BILATERAL_GRID,
+              lambda d, p: temporal_bilateral(d, *p)),
+    _Baseline("robust_scan", "robust scan (memory, sigma)", lambda p: f"robust scan m,s={_fmt(p)}",
+              ROBUST_SCAN_GRID, lambda d, p: robust_scan_filter(d, *p)),
+)
 
 
 def evaluate(checkpoint: str | Path | None = None, *, data: str = "synthetic", test_count: int = 8,
@@ -259,23 +271,18 @@ def evaluate(checkpoint: str | Path | None = None, *, data: str = "synthetic", t
         f"({time.monotonic() - t0:.0f} s)")
 
     val_teacher = score([s.teacher for s in val], val)["abs_rel"]
-    ema_a, _ = _tune(val, val_teacher, _ema_candidates())
-    bil_p, _ = _tune(val, val_teacher, _bilateral_candidates())
-    rob_p, _ = _tune(val, val_teacher, _robust_candidates())
-    log(f"refiner eval: validation-tuned EMA decay {ema_a}, bilateral (radius, sigma_t, "
-        f"sigma_r) {bil_p}, robust scan (memory, sigma) {rob_p} ({time.monotonic() - t0:.0f} s)")
+    tuned = {b: _tune(val, val_teacher, b.candidates())[0] for b in BASELINES}
+    log("refiner eval: validation-tuned " + ", ".join(f"{b.tuned} {p}" for b, p in tuned.items())
+        + f" ({time.monotonic() - t0:.0f} s)")
 
     conf = [confidence_map(s.teacher, model.config.downsample, model.config.window_frames) for s in test]
     preds: dict[str, list[torch.Tensor]] = {
         "ground truth": [s.gt for s in test],
         "teacher (raw)": [s.teacher for s in test],
         ORACLE_ROW: [steady_scale_oracle(s.teacher, s.gt, s.valid) for s in test],
-        f"EMA a={ema_a} (val-tuned)": [ema(s.teacher, ema_a) for s in test],
-        f"bilateral r,st,sr={_fmt(bil_p)} (val-tuned)": [
-            temporal_bilateral(s.teacher, *bil_p) for s in test],
-        f"robust scan m,s={_fmt(rob_p)} (val-tuned)": [robust_scan_filter(s.teacher, *rob_p)
-                                                         for s in test],
     }
+    for b, p in tuned.items():
+        preds[f"{b.label(p)} (val-tuned)"] = [b.run(s.teacher, p) for s in test]
     lim = {"max_frame_shift": max_frame_shift}
     t_ref = time.monotonic()
     preds["refiner"] = [refine_depth(model, s.teacher, rgb=s.rgb, **lim) for s in test]
@@ -288,20 +295,13 @@ def evaluate(checkpoint: str | Path | None = None, *, data: str = "synthetic", t
     for name, path in (compare or {}).items():
         other = load_refiner(path)
         preds[f"refiner {name}"] = [refine_depth(other, s.teacher, rgb=s.rgb, **lim) for s in test]
-    params: dict[str, Any] = {"ema_val": ema_a, "bilateral_val": _jsonable(bil_p),
-                              "robust_scan_val": _jsonable(rob_p)}
+    params: dict[str, Any] = {f"{b.key}_val": _jsonable(p) for b, p in tuned.items()}
     if oracle:
         test_teacher = score(preds["teacher (raw)"], test)["abs_rel"]
-        ema_o, _ = _tune(test, test_teacher, _ema_candidates())
-        bil_o, _ = _tune(test, test_teacher, _bilateral_candidates())
-        rob_o, _ = _tune(test, test_teacher, _robust_candidates())
-        preds[f"EMA a={ema_o} (test-oracle)"] = [ema(s.teacher, ema_o) for s in test]
-        preds[f"bilateral r,st,sr={_fmt(bil_o)} (test-oracle)"] = [
-            temporal_bilateral(s.teacher, *bil_o) for s in test]
-        preds[f"robust scan m,s={_fmt(rob_o)} (test-oracle)"] = [
-            robust_scan_filter(s.teacher, *rob_o) for s in test]
-        params.update(ema_oracle=ema_o, bilateral_oracle=_jsonable(bil_o),
-                      robust_scan_oracle=_jsonable(rob_o))
+        for b in BASELINES:
+            p = _tune(test, test_teacher, b.candidates())[0]
+            preds[f"{b.label(p)} (test-oracle)"] = [b.run(s.teacher, p) for s in test]
+            params[f"{b.key}_oracle"] = _jsonable(p)
     rows = {name: score(p, test, tae=True, conf=conf, per_frame=True) for name, p in preds.items()}
     n_frames = sum(s.gt.shape[0] for s in test)
     results = {
@@ -317,8 +317,10 @@ def evaluate(checkpoint: str | Path | None = None, *, data: str = "synthetic", t
     return results
 
 
-def _jsonable(p: tuple) -> list:
-    """Baseline parameters for JSON (infinity as the string "inf")."""
+def _jsonable(p: Any) -> Any:
+    """Baseline parameters for JSON: a scalar as it is, a tuple as a list (infinity as "inf")."""
+    if not isinstance(p, tuple):
+        return p
     return ["inf" if isinstance(v, float) and math.isinf(v) else v for v in p]
 
 
@@ -346,7 +348,8 @@ def check_bar(rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
       best robust-scan row, the refiner's own smoother without its network.
     """
     t, r = rows["teacher (raw)"], rows["refiner"]
-    base = {k: v["flicker"] for k, v in rows.items() if k.startswith(("EMA", "bilateral", "robust scan"))}
+    base = {k: v["flicker"] for k, v in rows.items()
+            if k.startswith(("EMA", "bilateral", "robust scan"))}
     reduction = 1 - r["flicker"] / t["flicker"]
     absrel_change = r["abs_rel"] / t["abs_rel"] - 1
     checks: dict[str, Any] = {
