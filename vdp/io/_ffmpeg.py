@@ -6,9 +6,10 @@ stderr, so the message says what ffmpeg objected to.
 from __future__ import annotations
 
 import fcntl
+import os
 import subprocess
 import tempfile
-from typing import IO
+from typing import IO, Sequence
 
 import imageio_ffmpeg
 
@@ -16,6 +17,7 @@ from vdp.errors import EncodeError, VdpError
 from vdp.io._deadline import call_with_deadline
 
 STDERR_TAIL_CHARS = 2000
+Buffers = list[bytes | memoryview]  # one input's data, written in order without joining
 
 
 def ffmpeg_exe() -> str:
@@ -77,31 +79,61 @@ def widen_pipe(pipe: IO[bytes] | None, nbytes: int = PIPE_BYTES) -> int | None:
 
 
 class FfmpegPipe:
-    """An ffmpeg process fed raw frames on stdin (stderr goes to a temp file, never a full pipe).
+    """An ffmpeg process fed raw frames on stdin, and on more pipes where it reads several
+    inputs (stderr goes to a temp file, never a full pipe).
 
     Args:
-        args: Arguments after the global options; the input must be ``-i -``.
+        args: Arguments after the global options; input 0 must be ``-i -``, input k
+            ``-i pipe:<fd>`` with fd the read end of ``extra_pipes[k-1]``.
         timeout_s: Deadline for each `write` and for `close`.
         what: What the process produces, for error messages.
+        extra_pipes: ``(read, write)`` descriptor pairs (`os.pipe`) of inputs 1, 2, ...: the
+            read ends go to ffmpeg, the write ends are written by `write`; all are owned here.
     """
 
-    def __init__(self, args: list[str], *, timeout_s: float, what: str) -> None:
+    def __init__(self, args: list[str], *, timeout_s: float, what: str,
+                 extra_pipes: Sequence[tuple[int, int]] = ()) -> None:
         self.timeout_s = timeout_s
         self.what = what
         self._stderr: IO[bytes] = tempfile.TemporaryFile()
         cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y", *args]
-        self.process = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                        stderr=self._stderr)
-        widen_pipe(self.process.stdin)
+        try:
+            self.process = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                            stderr=self._stderr, pass_fds=[r for r, _ in extra_pipes])
+        except BaseException:
+            for fds in extra_pipes:
+                for fd in fds:
+                    os.close(fd)
+            self._stderr.close()
+            raise
+        for read, _ in extra_pipes:
+            os.close(read)  # ffmpeg holds its own copy
+        self._inputs: list[IO[bytes] | None] = [self.process.stdin,
+                                                *(open(w, "wb") for _, w in extra_pipes)]
+        for pipe in self._inputs:
+            widen_pipe(pipe)
 
     @classmethod
     def raw_video(cls, pix_fmt: str, size: tuple[int, int], fps: float, args: list[str], *,
                   timeout_s: float, what: str) -> "FfmpegPipe":
         """A pipe reading raw `pix_fmt` frames of `size` ``(H, W)`` at `fps`; `args`: the rest
         (codec options and the output)."""
+        return cls.raw_videos([pix_fmt], size, fps, args, timeout_s=timeout_s, what=what)
+
+    @classmethod
+    def raw_videos(cls, pix_fmts: list[str], size: tuple[int, int], fps: float, args: list[str], *,
+                   timeout_s: float, what: str) -> "FfmpegPipe":
+        """Raw frames of `size` ``(H, W)`` at `fps` in several streams, ffmpeg's inputs 0, 1, ...
+        (e.g. colour and an alpha matte, joined by a filter in `args`), one pipe each: send a
+        frame to every stream before the next frame (`write_frames`)."""
         h, w = size
-        return cls(["-f", "rawvideo", "-pix_fmt", pix_fmt, "-s", f"{w}x{h}", "-r", f"{fps!r}", "-i", "-",
-                    *args], timeout_s=timeout_s, what=what)
+        extra = [os.pipe() for _ in pix_fmts[1:]]
+        inputs: list[str] = []
+        for i, pix_fmt in enumerate(pix_fmts):
+            source = "-" if i == 0 else f"pipe:{extra[i - 1][0]}"
+            inputs += ["-f", "rawvideo", "-pix_fmt", pix_fmt, "-s", f"{w}x{h}", "-r", f"{fps!r}",
+                       "-i", source]
+        return cls([*inputs, *args], timeout_s=timeout_s, what=what, extra_pipes=extra)
 
     def stderr_tail(self) -> str:
         """The last lines ffmpeg wrote to stderr ("" once the pipe is closed)."""
@@ -116,21 +148,38 @@ class FfmpegPipe:
         self._stderr.close()
         return EncodeError(f"{self.what}: {problem}; ffmpeg stderr: {tail}")
 
-    def write(self, data: bytes | memoryview | list[bytes | memoryview]) -> None:
+    def write(self, data: bytes | memoryview | Buffers) -> None:
         """Send raw bytes to ffmpeg's stdin (a list: its buffers in order, without joining them).
 
         Raises:
             EncodeError: ffmpeg has exited, closed its input, or did not accept the data in time.
         """
-        stdin = self.process.stdin
-        if stdin is None or stdin.closed:
+        self.write_frames([[data if isinstance(data, list) else [data]]])
+
+    def write_frames(self, frames: list[Sequence[Buffers]]) -> None:
+        """Send frames one after another, each as its buffers for inputs 0, 1, ... (a frame's
+        streams interleaved, so ffmpeg never waits on one input while another is full).
+
+        Raises:
+            ValueError: A frame without exactly one list of buffers per input.
+            EncodeError: ffmpeg has exited, closed an input, or did not accept the data in time.
+        """
+        if any(len(frame) != len(self._inputs) for frame in frames):
+            raise ValueError(f"{self.what}: each frame needs buffers for each of the "
+                             f"{len(self._inputs)} inputs")
+        if any(pipe is None or pipe.closed for pipe in self._inputs):
             raise EncodeError(f"{self.what}: the ffmpeg pipe is already closed")
         if self.process.poll() is not None:
             raise self._fail(f"ffmpeg exited early with code {self.process.returncode}")
+
+        def send() -> None:
+            for frame in frames:
+                for pipe, buffers in zip(self._inputs, frame):
+                    pipe.writelines(buffers)
+            for pipe in self._inputs:
+                pipe.flush()
         try:
-            buffers = data if isinstance(data, list) else [data]
-            call_with_deadline(lambda: (stdin.writelines(buffers), stdin.flush()), self.timeout_s,
-                               f"{self.what}: writing to ffmpeg")
+            call_with_deadline(send, self.timeout_s, f"{self.what}: writing to ffmpeg")
         except (BrokenPipeError, OSError, ValueError) as exc:
             raise self._fail(f"ffmpeg stopped reading its input ({exc})") from None
         except VdpError as exc:
@@ -142,11 +191,7 @@ class FfmpegPipe:
         Raises:
             EncodeError: ffmpeg failed or did not finish within the timeout.
         """
-        try:
-            if self.process.stdin is not None and not self.process.stdin.closed:
-                self.process.stdin.close()
-        except (BrokenPipeError, OSError):
-            pass
+        self._close_inputs()
         try:
             code = self.process.wait(timeout=self.timeout_s)
         except subprocess.TimeoutExpired:
@@ -167,8 +212,12 @@ class FfmpegPipe:
                 self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 pass
-        if self.process.stdin is not None:
+        self._close_inputs()
+
+    def _close_inputs(self) -> None:
+        for pipe in self._inputs:
             try:
-                self.process.stdin.close()
+                if pipe is not None and not pipe.closed:
+                    pipe.close()
             except (BrokenPipeError, OSError):
                 pass
