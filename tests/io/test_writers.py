@@ -23,7 +23,11 @@ from vdp.errors import DecodeError, EncodeError
 from vdp.io import (Mp4Writer, NpyWriter, NpzWriter, Png16SequenceWriter, PngRgbaSequenceWriter,
                     WebmAlphaWriter, encode_in_idle_time, iter_batches, probe, read_webm_alpha,
                     read_webm_rgba)
+from vdp.io._ffmpeg import FfmpegPipe
+from vdp.io.colour import SDR_BT709
 from vdp.io.writers import png
+from vdp.io.writers._pipe import rgb_alpha_buffers, with_alpha
+from vdp.io.writers.mp4 import CompositeMp4Writer
 from vdp.io.writers._atomic import AtomicOutput
 from vdp.io.writers.encoders import nvenc_problem, x264_threads
 from vdp.types import FrameBatch
@@ -372,6 +376,50 @@ def test_webm_alpha_decodes_back_within_two_levels(tmp_path: Path) -> None:
     assert (info.codec, info.num_frames, info.width, info.height) == ("vp9", 12, 83, 61)
 
 
+def test_webm_alpha_reaches_the_encoder_exactly_from_either_rgb_layout(tmp_path: Path) -> None:
+    """The matte goes to ffmpeg as its own input and is joined after the RGB conversion, so the
+    encoder gets it bit for bit (swscale converting RGBA filtered it); packed and planar RGB
+    give the same file."""
+    rgb, alpha = moving_disk_rgba(4, 30, 44)
+    raw = tmp_path / "joined.yuva"
+    pipe = FfmpegPipe.raw_videos(["gbrp", "gray"], (30, 44), 24.0,
+                                 ["-filter_complex", with_alpha(SDR_BT709, "yuva420p"),
+                                  "-f", "rawvideo", str(raw)], timeout_s=60, what="test")
+    pipe.write_frames(rgb_alpha_buffers(torch.from_numpy(rgb), torch.from_numpy(alpha), "gbrp"))
+    pipe.close()
+    luma, chroma = 30 * 44, 15 * 22
+    joined = np.fromfile(raw, np.uint8).reshape(4, -1)
+    assert np.array_equal(joined[:, luma + 2 * chroma:].reshape(4, 30, 44), alpha)
+    files = []
+    for name, frames in (("planar", torch.from_numpy(rgb)),
+                         ("packed", torch.from_numpy(rgb.transpose(0, 2, 3, 1).copy()).permute(0, 3, 1, 2))):
+        files.append(tmp_path / f"{name}.webm")
+        with WebmAlphaWriter(files[-1], fps=24) as writer:
+            writer.write(frames, alpha)
+    assert files[0].read_bytes() == files[1].read_bytes()
+
+
+@pytest.mark.parametrize("size", [(48, 64), (41, 57)])
+def test_composite_mp4_is_the_frames_over_the_colour_by_their_alpha(tmp_path: Path, size) -> None:
+    h, w = size
+    rgb, alpha = moving_disk_rgba(9, h, w)
+    out = tmp_path / "composite.mp4"
+    packed = torch.from_numpy(rgb.transpose(0, 2, 3, 1).copy()).permute(0, 3, 1, 2)  # as decoded
+    with CompositeMp4Writer(out, fps=24, crf=12, preset="veryfast", background=(0, 177, 64)) as writer:
+        writer.write(packed[:4], alpha[:4])
+        writer.write(torch.from_numpy(rgb[4:]), torch.from_numpy(alpha[4:]))  # planar: converted
+    a = alpha[:, None].astype(np.float64) / 255
+    expected = rgb * a + np.array([0, 177, 64]).reshape(1, 3, 1, 1) * (1 - a)
+    info = probe(out)
+    assert (info.num_frames, info.width, info.height) == (9, w + w % 2, h + h % 2)
+    back = FrameBatch.concat(list(iter_batches(out, batch_frames=9))).frames[:, :, :h, :w].double()
+    assert (back - torch.from_numpy(expected)).abs().mean() < 3.0
+    behind = back[:, :, :, 0] - torch.tensor([0.0, 177.0, 64.0]).view(1, 3, 1)  # alpha 0: the colour
+    assert behind.abs().mean() < 6.0  # 4:2:0 chroma mixes in column 1 (alpha 5)
+    with pytest.raises(ValueError, match="alpha"):
+        CompositeMp4Writer(tmp_path / "x.mp4", fps=24, background=(0, 177, 64)).write(rgb, alpha[:, :-1])
+
+
 def test_read_webm_alpha_of_a_non_video_is_decode_error(tmp_path: Path) -> None:
     bad = tmp_path / "bad.webm"
     bad.write_text("nope")
@@ -402,12 +450,18 @@ def _mp4(p: Path) -> tuple[AtomicOutput, Callable[[AtomicOutput], None]]:
             lambda w: w.write(torch.zeros(2, 3, 16, 16, dtype=torch.uint8)))
 
 
+def _composite(p: Path) -> tuple[AtomicOutput, Callable[[AtomicOutput], None]]:
+    rgb, alpha = moving_disk_rgba(2, 24, 24)
+    return CompositeMp4Writer(p, fps=10, preset="ultrafast", background=(0, 0, 255)), lambda w: w.write(rgb, alpha)
+
+
 def _webm(p: Path) -> tuple[AtomicOutput, Callable[[AtomicOutput], None]]:
     rgb, alpha = moving_disk_rgba(2, 24, 24)
     return WebmAlphaWriter(p, fps=10), lambda w: w.write(rgb, alpha)
 
 
-WRITERS = {"png16": _png16, "rgba": _rgba, "npy": _npy, "npz": _npz, "mp4": _mp4, "webm": _webm}
+WRITERS = {"png16": _png16, "rgba": _rgba, "npy": _npy, "npz": _npz, "mp4": _mp4, "webm": _webm,
+           "composite": _composite}
 
 
 @pytest.mark.parametrize("kind", sorted(WRITERS))

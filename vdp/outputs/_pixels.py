@@ -57,30 +57,3 @@ def float_to_u8(x: torch.Tensor | np.ndarray, scratch: Scratch) -> np.ndarray:
             np.nan_to_num(buf, copy=False, nan=0.0)
         np.copyto(out[i], buf, casting="unsafe")
     return out
-
-
-def composite(fgr: np.ndarray, alpha: np.ndarray, background: np.ndarray,
-              scratch: Scratch) -> np.ndarray:
-    """``fgr * a + background * (1 - a)`` rounded, a = alpha / 255.
-
-    Args:
-        fgr: uint8 ``[T,3,H,W]``.
-        alpha: uint8 ``[T,H,W]``.
-        background: float32 ``[3]`` in 0..255.
-        scratch: Buffers reused between calls.
-
-    Returns:
-        uint8 ``[T,3,H,W]``.
-    """
-    t, c, h, w = fgr.shape
-    out = np.empty(fgr.shape, np.uint8)
-    bg = background.astype(np.float32).reshape(3, 1, 1)
-    for i in range(t):
-        a = scratch.get("alpha", (h, w))
-        np.multiply(alpha[i], np.float32(1 / 255), out=a)
-        buf = scratch.get("rgb", (c, h, w))
-        np.subtract(fgr[i], bg, out=buf)  # bg + (fgr - bg) * a
-        np.multiply(buf, a, out=buf)
-        np.add(buf, bg + np.float32(0.5), out=buf)
-        np.copyto(out[i], buf, casting="unsafe")  # truncating x + 0.5 rounds (x is in 0..255)
-    return out

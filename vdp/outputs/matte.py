@@ -7,7 +7,8 @@ import numpy as np
 import torch
 
 from vdp.io import PngRgbaSequenceWriter
-from vdp.outputs._pixels import Scratch, as_numpy, composite, float_to_u8
+from vdp.io.writers.mp4 import CompositeMp4Writer
+from vdp.outputs._pixels import Scratch, float_to_u8
 from vdp.outputs.base import WriterOutput
 from vdp.outputs.encoding import mp4_writer, webm_writer
 from vdp.spec import OutputSpec
@@ -77,20 +78,20 @@ class RgbaPngOutput(_MatteOutput):
 
 
 class CompositeMp4Output(_MatteOutput):
-    """Foreground composited over a solid colour (green screen by default), with source audio."""
+    """Foreground composited over a solid colour (green screen by default), with source audio;
+    the blend is the encoder's (`vdp.io.writers.mp4.CompositeMp4Writer`)."""
 
     carries_audio = True  # the source's audio is muxed in
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         h = self.spec.background.lstrip("#")
-        self.bg = np.array([int(h[i:i + 2], 16) for i in (0, 2, 4)], dtype=np.float32)
+        self.bg = tuple(int(h[i:i + 2], 16) for i in (0, 2, 4))
 
     def write(self, batch: FrameBatch) -> None:
         if self.writer is None:
             self.writer = mp4_writer(self.spec, self.path, fps=self.info.fps,
+                                     writer=CompositeMp4Writer, background=self.bg,
                                      audio_from=self.info.path if self.info.has_audio else None,
                                      audio_stream=self.info.audio_stream, pixels_of=self.info)
-        rgb = composite(as_numpy(self.foreground(batch)), as_numpy(self.alpha(batch)), self.bg,
-                        self.scratch)
-        self.writer.write(torch.from_numpy(rgb))
+        self.writer.write(self.foreground(batch), self.alpha(batch))

@@ -44,20 +44,25 @@ def as_array(x: np.ndarray | torch.Tensor, *, name: str, dtype: type | None = No
     return np.ascontiguousarray(arr)
 
 
-def rgb_alpha_arrays(rgb: np.ndarray | torch.Tensor,
-                     alpha: np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-    """uint8 ``rgb [T,3,H,W]`` and ``alpha [T,H,W]`` as checked arrays of matching T, H, W.
+def rgb_alpha_tensors(rgb: np.ndarray | torch.Tensor,
+                      alpha: np.ndarray | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 ``rgb [T,3,H,W]`` and ``alpha [T,H,W]``, checked, as CPU tensors of matching T, H, W.
+
+    `rgb` keeps its memory layout (channels-last frames are not copied into planes: each
+    writer reads them in the layout it needs); `alpha` is contiguous.
 
     Raises:
         ValueError: Wrong dtypes, dims, or shapes that do not match.
     """
-    rgb_a = as_array(rgb, name="rgb", dtype=np.uint8, ndim=4)
-    alpha_a = as_array(alpha, name="alpha", dtype=np.uint8, ndim=3)
-    t, c, h, w = rgb_a.shape
-    if c != 3 or alpha_a.shape != (t, h, w):
+    rgb_t = torch.as_tensor(rgb).detach().cpu()
+    if rgb_t.dtype != torch.uint8 or rgb_t.ndim != 4:
+        raise ValueError(f"rgb must be uint8 with 4 dims, got {rgb_t.dtype} {tuple(rgb_t.shape)}")
+    alpha_t = torch.from_numpy(as_array(alpha, name="alpha", dtype=np.uint8, ndim=3))
+    t, c, h, w = rgb_t.shape
+    if c != 3 or tuple(alpha_t.shape) != (t, h, w):
         raise ValueError(f"rgb must be [T,3,H,W] and alpha [T,H,W] with the same T,H,W; got "
-                         f"rgb {rgb_a.shape}, alpha {alpha_a.shape}")
-    return rgb_a, alpha_a
+                         f"rgb {tuple(rgb_t.shape)}, alpha {tuple(alpha_t.shape)}")
+    return rgb_t, alpha_t
 
 
 class AtomicOutput:

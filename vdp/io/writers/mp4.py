@@ -13,8 +13,8 @@ from vdp.errors import EncodeError
 from vdp.io._ffmpeg import FfmpegPipe, run_ffmpeg
 from vdp.io.colour import SDR_BT709, Colour, rgb_to_yuv_filter, tag_args, yuv_tags_filter
 from vdp.io.streams import audio_map
-from vdp.io.writers._atomic import as_array, remove_path
-from vdp.io.writers._pipe import PipeWriter
+from vdp.io.writers._atomic import as_array, remove_path, rgb_alpha_tensors
+from vdp.io.writers._pipe import PipeWriter, rgb_alpha_buffers, rgb_buffers, rgb_layout, with_alpha
 from vdp.io.writers.encoders import (CPU_CODECS, PIXEL_FORMATS, EncoderChoice, EncoderSettings,
                                     choose_encoder, encoder_args, stream_codec)
 
@@ -124,25 +124,15 @@ class Mp4Writer(PipeWriter):
         if self.frame_size is not None and size != self.frame_size:
             raise ValueError(f"frame size changed from {self.frame_size} to {size}")
         frames = pad_to_even(frames)
-        packed = frames.permute(0, 2, 3, 1)
-        layout = "rgb24" if packed.is_contiguous() and not frames.is_contiguous() else "gbrp"
         if self._layout == "yuv420p":
             raise ValueError("this writer was given YUV planes (write_yuv420); it cannot take RGB too")
-        if layout == "rgb24":
-            buffers: list = [memoryview(packed.numpy().reshape(-1))]
-        else:
-            planes = frames.contiguous().numpy()
-            buffers = [memoryview(planes[i, c]).cast("B")
-                       for i in range(planes.shape[0]) for c in (1, 2, 0)]  # gbrp: G, B, R
+        layout = self._layout or rgb_layout(frames)  # the first batch fixes the pipe's layout
+        buffers = rgb_buffers(frames, layout)
 
         def run() -> None:
             if self._pipe is None:
                 self._start(size, layout)
-            elif layout != self._layout:  # the pipe's layout is fixed: convert to it
-                self._pipe.write(_as_layout(frames, self._layout))
-                self.frames_written += int(frames.shape[0])
-                return
-            self._pipe.write(buffers)
+            self._pipe.write_frames([[frame] for frame in buffers])
             self.frames_written += int(frames.shape[0])
         self._guarded(run)
 
@@ -186,13 +176,22 @@ class Mp4Writer(PipeWriter):
                                            preset=self.preset, threads=self.threads,
                                            pixel_format=self.pixel_format, pixels=size[0] * size[1])
         pix_fmt = self.pixel_format if self.bit_depth == 8 else f"{self.pixel_format}10le"
-        vf = yuv_tags_filter(self.colour) if layout == "yuv420p" else rgb_to_yuv_filter(self.colour, pix_fmt)
-        args = ["-vf", vf, "-c:v", s.name, *encoder_args(s), *tag_args(self.colour)]
+        args = [*self._filter_args(layout, pix_fmt), "-c:v", s.name, *encoder_args(s),
+                *tag_args(self.colour)]
         if self.codec == "hevc":
             args += ["-tag:v", "hvc1"]
-        self._pipe = FfmpegPipe.raw_video(layout, self.encoded_size, self.fps,
-                                          [*args, "-f", "mp4", self.tmp_path],
-                                          timeout_s=self.timeout_s, what=f"encoding {self.path}")
+        self._pipe = FfmpegPipe.raw_videos(self._input_formats(layout), self.encoded_size, self.fps,
+                                           [*args, "-f", "mp4", self.tmp_path],
+                                           timeout_s=self.timeout_s, what=f"encoding {self.path}")
+
+    def _input_formats(self, layout: str) -> list[str]:
+        """The raw pixel format of each of ffmpeg's inputs."""
+        return [layout]
+
+    def _filter_args(self, layout: str, pix_fmt: str) -> list[str]:
+        """ffmpeg's filter options: the input converted to (or tagged as) `pix_fmt`."""
+        vf = yuv_tags_filter(self.colour) if layout == "yuv420p" else rgb_to_yuv_filter(self.colour, pix_fmt)
+        return ["-vf", vf]
 
     @property
     def encoder_used(self) -> str | None:
@@ -224,8 +223,65 @@ class Mp4Writer(PipeWriter):
             remove_path(muxed)
 
 
-def _as_layout(frames: torch.Tensor, layout: str) -> memoryview:
-    """`frames` ``[T,3,H,W]`` as one buffer of packed ``rgb24`` or planar ``gbrp`` frames."""
-    if layout == "rgb24":
-        return memoryview(frames.permute(0, 2, 3, 1).contiguous().numpy().reshape(-1))
-    return memoryview(frames[:, [1, 2, 0]].contiguous().numpy().reshape(-1))
+
+class CompositeMp4Writer(Mp4Writer):
+    """An MP4 of RGB frames composited over a solid colour by their alpha matte, the blend done
+    by the encoding ffmpeg in the output's YUV (its ``overlay``): this process sends the frames
+    and mattes as they are and makes no composited copy.
+
+    Blending is linear, so luma is what converting RGB composited frames gives (up to rounding);
+    4:2:0 chroma blends with the matte averaged over each 2x2 block.
+
+    Args:
+        background: The colour ``(R, G, B)`` 0..255 behind the frames, in the output's colour.
+        kwargs: As `Mp4Writer` (audio, encoder, colour, bit depth, ...).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, background: tuple[int, int, int],
+                 **kwargs) -> None:
+        if len(background) != 3 or not all(0 <= int(c) <= 255 for c in background):
+            raise ValueError(f"background must be three values in 0..255, got {background!r}")
+        super().__init__(path, **kwargs)
+        self.background = tuple(int(c) for c in background)
+
+    def write(self, rgb: np.ndarray | torch.Tensor, alpha: np.ndarray | torch.Tensor) -> None:  # type: ignore[override]
+        """Append frames: `rgb` uint8 ``[T,3,H,W]`` (either memory layout, as `Mp4Writer.write`),
+        `alpha` uint8 ``[T,H,W]`` (255 = the frame, 0 = the background).
+
+        Raises:
+            ValueError: Wrong dtypes/shapes or a size change.
+            EncodeError: Encoding failed (the output is aborted).
+        """
+        frames, matte = rgb_alpha_tensors(rgb, alpha)
+        size = (int(frames.shape[2]), int(frames.shape[3]))
+        if self.frame_size is not None and size != self.frame_size:
+            raise ValueError(f"frame size changed from {self.frame_size} to {size}")
+        frames, matte = pad_to_even(frames), pad_to_even(matte.unsqueeze(1))[:, 0]
+        layout = self._layout or rgb_layout(frames)
+        buffers = rgb_alpha_buffers(frames, matte, layout)
+
+        def run() -> None:
+            if self._pipe is None:
+                self._start(size, layout)
+            self._pipe.write_frames(buffers)
+            self.frames_written += int(frames.shape[0])
+        self._guarded(run)
+
+    def write_yuv420(self, *_: object) -> None:
+        raise ValueError("a composite writer takes RGB frames and their alpha (write)")
+
+    def _input_formats(self, layout: str) -> list[str]:
+        return [layout, "gray"]
+
+    def _filter_args(self, layout: str, pix_fmt: str) -> list[str]:
+        h, w = self.encoded_size
+        r, g, b = self.background
+        # the background is one frame, converted once and repeated (loop), behind every frame
+        behind = (f"color=c=0x{r:02x}{g:02x}{b:02x}:s={w}x{h}:r={self.fps!r},format=rgb24,"
+                  f"trim=end_frame=1,{rgb_to_yuv_filter(self.colour, pix_fmt)},loop=loop=-1:size=1")
+        blend = "yuv444" if pix_fmt.startswith("yuv444") else "yuv420"
+        blend += "p10" if self.bit_depth == 10 else ""
+        front = with_alpha(self.colour, pix_fmt.replace("yuv", "yuva"))
+        return ["-filter_complex",
+                f"{behind}[behind];{front}[front];[behind][front]overlay=format={blend}:shortest=1,"
+                f"format={pix_fmt},{yuv_tags_filter(self.colour)}"]

@@ -24,7 +24,7 @@ import torch
 
 from vdp.errors import EncodeError
 from vdp.idle import set_idle_priority
-from vdp.io.writers._atomic import AtomicOutput, as_array, rgb_alpha_arrays
+from vdp.io.writers._atomic import AtomicOutput, as_array, rgb_alpha_tensors
 from vdp.io.writers.png_encode import LEVELS, png_parts
 
 MAX_PENDING_BATCHES = 2  # batches a writer may have encoding before `write` waits for the oldest
@@ -195,9 +195,9 @@ class PngRgbaSequenceWriter(_PngSequence):
 
 def rgba_frames(rgb: np.ndarray | torch.Tensor, alpha: np.ndarray | torch.Tensor) -> np.ndarray:
     """Interleave ``rgb`` uint8 ``[T,3,H,W]`` and ``alpha`` uint8 ``[T,H,W]`` into ``[T,H,W,4]``."""
-    rgb_a, alpha_a = rgb_alpha_arrays(rgb, alpha)
-    t, _, h, w = rgb_a.shape
+    rgb_t, alpha_t = rgb_alpha_tensors(rgb, alpha)
+    t, _, h, w = rgb_t.shape
     out = torch.empty((t, h, w, 4), dtype=torch.uint8)  # torch's strided copy beats numpy's here
-    out[..., :3].copy_(torch.from_numpy(rgb_a).permute(0, 2, 3, 1))
-    out[..., 3].copy_(torch.from_numpy(alpha_a))
+    out[..., :3].copy_(rgb_t.permute(0, 2, 3, 1))
+    out[..., 3].copy_(alpha_t)
     return out.numpy()

@@ -1,7 +1,8 @@
 """VP9 WebM with an alpha channel (yuva420p), and a reader that gets the alpha back.
 
-Encoding pipes raw planar frames (the R, G, B planes and the alpha, as they are: no
-interleaving copy) into imageio-ffmpeg's bundled ffmpeg (libvpx-vp9). Alpha in
+Encoding pipes the raw RGB frames (packed or planar, as they are) and the alpha plane as two
+inputs of imageio-ffmpeg's bundled ffmpeg (libvpx-vp9), which joins them (`with_alpha`): no
+copy in this process, and the alpha reaches the encoder exactly. Alpha in
 VP9 WebM lives in a side channel that only the libvpx decoder returns; FFmpeg's native vp9
 decoder silently drops it, hence `read_webm_rgba` forces ``-c:v libvpx-vp9``.
 """
@@ -15,10 +16,10 @@ import torch
 
 from vdp.errors import DecodeError
 from vdp.io._ffmpeg import FfmpegPipe, run_ffmpeg
-from vdp.io.colour import SDR_BT709, rgb_to_yuv_filter, tag_args
+from vdp.io.colour import SDR_BT709, tag_args
 from vdp.io.decode import DEFAULT_TIMEOUT_S, probe
-from vdp.io.writers._atomic import rgb_alpha_arrays
-from vdp.io.writers._pipe import PipeWriter
+from vdp.io.writers._atomic import rgb_alpha_tensors
+from vdp.io.writers._pipe import PipeWriter, rgb_alpha_buffers, rgb_layout, with_alpha
 
 
 class WebmAlphaWriter(PipeWriter):
@@ -50,6 +51,7 @@ class WebmAlphaWriter(PipeWriter):
         self.timeout_s = float(timeout_s)
         self.frame_size: tuple[int, int] | None = None  # (H, W)
         self._pipe: FfmpegPipe | None = None
+        self._layout = ""  # "rgb24" or "gbrp", fixed by the first batch
 
     @property
     def process(self) -> subprocess.Popen[bytes] | None:
@@ -67,27 +69,27 @@ class WebmAlphaWriter(PipeWriter):
             ValueError: Wrong dtype/shapes or a size change.
             EncodeError: ffmpeg failed, exited or stalled (the output is aborted).
         """
-        rgb_a, alpha_a = rgb_alpha_arrays(rgb, alpha)
-        t, _, h, w = rgb_a.shape
+        rgb_t, alpha_t = rgb_alpha_tensors(rgb, alpha)
+        t, _, h, w = rgb_t.shape
         size = (h, w)
         if self.frame_size is not None and size != self.frame_size:
             raise ValueError(f"frame size changed from {self.frame_size} to {size}")
-        # planar G, B, R, A per frame (ffmpeg's gbrap): the planes go out as they are, no interleaving
-        planes = [memoryview(p).cast("B") for i in range(t)
-                  for p in (rgb_a[i, 1], rgb_a[i, 2], rgb_a[i, 0], alpha_a[i])]
+        layout = self._layout or rgb_layout(rgb_t)
+        frames = rgb_alpha_buffers(rgb_t, alpha_t, layout)
 
         def run() -> None:
             if self._pipe is None:
-                self._start(size)
-            self._pipe.write(planes)
+                self._start(size, layout)
+            self._pipe.write_frames(frames)
             self.frames_written += t
         self._guarded(run)
 
-    def _start(self, size: tuple[int, int]) -> None:
+    def _start(self, size: tuple[int, int], layout: str) -> None:
         self.frame_size = size
-        self._pipe = FfmpegPipe.raw_video(
-            "gbrap", size, self.fps,
-            ["-vf", rgb_to_yuv_filter(SDR_BT709, "yuva420p"), *tag_args(SDR_BT709),
+        self._layout = layout
+        self._pipe = FfmpegPipe.raw_videos(
+            [layout, "gray"], size, self.fps,
+            ["-filter_complex", with_alpha(SDR_BT709, "yuva420p"), *tag_args(SDR_BT709),
              "-c:v", "libvpx-vp9", "-crf", str(self.crf), "-b:v", "0",
              "-deadline", self.deadline, "-cpu-used", str(self.speed), "-row-mt", "1",
              # bitexact: no random segment UID, so the same frames give the same file
