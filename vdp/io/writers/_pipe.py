@@ -47,10 +47,29 @@ def with_alpha(colour: Colour, pix_fmt: str) -> str:
 
 
 class PipeWriter(AtomicOutput):
-    """An atomic output encoded by the ffmpeg pipe `_pipe` (a subclass starts it on its first
-    write); finishing waits for ffmpeg, aborting kills it."""
+    """An atomic output encoded by the ffmpeg pipe `_pipe`, which a subclass's `_start` opens
+    on the first batch (`_send`); finishing waits for ffmpeg, aborting kills it."""
 
     _pipe: FfmpegPipe | None = None
+    frame_size: tuple[int, int] | None = None  # (H, W) of the input, fixed by the first batch
+    _layout = ""  # raw pixel format of ffmpeg's input 0 (e.g. "rgb24"), fixed by the first batch
+
+    def _check_size(self, size: tuple[int, int]) -> None:
+        if self.frame_size is not None and size != self.frame_size:
+            raise ValueError(f"frame size changed from {self.frame_size} to {size}")
+
+    def _send(self, size: tuple[int, int], layout: str, frames: list[list[Buffers]]) -> None:
+        """Send `frames` (`FfmpegPipe.write_frames`), opening the pipe first on the first batch."""
+        def run() -> None:
+            if self._pipe is None:
+                self.frame_size, self._layout = size, layout
+                self._start(size, layout)
+            self._pipe.write_frames(frames)
+            self.frames_written += len(frames)
+        self._guarded(run)
+
+    def _start(self, size: tuple[int, int], layout: str) -> None:
+        raise NotImplementedError
 
     def _finalize(self) -> None:
         if self._pipe is None:

@@ -94,10 +94,8 @@ class Mp4Writer(PipeWriter):
         if (colour.is_hdr or bit_depth == 10) and self.codec != "hevc":
             raise ValueError("HDR and 10-bit MP4s are HEVC (Main10): pass codec='hevc'")
         self.settings: EncoderSettings | None = None  # chosen when the stream opens
-        self.frame_size: tuple[int, int] | None = None  # (H, W) of the input
         self.encoded_size: tuple[int, int] | None = None  # (H, W) in the file
         self._pipe: FfmpegPipe | None = None
-        self._layout = ""  # "gbrp"/"rgb24" (planar/packed RGB) or "yuv420p", fixed by the first batch
 
     @property
     def process(self) -> "subprocess.Popen | None":
@@ -121,20 +119,12 @@ class Mp4Writer(PipeWriter):
             raise ValueError(f"rgb must be uint8 [T,3,H,W], got {frames.dtype} "
                              f"{tuple(frames.shape)}")
         size = (int(frames.shape[2]), int(frames.shape[3]))
-        if self.frame_size is not None and size != self.frame_size:
-            raise ValueError(f"frame size changed from {self.frame_size} to {size}")
-        frames = pad_to_even(frames)
+        self._check_size(size)
         if self._layout == "yuv420p":
             raise ValueError("this writer was given YUV planes (write_yuv420); it cannot take RGB too")
+        frames = pad_to_even(frames)
         layout = self._layout or rgb_layout(frames)  # the first batch fixes the pipe's layout
-        buffers = rgb_buffers(frames, layout)
-
-        def run() -> None:
-            if self._pipe is None:
-                self._start(size, layout)
-            self._pipe.write_frames([[frame] for frame in buffers])
-            self.frames_written += int(frames.shape[0])
-        self._guarded(run)
+        self._send(size, layout, [[frame] for frame in rgb_buffers(frames, layout)])
 
     def write_yuv420(self, y: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> None:
         """Append frames that are already 4:2:0 YUV in the writer's colour (its matrix and range,
@@ -157,21 +147,11 @@ class Mp4Writer(PipeWriter):
                              f"{self.pixel_format} {self.bit_depth}-bit")
         if self._layout not in ("", "yuv420p"):
             raise ValueError("this writer was given RGB frames; it cannot take YUV planes too")
-        if self.frame_size is not None and (h, w) != self.frame_size:
-            raise ValueError(f"frame size changed from {self.frame_size} to {(h, w)}")
-        buffers = [memoryview(p[i]).cast("B") for i in range(t) for p in planes]
-
-        def run() -> None:
-            if self._pipe is None:
-                self._start((h, w), "yuv420p")
-            self._pipe.write(buffers)
-            self.frames_written += t
-        self._guarded(run)
+        self._check_size((h, w))
+        self._send((h, w), "yuv420p", [[[memoryview(p[i]).cast("B") for p in planes]] for i in range(t)])
 
     def _start(self, size: tuple[int, int], layout: str) -> None:
-        self.frame_size = size
         self.encoded_size = (size[0] + size[0] % 2, size[1] + size[1] % 2)
-        self._layout = layout
         s = self.settings = choose_encoder(self.codec, self.encoder, crf=self.crf,
                                            preset=self.preset, threads=self.threads,
                                            pixel_format=self.pixel_format, pixels=size[0] * size[1])
@@ -254,18 +234,10 @@ class CompositeMp4Writer(Mp4Writer):
         """
         frames, matte = rgb_alpha_tensors(rgb, alpha)
         size = (int(frames.shape[2]), int(frames.shape[3]))
-        if self.frame_size is not None and size != self.frame_size:
-            raise ValueError(f"frame size changed from {self.frame_size} to {size}")
+        self._check_size(size)
         frames, matte = pad_to_even(frames), pad_to_even(matte.unsqueeze(1))[:, 0]
         layout = self._layout or rgb_layout(frames)
-        buffers = rgb_alpha_buffers(frames, matte, layout)
-
-        def run() -> None:
-            if self._pipe is None:
-                self._start(size, layout)
-            self._pipe.write_frames(buffers)
-            self.frames_written += int(frames.shape[0])
-        self._guarded(run)
+        self._send(size, layout, rgb_alpha_buffers(frames, matte, layout))
 
     def write_yuv420(self, *_: object) -> None:
         raise ValueError("a composite writer takes RGB frames and their alpha (write)")

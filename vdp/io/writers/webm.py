@@ -49,9 +49,7 @@ class WebmAlphaWriter(PipeWriter):
         self.speed = int(speed)
         self.deadline = deadline
         self.timeout_s = float(timeout_s)
-        self.frame_size: tuple[int, int] | None = None  # (H, W)
         self._pipe: FfmpegPipe | None = None
-        self._layout = ""  # "rgb24" or "gbrp", fixed by the first batch
 
     @property
     def process(self) -> subprocess.Popen[bytes] | None:
@@ -70,23 +68,12 @@ class WebmAlphaWriter(PipeWriter):
             EncodeError: ffmpeg failed, exited or stalled (the output is aborted).
         """
         rgb_t, alpha_t = rgb_alpha_tensors(rgb, alpha)
-        t, _, h, w = rgb_t.shape
-        size = (h, w)
-        if self.frame_size is not None and size != self.frame_size:
-            raise ValueError(f"frame size changed from {self.frame_size} to {size}")
+        size = (int(rgb_t.shape[2]), int(rgb_t.shape[3]))
+        self._check_size(size)
         layout = self._layout or rgb_layout(rgb_t)
-        frames = rgb_alpha_buffers(rgb_t, alpha_t, layout)
-
-        def run() -> None:
-            if self._pipe is None:
-                self._start(size, layout)
-            self._pipe.write_frames(frames)
-            self.frames_written += t
-        self._guarded(run)
+        self._send(size, layout, rgb_alpha_buffers(rgb_t, alpha_t, layout))
 
     def _start(self, size: tuple[int, int], layout: str) -> None:
-        self.frame_size = size
-        self._layout = layout
         self._pipe = FfmpegPipe.raw_videos(
             [layout, "gray"], size, self.fps,
             ["-filter_complex", with_alpha(SDR_BT709, "yuva420p"), *tag_args(SDR_BT709),
