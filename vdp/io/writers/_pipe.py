@@ -9,9 +9,6 @@ from vdp.io._ffmpeg import Buffers, FfmpegPipe
 from vdp.io.colour import Colour, rgb_to_yuv_filter
 from vdp.io.writers._atomic import AtomicOutput
 
-RGB_LAYOUTS = ("rgb24", "gbrp")  # ffmpeg pixel formats: packed RGB, planar G, B, R
-
-
 def rgb_layout(frames: torch.Tensor) -> str:
     """The layout uint8 ``[T,3,H,W]`` frames already have in memory: ``"rgb24"`` for
     channels-last (as decoded frames are), else ``"gbrp"`` (contiguous planes)."""
