@@ -20,15 +20,14 @@ import torch
 
 from tests.conftest import MEDIA
 from vdp.errors import DecodeError, EncodeError
-from vdp.io import (Mp4Writer, NpyWriter, NpzWriter, Png16SequenceWriter, PngRgbaSequenceWriter,
-                    WebmAlphaWriter, encode_in_idle_time, iter_batches, probe, read_webm_alpha,
-                    read_webm_rgba)
+from vdp.io import (CompositeMp4Writer, Mp4Writer, NpyWriter, NpzWriter, Png16SequenceWriter,
+                    PngRgbaSequenceWriter, WebmAlphaWriter, encode_in_idle_time, iter_batches, probe,
+                    read_webm_alpha, read_webm_rgba)
 from vdp.io._ffmpeg import FfmpegPipe
 from vdp.io.colour import SDR_BT709
 from vdp.io.writers import png
-from vdp.io.writers._pipe import rgb_alpha_buffers, with_alpha
-from vdp.io.writers.mp4 import CompositeMp4Writer
 from vdp.io.writers._atomic import AtomicOutput
+from vdp.io.writers._pipe import rgb_alpha_buffers, with_alpha
 from vdp.io.writers.encoders import nvenc_problem, x264_threads
 from vdp.types import FrameBatch
 

@@ -20,7 +20,7 @@ from importlib import import_module
 from typing import Any
 
 _WHERE = {**dict.fromkeys(["DecodeStatus", "VideoSource", "iter_batches", "probe"], "vdp.io.decode"),
-          **dict.fromkeys(["Mp4Writer", "NpyWriter", "NpzWriter", "Png16SequenceWriter",
+          **dict.fromkeys(["CompositeMp4Writer", "Mp4Writer", "NpyWriter", "NpzWriter", "Png16SequenceWriter",
                            "PngRgbaSequenceWriter", "WebmAlphaWriter", "encode_in_idle_time",
                            "read_webm_alpha", "read_webm_rgba"], "vdp.io.writers")}
 

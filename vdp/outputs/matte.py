@@ -5,8 +5,7 @@ from pathlib import Path
 
 import torch
 
-from vdp.io import PngRgbaSequenceWriter
-from vdp.io.writers.mp4 import CompositeMp4Writer
+from vdp.io import CompositeMp4Writer, PngRgbaSequenceWriter
 from vdp.outputs._pixels import Scratch, float_to_u8
 from vdp.outputs.base import WriterOutput
 from vdp.outputs.encoding import mp4_writer, webm_writer
