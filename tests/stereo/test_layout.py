@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from vdp.stereo.layout import pack_stereo, packed_size
 
@@ -40,3 +41,19 @@ def test_odd_sizes_and_bad_inputs():
         packed_size("sbs_quarter", 5, 7)
     with pytest.raises(ValueError, match="one shape"):
         pack_stereo(left, right[..., :6], "sbs_full")
+
+
+@pytest.mark.parametrize("layout", ["sbs_half", "tb_half"])
+@pytest.mark.parametrize("size", [(6, 10), (5, 7)])
+def test_half_layouts_equal_area_interpolation_rounded_bit_for_bit(layout, size):
+    """Even sizes take the integer pair means, odd ones area interpolation: the same pixels."""
+    g = torch.Generator().manual_seed(1)
+    left, right = (torch.randint(0, 256, (3, 3, *size), generator=g, dtype=torch.uint8) for _ in range(2))
+    ph, pw = packed_size(layout, *size)
+    vh, vw = (ph, pw // 2) if layout == "sbs_half" else (ph // 2, pw)
+    expected = [F.interpolate(v.float(), size=(vh, vw), mode="area").round().to(torch.uint8)
+                for v in (left, right)]
+    expected = torch.cat(expected, dim=3 if layout == "sbs_half" else 2)
+    channels_last = left.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2)  # as decoded
+    assert torch.equal(pack_stereo(left, right, layout), expected)
+    assert torch.equal(pack_stereo(channels_last, right, layout), expected)

