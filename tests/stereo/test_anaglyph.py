@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from vdp.stereo.anaglyph import (DUBOIS_RED_CYAN_LEFT, DUBOIS_RED_CYAN_RIGHT, anaglyph_dubois,
-                                 linear_to_srgb, srgb_to_linear)
+                                 anaglyph_float, linear_to_srgb, srgb_to_linear)
 
 
 def full(value: tuple[int, int, int]) -> torch.Tensor:
@@ -36,3 +36,12 @@ def test_matrices_and_transfer_function():
 def test_bad_inputs_are_named():
     with pytest.raises(ValueError, match="uint8"):
         anaglyph_dubois(full((1, 2, 3)).float(), full((1, 2, 3)))
+
+
+def test_the_table_path_is_within_one_level_of_the_formula_in_any_memory_layout():
+    g = torch.Generator().manual_seed(0)
+    left, right = (torch.randint(0, 256, (2, 3, 48, 64), generator=g, dtype=torch.uint8) for _ in range(2))
+    fast, exact = anaglyph_dubois(left, right).int(), anaglyph_float(left, right).int()
+    assert (fast - exact).abs().max() <= 1 and (fast != exact).float().mean() < 0.01
+    channels_last = left.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2)  # as decoded
+    assert torch.equal(anaglyph_dubois(channels_last, right), anaglyph_dubois(left, right))
