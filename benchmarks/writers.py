@@ -3,7 +3,9 @@
 Frames: the juggle sample upscaled to 1920x1080; depth = the green channel as float32 (as the
 GPU-speed simulation's stand-in produces), alpha = a soft matte from the luma and foreground =
 the frames, both uint8 as the matte stage gives them (``--float-alpha``: alpha as float32 0..1,
-which outputs must convert first; the figures before this option measured that).
+which outputs must convert first; the figures before this option measured that); stereo
+outputs get a pair made of the frame and the frame shifted 8 px (what the stereo stage would
+give), and the point cloud reads the depth as metres.
 Every output runs alone, batch by batch, through its `vdp.outputs` class, then closes (the
 encoder's flush counts). The `depth_npz` row (a copy into an array file, no encoding) is the
 in-run baseline the other rows are a ratio of.
@@ -11,6 +13,7 @@ in-run baseline the other rows are a ratio of.
     python benchmarks/writers.py                    # every depth and matte output, 48 frames
     python benchmarks/writers.py --frames 96 --kinds depth_color_mp4 foreground_webm
     python benchmarks/writers.py --before           # also the previous encoder settings
+    python benchmarks/writers.py --frames 24 --kinds sbs_half vr180_sbs prores4444_mov
 """
 from __future__ import annotations
 
@@ -46,8 +49,9 @@ BEFORE = {"depth_color_mp4": {"preset": "veryfast"}, "composite_mp4": {"preset":
 FLOAT_ALPHA = [False]  # --float-alpha
 
 
-def batches_1080p(frames: int, batch: int) -> list[FrameBatch]:
-    """`frames` frames of the sample at 1920x1080 with depth and alpha layers, `batch` a batch."""
+def batches_1080p(frames: int, batch: int, stereo: bool = False) -> list[FrameBatch]:
+    """`frames` frames of the sample at 1920x1080 with depth and alpha layers (and with
+    `stereo` a stereo pair: the frame and the frame shifted 8 px), `batch` a batch."""
     out = []
     for b in iter_batches(CLIP, batch_frames=batch, stop_frame=frames):
         rgb = F.interpolate(b.frames.float(), size=(1080, 1920), mode="bilinear",
@@ -57,6 +61,8 @@ def batches_1080p(frames: int, batch: int) -> list[FrameBatch]:
         if not FLOAT_ALPHA[0]:  # as the matte stage gives it (`vdp.stages.matte`): uint8
             alpha = alpha.mul(255).add_(0.5).to(torch.uint8)
         layers = {"depth": rgb[:, 1].float(), "alpha": alpha, "foreground": rgb}
+        if stereo:
+            layers["stereo"] = torch.stack([rgb, rgb.roll(-8, dims=-1)], dim=1)
         out.append(FrameBatch(frames=rgb, indices=b.indices, pts_seconds=b.pts_seconds, layers=layers))
     return out
 
@@ -71,7 +77,9 @@ def measure(kind: str, options: dict, batches: list[FrameBatch], info: VideoInfo
     """CPU and wall ms per frame of one output writing every batch and closing."""
     spec = OutputSpec(kind=kind, **options)
     n = sum(len(b) for b in batches)
-    out = catalog.output(kind).output_class()(spec, tmp / kind, info, num_frames=n)
+    entry = catalog.output(kind)
+    out = entry.output_class()(spec, tmp / kind, info, num_frames=n,
+                               depth_kind=entry.depth_kind or "relative")
     c0, t0 = cpu_s(), time.perf_counter()
     for b in batches:
         out.write(b)
@@ -96,7 +104,8 @@ def main() -> None:
     args = p.parse_args()
     FLOAT_ALPHA[0] = args.float_alpha
 
-    batches = batches_1080p(args.frames, args.batch)
+    batches = batches_1080p(args.frames, args.batch,
+                            stereo=any("stereo" in catalog.output(k).needs for k in args.kinds))
     n = sum(len(b) for b in batches)
     src = probe(CLIP)
     info = VideoInfo(path=str(CLIP), num_frames=n, fps=src.fps, duration_seconds=n / src.fps,
