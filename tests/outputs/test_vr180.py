@@ -17,7 +17,7 @@ from vdp.lift.camera import Intrinsics
 from vdp.outputs.vr180 import Vr180SbsOutput
 from vdp.spec import CameraSpec, OutputSpec, StereoSpec
 from vdp.stages.stereo import StereoStage
-from vdp.stereo.equirect import equirect_grid, eye_side
+from vdp.stereo.equirect import EquirectMap, equirect_grid, eye_side, to_equirect
 
 
 def box_list(buf: bytes, start: int, end: int) -> list[tuple[bytes, int, int]]:
@@ -137,6 +137,22 @@ def test_equirect_grid_puts_the_view_at_its_field_of_view():
     assert abs(expected - 200) < 4
     # beyond 90 degrees nothing is visible
     assert float(grid[mid, 0, 0]) < -1 or float(grid[mid, 0, 0]) > 1
+
+
+@pytest.mark.parametrize("size", [(90, 160), (61, 83)])
+def test_equirect_tables_give_grid_samples_pixels_within_one_level(size):
+    h, w = size
+    intr = Intrinsics.from_hfov(w, h, 70.0)
+    grid = equirect_grid(intr, eye_side(intr))
+    g = torch.Generator().manual_seed(0)
+    views = torch.randint(0, 256, (2, 3, h, w), generator=g, dtype=torch.uint8)
+    tables, exact = EquirectMap(grid, h, w)(views).int(), to_equirect(views, grid).int()
+    assert tables.shape == exact.shape
+    assert (tables - exact).abs().max() <= 1 and (tables != exact).float().mean() < 1e-3
+    channels_last = views.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2)  # as decoded
+    assert torch.equal(EquirectMap(grid, h, w)(channels_last), tables.to(torch.uint8))
+    with pytest.raises(ValueError, match="views must be uint8"):
+        EquirectMap(grid, h, w)(views[..., :-1])
 
 
 def test_vr180_uses_the_spec_camera(tmp_path):

@@ -24,7 +24,7 @@ from vdp.io.mp4boxes import add_to_video_sample_entry, spherical_v2_boxes
 from vdp.lift.camera import intrinsics_for
 from vdp.outputs.stereo import _StereoOutput
 from vdp.spec import OutputSpec
-from vdp.stereo.equirect import equirect_grid, eye_side, to_equirect
+from vdp.stereo.equirect import EquirectMap, equirect_grid, eye_side, to_equirect
 from vdp.types import VideoInfo
 
 #: 180 x 180 degrees: a quarter of the full 360-degree width cropped on each side, none in height.
@@ -51,11 +51,16 @@ class Vr180SbsOutput(_StereoOutput):
         super().__init__(spec, path, info, synthetic=synthetic)
         self.camera = camera
         self._grid: torch.Tensor | None = None
+        self._map: EquirectMap | None = None  # the grid as tables, for views on the CPU
 
     def pack(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
         if self._grid is None:
-            intr = intrinsics_for(self.camera, int(left.shape[-1]), int(left.shape[-2]))
+            h, w = int(left.shape[-2]), int(left.shape[-1])
+            intr = intrinsics_for(self.camera, w, h)
             self._grid = equirect_grid(intr, eye_side(intr))
+            self._map = EquirectMap(self._grid, h, w)
+        if left.device.type == "cpu" and right.device.type == "cpu":
+            return torch.cat([self._map(left), self._map(right)], dim=3)
         return torch.cat([to_equirect(left, self._grid), to_equirect(right, self._grid)], dim=3)
 
     def open_writer(self, codec: str, **kwargs) -> Mp4Writer:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -48,3 +49,58 @@ def to_equirect(views: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
     g = grid.to(views.device).expand(views.shape[0], -1, -1, -1)
     out = F.grid_sample(views.float(), g, mode="bilinear", padding_mode="zeros", align_corners=False)
     return out.round_().clamp_(0, 255).to(torch.uint8)
+
+
+class EquirectMap:
+    """`to_equirect` for one grid and view size, worked out once: the output pixels that see
+    the view (a 1080p view at its field of view covers ~9 % of a VR180 eye), and for each its
+    four neighbours in the view and their bilinear weights. A frame then costs a few table
+    gathers on those pixels (CPU, one frame at a time) instead of float `grid_sample` over the
+    whole half sphere; within one level of `to_equirect` (its rounding of exact halves aside).
+
+    Args:
+        grid: `equirect_grid` ``[1,S,S,2]``.
+        height, width: Size of the flat views it will resample.
+    """
+
+    def __init__(self, grid: torch.Tensor, height: int, width: int) -> None:
+        g = grid[0].double()
+        self.side = int(g.shape[0])
+        self.view_size = (height, width)
+        px = ((g[..., 0] + 1) * width - 1) / 2    # pixel coordinates (align_corners=False)
+        py = ((g[..., 1] + 1) * height - 1) / 2
+        x0, y0 = px.floor(), py.floor()
+        fx, fy = px - x0, py - y0
+        index, weight = [], []
+        for dy, dx, w in ((0, 0, (1 - fy) * (1 - fx)), (0, 1, (1 - fy) * fx),
+                          (1, 0, fy * (1 - fx)), (1, 1, fy * fx)):
+            x, y = x0 + dx, y0 + dy
+            inside = (x >= 0) & (x < width) & (y >= 0) & (y < height)  # outside: black (zeros)
+            index.append(torch.where(inside, y * width + x, torch.zeros_like(x)).flatten())
+            weight.append(torch.where(inside, w, torch.zeros_like(w)).flatten())
+        weights = torch.stack(weight)
+        seen = (weights > 0).any(dim=0).nonzero()[:, 0]                     # output pixels
+        self.seen = seen.numpy()
+        self.index = torch.stack(index)[:, seen].to(torch.int32).contiguous()
+        self.weight = weights[:, seen].float().numpy().copy()
+
+    def __call__(self, views: torch.Tensor) -> torch.Tensor:
+        """uint8 ``[T,3,S,S]`` of uint8 CPU views ``[T,3,H,W]`` (any memory layout)."""
+        if views.dtype != torch.uint8 or views.ndim != 4 or tuple(views.shape[-2:]) != self.view_size:
+            raise ValueError(f"views must be uint8 [T,3,{self.view_size[0]},{self.view_size[1]}], "
+                             f"got {views.dtype} {tuple(views.shape)}")
+        t, n = views.shape[0], self.seen.size
+        out = np.zeros((t, 3, self.side * self.side), np.uint8)
+        gathered, rounded = torch.empty(n, dtype=torch.uint8), np.empty(n, np.uint8)
+        acc, term = np.empty(n, np.float32), np.empty(n, np.float32)
+        for i in range(t):
+            for c in range(3):
+                plane = views[i, c].reshape(-1)                  # a copy only if channels-last
+                acc.fill(0.5)                                    # truncating x + 0.5 rounds
+                for k in range(4):
+                    torch.index_select(plane, 0, self.index[k], out=gathered)
+                    np.multiply(gathered.numpy(), self.weight[k], out=term)
+                    acc += term
+                np.copyto(rounded, acc, casting="unsafe")
+                out[i, c, self.seen] = rounded
+        return torch.from_numpy(out).view(t, 3, self.side, self.side)
