@@ -64,11 +64,13 @@ class EquirectMap:
     """
 
     def __init__(self, grid: torch.Tensor, height: int, width: int) -> None:
-        g = grid[0].double()
-        self.side = int(g.shape[0])
+        g = grid[0].reshape(-1, 2).float()          # float32, as grid_sample computes
+        self.side = int(grid.shape[1])
         self.view_size = (height, width)
-        px = ((g[..., 0] + 1) * width - 1) / 2    # pixel coordinates (align_corners=False)
-        py = ((g[..., 1] + 1) * height - 1) / 2
+        px = ((g[:, 0] + 1) * width - 1) / 2      # pixel coordinates (align_corners=False)
+        py = ((g[:, 1] + 1) * height - 1) / 2
+        near = ((px > -1) & (px < width) & (py > -1) & (py < height)).nonzero()[:, 0]
+        px, py = px[near], py[near]                # only these can touch the view
         x0, y0 = px.floor(), py.floor()
         fx, fy = px - x0, py - y0
         index, weight = [], []
@@ -76,11 +78,11 @@ class EquirectMap:
                           (1, 0, fy * (1 - fx)), (1, 1, fy * fx)):
             x, y = x0 + dx, y0 + dy
             inside = (x >= 0) & (x < width) & (y >= 0) & (y < height)  # outside: black (zeros)
-            index.append(torch.where(inside, y * width + x, torch.zeros_like(x)).flatten())
-            weight.append(torch.where(inside, w, torch.zeros_like(w)).flatten())
+            index.append(torch.where(inside, y * width + x, torch.zeros_like(x)))
+            weight.append(torch.where(inside, w, torch.zeros_like(w)))
         weights = torch.stack(weight)
-        seen = (weights > 0).any(dim=0).nonzero()[:, 0]                     # output pixels
-        self.seen = seen.numpy()
+        seen = (weights > 0).any(dim=0)
+        self.seen = near[seen].numpy()            # output pixels that see the view
         self.index = torch.stack(index)[:, seen].to(torch.int32).contiguous()
         self.weight = weights[:, seen].float().numpy().copy()
 
