@@ -155,6 +155,16 @@ def test_equirect_tables_give_grid_samples_pixels_within_one_level(size):
         EquirectMap(grid, h, w)(views[..., :-1])
 
 
+def test_equirect_tables_address_views_of_more_than_2_24_pixels():
+    h, w = 8192, 2100                                      # 17.2 M pixels: float32 indices fail
+    intr = Intrinsics.from_hfov(w, h, 70.0)
+    grid = equirect_grid(intr, 128)
+    views = torch.randint(0, 256, (1, 3, h, w), generator=torch.Generator().manual_seed(0),
+                          dtype=torch.uint8)
+    diff = EquirectMap(grid, h, w)(views).int() - to_equirect(views, grid).int()
+    assert diff.abs().max() <= 1
+
+
 def test_vr180_uses_the_spec_camera(tmp_path):
     src = tmp_path / "src.mp4"
     run_ffmpeg(["-y", "-f", "lavfi", "-i", "testsrc=size=160x90:rate=30", "-frames:v", "4",

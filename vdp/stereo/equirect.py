@@ -78,7 +78,8 @@ class EquirectMap:
                           (1, 0, fy * (1 - fx)), (1, 1, fy * fx)):
             x, y = x0 + dx, y0 + dy
             inside = (x >= 0) & (x < width) & (y >= 0) & (y < height)  # outside: black (zeros)
-            index.append(torch.where(inside, y * width + x, torch.zeros_like(x)))
+            flat = y.long() * width + x.long()    # int64: float32 is exact only to 2^24 pixels
+            index.append(torch.where(inside, flat, torch.zeros_like(flat)))
             weight.append(torch.where(inside, w, torch.zeros_like(w)))
         weights = torch.stack(weight)
         seen = (weights > 0).any(dim=0)
