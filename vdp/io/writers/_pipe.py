@@ -2,6 +2,8 @@
 raw layouts their RGB frames go out in."""
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import torch
 
 from vdp.errors import EncodeError
@@ -43,7 +45,7 @@ def with_alpha(colour: Colour, pix_fmt: str) -> str:
     return f"[0:v]{rgb_to_yuv_filter(colour, pix_fmt)}[rgb];[1:v]{alpha}[alpha];[rgb][alpha]alphamerge"
 
 
-class PipeWriter(AtomicOutput):
+class PipeWriter(AtomicOutput, ABC):
     """An atomic output encoded by the ffmpeg pipe `_pipe`, which a subclass's `_start` opens
     on the first batch (`_send`); finishing waits for ffmpeg, aborting kills it."""
 
@@ -65,8 +67,9 @@ class PipeWriter(AtomicOutput):
             self.frames_written += len(frames)
         self._guarded(run)
 
+    @abstractmethod
     def _start(self, size: tuple[int, int], layout: str) -> None:
-        raise NotImplementedError
+        """Open `_pipe` for frames of `size` ``(H, W)`` whose input 0 has the raw `layout`."""
 
     def _finalize(self) -> None:
         if self._pipe is None:

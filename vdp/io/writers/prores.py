@@ -44,27 +44,18 @@ class ProresAlphaWriter(PipeWriter):
         self.audio_from = None if audio_from is None else os.fspath(audio_from)
         self.audio_stream = audio_stream
         self.timeout_s = float(timeout_s)
-        self.frame_size: tuple[int, int] | None = None
         self._pipe: FfmpegPipe | None = None
 
     def write(self, rgb: np.ndarray | torch.Tensor, alpha: np.ndarray | torch.Tensor) -> None:
         """Append frames: `rgb` uint8 ``[T,3,H,W]``, `alpha` uint8 ``[T,H,W]`` (255 opaque)."""
         rgba = rgba_frames(rgb, alpha)
-        size = (rgba.shape[1], rgba.shape[2])
-        if self.frame_size is not None and size != self.frame_size:
-            raise ValueError(f"frame size changed from {self.frame_size} to {size}")
+        size = (int(rgba.shape[1]), int(rgba.shape[2]))
+        self._check_size(size)
+        self._send(size, "rgba", [[[memoryview(frame.reshape(-1))]] for frame in rgba])
 
-        def run() -> None:
-            if self._pipe is None:
-                self._start(size)
-            self._pipe.write(memoryview(rgba.reshape(-1)))
-            self.frames_written += rgba.shape[0]
-        self._guarded(run)
-
-    def _start(self, size: tuple[int, int]) -> None:
-        self.frame_size = size
+    def _start(self, size: tuple[int, int], layout: str) -> None:
         self._pipe = FfmpegPipe.raw_video(
-            "rgba", size, self.fps,
+            layout, size, self.fps,
             ["-vf", rgb_to_yuv_filter(SDR_BT709, "yuva444p10le"), *tag_args(SDR_BT709),
              "-c:v", "prores_ks", "-profile:v", "4444", "-alpha_bits", "16",
              "-vendor", "apl0", "-f", "mov", self.tmp_path],
