@@ -55,11 +55,11 @@ class Vr180SbsOutput(_StereoOutput):
 
     def pack(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
         if self._grid is None:
-            h, w = int(left.shape[-2]), int(left.shape[-1])
-            intr = intrinsics_for(self.camera, w, h)
+            intr = intrinsics_for(self.camera, int(left.shape[-1]), int(left.shape[-2]))
             self._grid = equirect_grid(intr, eye_side(intr))
-            self._map = EquirectMap(self._grid, h, w)
         if left.device.type == "cpu" and right.device.type == "cpu":
+            if self._map is None:
+                self._map = EquirectMap(self._grid, int(left.shape[-2]), int(left.shape[-1]))
             return torch.cat([self._map(left), self._map(right)], dim=3)
         return torch.cat([to_equirect(left, self._grid), to_equirect(right, self._grid)], dim=3)
 

@@ -35,6 +35,13 @@ def linear_to_srgb(x: torch.Tensor) -> torch.Tensor:
     return torch.where(x <= 0.0031308, x * 12.92, 1.055 * x.clamp(min=0.0031308) ** (1 / 2.4) - 0.055)
 
 
+#: Steps of linear light in the encoding table (near black one step moves sRGB ~0.05 levels).
+ENCODE_STEPS = 65535
+_TO_LINEAR = srgb_to_linear(torch.arange(256, dtype=torch.float64) / 255).float()
+_TO_SRGB = (linear_to_srgb(torch.arange(ENCODE_STEPS + 1, dtype=torch.float64) / ENCODE_STEPS) * 255
+            ).round().to(torch.uint8)
+
+
 def anaglyph_dubois(left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
     """Red-cyan anaglyph of a stereo pair.
 
@@ -86,10 +93,3 @@ def anaglyph_float(left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
     lin_r = lut[right.long()]
     out = torch.einsum("oc,tchw->tohw", ml, lin_l) + torch.einsum("oc,tchw->tohw", mr, lin_r)
     return (linear_to_srgb(out) * 255).round().to(torch.uint8)
-
-
-#: Steps of linear light in the encoding table (near black one step moves sRGB ~0.05 levels).
-ENCODE_STEPS = 65535
-_TO_LINEAR = srgb_to_linear(torch.arange(256, dtype=torch.float64) / 255).float()
-_TO_SRGB = (linear_to_srgb(torch.arange(ENCODE_STEPS + 1, dtype=torch.float64) / ENCODE_STEPS) * 255
-            ).round().to(torch.uint8)
