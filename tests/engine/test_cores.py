@@ -76,6 +76,9 @@ def test_cpu_actors_take_turns_and_report_records_the_allotment(tmp_path, fresh_
         assert start >= end, "two actors of one node computed at once"
     if os.name == "posix" and hasattr(os, "SCHED_IDLE"):
         assert cpu["driver_idle_priority"] is True
+        # the depth actor decodes its chunks in the time the models leave idle
+        runs = report.chunks["runs"]
+        assert runs and all(r["decode"]["on"] == "worker" and r["decode"]["priority"] == "idle" for r in runs)
 
 
 def test_resources_threads_caps_each_actor(tmp_path, fresh_actors):

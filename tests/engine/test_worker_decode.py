@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
 import time
 from dataclasses import replace
 
@@ -66,6 +67,25 @@ def test_a_replica_keeps_the_opened_video_for_its_next_chunk_until_the_file_chan
     st = os.stat(clip)
     os.utime(clip, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # the file changed: opened again
     assert run(10, 18)[0] == "opened"
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="SCHED_IDLE is Linux-only")
+def test_a_cpu_actor_decodes_at_idle_priority_and_gives_the_same_frames():
+    request = DecodeRequest(str(CLIP), os.path.getsize(CLIP), start=3, stop=40, batch_frames=8, timeout_s=60)
+    decoder = WorkerDecoder(request, "node", idle=True)
+    try:
+        first, seconds = decoder.take(tickets(request)[0])
+        assert seconds > 0
+        # the thread has decoded ahead and waits to hand out the next batch: it is still there
+        threads = [t for t in threading.enumerate() if t.name == "vdp-decode-idle"]
+        assert threads and all(os.sched_getscheduler(t.native_id) == os.SCHED_IDLE for t in threads)
+        assert os.sched_getscheduler(0) != os.SCHED_IDLE  # the stage's thread keeps its priority
+        frames = torch.cat([first.frames] + [decoder.take(t)[0].frames for t in tickets(request)[1:]])
+    finally:
+        decoder.stop()
+    assert decoder.where["priority"] == "idle"
+    fresh = torch.cat([b.frames for b in iter_batches(CLIP, batch_frames=8, start_frame=3, stop_frame=40)])
+    assert torch.equal(frames, fresh)
 
 
 def test_chunks_are_decoded_by_the_actor_that_runs_their_first_stage(tmp_path, sequential, fresh_actors):

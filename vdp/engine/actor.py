@@ -103,7 +103,9 @@ class StageActor:
             self.drops[stream_id] = "results" if drop_results else "frames"
         if decode is not None:
             request = DecodeRequest(**{**decode.__dict__, "device": decode_device(self.device)})
-            self.decoders[stream_id] = WorkerDecoder(request, ray.get_runtime_context().get_node_id())
+            # a CPU actor taking turns computes on every core: decode only in the time it leaves
+            self.decoders[stream_id] = WorkerDecoder(request, ray.get_runtime_context().get_node_id(),
+                                                     idle=self.turn is not None)
 
     @ray.method(num_returns=2)
     def process(self, stream_id: str, batch: FrameBatch | None) -> tuple[FrameBatch | None, dict]:

@@ -14,8 +14,10 @@ The allotment (`CpuAllotment`):
 - **Threads**: each actor's torch intra-op threads are the node's cores (the smaller of the
   Ray node's CPU resource and the process's CPU affinity; ``resources.threads`` when set, at
   most the cores), and one inter-op thread.
-- **Driver**: decoding and writing run at idle priority (`vdp.idle`), as on the local path:
-  they take the cores only while no actor computes.
+- **Decoding and writing** run at idle priority (`vdp.idle`), as on the local path, wherever
+  they run (the driver, the first stage's actor, the writer actor): they take the cores only
+  while no actor computes (a decoding thread that waits seconds for a core is replaced by
+  the stage's own thread, `vdp.engine.prefetch.decode_in_idle_time`).
 
 `vdp.engine.job_run` records the allotment and each actor's thread counts under
 ``placement.cpu`` in report.json.

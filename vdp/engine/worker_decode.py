@@ -19,14 +19,16 @@ long video is opened once per replica, not once per chunk.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from typing import Any, Iterator
 
 import torch
 
 from vdp.engine.kept_sources import KeptSource
-from vdp.engine.prefetch import Prefetcher
+from vdp.engine.prefetch import Prefetcher, decode_in_idle_time
 from vdp.errors import VdpError
+from vdp.idle import IDLE_PRIORITY_AVAILABLE
 from vdp.types import FrameBatch
 
 
@@ -99,29 +101,50 @@ class WorkerDecoder:
 
     Frames decoded on CUDA are moved to the CPU before the stage sees them (the stage contract's
     frames are CPU tensors); decode falling back to the CPU is recorded in `where`.
+
+    With `idle` (a CPU actor whose model computes on the node's cores) the decoding thread runs
+    at idle priority, as the driver's does on the local path (`decode_in_idle_time`): at normal
+    priority it preempts one of the model's threads while the others wait for it at a barrier.
+    When other work keeps every core busy for seconds, the stage's own thread decodes the rest.
     """
 
-    def __init__(self, request: DecodeRequest, node_id: str, depth: int = 2) -> None:
+    def __init__(self, request: DecodeRequest, node_id: str, depth: int = 2, idle: bool = False) -> None:
         self.request = request
         self.source_status: Any = None
         self._next = request.start
+        self._seconds: dict[int, float] = {}  # first frame of a decoded batch -> seconds decoding it
         self.where = {"on": "worker", "node_id": node_id, "pid": os.getpid(),
-                      "device": request.device, "requested_device": request.device}
-        self._prefetch = Prefetcher(self._open, depth=depth, name="vdp-worker-decode")  # starts at once
+                      "device": request.device, "requested_device": request.device,
+                      "priority": "idle" if idle and IDLE_PRIORITY_AVAILABLE else "normal"}
+        if idle and IDLE_PRIORITY_AVAILABLE:  # both start decoding at once
+            self._prefetch = None
+            self._batches = decode_in_idle_time(self._open, request.start, depth=depth)
+        else:
+            self._prefetch = Prefetcher(lambda: self._open(request.start), depth=depth, name="vdp-worker-decode")
 
-    def _open(self) -> Iterator[FrameBatch]:
+    def _open(self, first: int) -> Iterator[FrameBatch]:
+        """The run's batches from frame `first` on (a taking-over decode opens its own source)."""
         r = self.request
+        if first >= r.stop:
+            return
         kept = KeptSource(r.path, size=r.size, device=r.device, timeout_s=r.timeout_s, hdr=r.hdr,
                           stream_index=r.stream_index)
         self.where["source"] = "kept" if kept.kept else "opened"  # kept: no new open and scan
         self.source_status = kept.source.status
-        for batch in kept.batches(batch_frames=r.batch_frames, start=r.start, stop=r.stop):
+        batches = kept.batches(batch_frames=r.batch_frames, start=first, stop=r.stop)
+        while True:
+            t0 = time.perf_counter()
+            batch = next(batches, None)
+            if batch is None:
+                return
             if batch.frames.device.type != "cpu":
                 batch = FrameBatch(batch.frames.cpu(), batch.indices, batch.pts_seconds)
+            if len(batch):
+                self._seconds[int(batch.indices[0])] = time.perf_counter() - t0
             yield batch
 
     def take(self, ticket: DecodeTicket) -> tuple[FrameBatch, float]:
-        """The frames of `ticket` and the seconds the decode thread spent on them.
+        """The frames of `ticket` and the seconds spent decoding them.
 
         Raises:
             TicketMismatchError: The ticket does not continue where the last one ended.
@@ -130,7 +153,10 @@ class WorkerDecoder:
         if ticket.first != self._next:
             raise TicketMismatchError(f"worker decoder of {self.request.path} is at frame {self._next}, "
                                       f"ticket asks for {ticket.first}-{ticket.stop - 1}")
-        batch = self._prefetch.get(self.request.timeout_s)
+        if self._prefetch is not None:
+            batch = self._prefetch.get(self.request.timeout_s)
+        else:
+            batch = next(self._batches, None)
         if batch is None or len(batch) != len(ticket):
             got = 0 if batch is None else len(batch)
             raise TicketMismatchError(f"decoded {got} frames for ticket {ticket.first}-{ticket.stop - 1}")
@@ -140,7 +166,11 @@ class WorkerDecoder:
             self.where.update(device=status.device, fallback=status.reason)
         if ticket.starts_segment:
             batch.starts_segment = True
-        return batch, self._prefetch.last_seconds
+        return batch, self._seconds.pop(ticket.first, 0.0)
 
     def stop(self) -> None:
-        self._prefetch.stop()
+        """Stop decoding ahead (an early end: the run failed or was cancelled)."""
+        if self._prefetch is not None:
+            self._prefetch.stop()
+        else:
+            self._batches.close()
