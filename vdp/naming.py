@@ -12,6 +12,7 @@ into a folder that already holds any of its outputs unless the spec says ``overw
 """
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -22,6 +23,10 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 class OutputExistsError(SpecError):
     """The output folder already holds outputs of this job and overwriting was not asked for."""
+
+
+class OutputFolderError(SpecError):
+    """The output folder cannot be used: it is a file, cannot be created or cannot be written."""
 
 
 def input_stem(input_path: str) -> str:
@@ -56,3 +61,20 @@ def refuse_existing(out_dir: Path, names: list[str], *, overwrite: bool) -> None
     if taken:
         raise OutputExistsError(f"{out_dir} already holds {', '.join(taken)}; pass --overwrite "
                                 f"(spec: overwrite: true) to replace them, or choose another --out")
+
+
+def make_output_folder(out_dir: Path) -> None:
+    """Create `out_dir` (and its parents) for a job's outputs, or say why it cannot be used.
+
+    Raises:
+        OutputFolderError: `out_dir` is an existing file, cannot be created (e.g. a read-only
+            or missing mount) or is not writable.
+    """
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputFolderError(f"the output folder {out_dir} is a file; choose another --out")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputFolderError(f"cannot create the output folder {out_dir}: {exc.strerror or exc}") from None
+    if not os.access(out_dir, os.W_OK | os.X_OK):
+        raise OutputFolderError(f"the output folder {out_dir} is not writable")

@@ -74,6 +74,15 @@ def test_a_glob_and_a_rerun_that_refuses(tmp_path, spec_file, capsys):
     assert main([*args, "--overwrite"]) == 0
 
 
+def test_a_batch_into_a_file_is_refused_before_any_job(tmp_path, spec_file, capsys):
+    make_clips(tmp_path / "in", ["x.mp4"])
+    (tmp_path / "out").write_text("a file")
+    assert main(["run", str(tmp_path / "in"), "--spec", str(spec_file), "--local", "--out",
+                 str(tmp_path / "out"), "--synthetic-weights", "--max-frames", "1"]) == 2
+    assert "is a file" in capsys.readouterr().err
+    assert (tmp_path / "out").read_text() == "a file"
+
+
 @pytest.mark.parametrize("flags,field", [
     (["--divergence", "50"], "stages.stereo.divergence"),
     (["--convergence", "-1"], "stages.stereo.convergence"),

@@ -54,6 +54,17 @@ def test_invalid_spec_file_names_the_field(capsys, tmp_path):
     assert "stages.depth.model" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("where", ["file", "under_file"])
+def test_an_unusable_out_folder_exits_2_naming_it(tmp_path, capsys, where):
+    (tmp_path / "taken").write_text("not a folder")
+    out = tmp_path / "taken" if where == "file" else tmp_path / "taken" / "out"
+    assert main(["run", str(MEDIA / "sam2__05_default_juggle.mp4"), "--preset", "depth", "--local",
+                 "--synthetic-weights", "--max-frames", "1", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert str(out) in err and ("is a file" in err or "cannot create the output folder" in err)
+    assert (tmp_path / "taken").read_text() == "not a folder"  # nothing else touched
+
+
 def test_broken_video_exits_1_without_traceback(tmp_path):
     bad = tmp_path / "x.mp4"
     bad.write_bytes(b"")

@@ -62,8 +62,9 @@ def run_batch(videos: list[Path], root: Path, make_spec: Callable[[str], Any], *
         The summary (also written to ``batch_summary.json``).
     """
     from vdp.engine.job import run_job
+    from vdp.naming import make_output_folder
 
-    root.mkdir(parents=True, exist_ok=True)
+    make_output_folder(root)
     rows, t0 = [], time.monotonic()
     for video, folder in zip(videos, job_folders(videos, root)):
         row: dict[str, Any] = {"input": str(video), "out_dir": os.path.relpath(folder, root)}

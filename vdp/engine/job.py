@@ -77,18 +77,19 @@ def run_job(spec: JobSpec, out_dir: str | Path, *, local: bool = False,
         The job report (also saved as ``report.json``).
 
     Raises:
-        SpecError: `resume` and `out_dir` holds a different job.
+        SpecError: `resume` and `out_dir` holds a different job; `out_dir` cannot be used
+            (`vdp.naming.OutputFolderError`) or holds this job's outputs already.
         ResourceError: The cluster cannot hold the job's actors (every shortfall listed).
         VdpError: Decoding, a stage, an output or a timeout failed; the report says which.
     """
     return_large_buffers()  # frame-sized buffers and activations go back to the system when freed
     out = Path(out_dir)
-    if not resume:
-        from vdp.naming import refuse_existing
+    from vdp.naming import make_output_folder, refuse_existing
 
+    if not resume:
         refuse_existing(out, [output_name(o, spec.output_stem()) for o in spec.outputs],
                         overwrite=spec.overwrite)
-    out.mkdir(parents=True, exist_ok=True)
+    make_output_folder(out)
     work = out / WORKDIR
     spec_json = spec.to_json()
     if resume:
