@@ -232,13 +232,14 @@ class StreamsSpec(_Strict):
 class ChunkingSpec(_Strict):
     """Splitting long videos into overlapping chunks that run in parallel.
 
-    Chunk ``k`` owns frames ``[k*chunk_frames, (k+1)*chunk_frames)``; every chunk after the
-    first also runs the `overlap_frames` before its start, to align and cross-fade relative
+    Each chunk owns about `chunk_frames` frames (a boundary moves by up to a quarter of it so
+    that the chunk's decoding starts on a keyframe, see `vdp.engine.chunks`); every chunk after
+    the first also runs the `overlap_frames` before its start, to align and cross-fade relative
     depth and to warm the state of recurrent stages (see `vdp.engine.merge`).
     """
 
     enabled: bool = Field(False, strict=True)
-    chunk_frames: int = Field(640, ge=16, le=1_000_000, strict=True, description="Frames each chunk owns (writes).")
+    chunk_frames: int = Field(640, ge=16, le=1_000_000, strict=True, description="Frames each chunk owns (writes), give or take a quarter to start on a keyframe.")
     overlap_frames: int = Field(32, ge=0, le=10_000, strict=True, description="Frames before a chunk's start that it also runs (alignment and warm-up).")
     resumable: bool = Field(True, strict=True, description="Keep each finished chunk's results under OUT/.vdp until the outputs are published, so a resumed job never recomputes it (scratch disk: every layer of the video).")
 

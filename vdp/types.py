@@ -42,6 +42,10 @@ class VideoInfo:
             default pick when `has_audio`; `vdp.io.probe` always fills it in).
         streams_used: The video stream and audio track used, with position, codec and language
             (see `vdp.io.streams.StreamChoice`; None: not looked up).
+        keyframes: Indices of the frames decoding can start from, from `vdp.io.probe`'s scan
+            (None: unknown, or a keyframe at least every 4 frames, where it makes no difference
+            where decoding starts); chunk plans start on them (`vdp.engine.chunks`). Not in
+            `to_dict`.
     """
 
     path: str
@@ -65,9 +69,10 @@ class VideoInfo:
     video_stream: int | None = None
     audio_stream: int | None = None
     streams_used: dict[str, Any] | None = None
+    keyframes: tuple[int, ...] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in self.__dict__.items()}
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in self.__dict__.items() if k != "keyframes"}
 
 
 def _to_wire(t: torch.Tensor) -> Any:

@@ -144,3 +144,33 @@ def _run_chunk(runner, chunk, info):
     runner.run(iter_batches(CLIP, batch_frames=16, start_frame=chunk.run_start, stop_frame=chunk.stop),
                info, out.append)
     return out
+
+
+def test_chunks_start_at_the_inputs_keyframes_and_a_sparse_gop_is_reported(tmp_path, sequential):
+    import subprocess
+
+    import imageio_ffmpeg
+
+    from vdp.io import probe
+
+    keyed = tmp_path / "keyed.mp4"  # the same frames with a keyframe every 12
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(CLIP), "-frames:v", str(FRAMES),
+                    "-c:v", "libx264", "-qp", "0", "-g", "12", "-keyint_min", "12", "-sc_threshold", "0",
+                    "-pix_fmt", "yuv420p", str(keyed)], check=True, timeout=120)
+    keys = list(probe(keyed).keyframes)
+    assert keys == list(range(0, FRAMES, 12))
+    assert probe(CLIP).keyframes == (0, 150, 300) and "keyframes" not in probe(CLIP).to_dict()
+    chunking = {"enabled": True, "chunk_frames": 20, "overlap_frames": 4}
+    data = spec(chunking).model_dump(exclude_none=True)
+    report = run_job(JobSpec.parse({**data, "input": str(keyed)}), tmp_path / "keyed", local=True,
+                     plans=affine_plans())
+    plan = report.chunks["plan"]
+    assert len(plan) > 2 and all(c["run_start"] in keys for c in plan)  # 16 -> 12, 36 -> 36, 56 -> 60 ...
+    assert report.chunks["decode_lead_frames"] == 0
+    assert not any("keyframe" in w for w in report.warnings)
+    # the pancake clip has keyframes at 0, 150 and 300: every chunk decodes from frame 0
+    report = run_job(spec(chunking), tmp_path / "sparse", local=True, plans=affine_plans())
+    starts = [c["run_start"] for c in report.chunks["plan"][1:]]
+    assert report.chunks["decode_lead_frames"] == sum(starts) > FRAMES // 4
+    assert any("3 keyframe(s) in 310 frames" in w and "chunk_frames" in w for w in report.warnings)
+    assert rel_err(layers(tmp_path / "sparse")["depth"], layers(sequential)["depth"]) < 1e-3

@@ -33,7 +33,7 @@ from typing import Any
 
 import torch
 
-from vdp.engine.chunks import Chunk, plan_chunks
+from vdp.engine.chunks import Chunk, decode_lead, plan_chunks
 from vdp.engine.job_run import JobRun, cpu_bound
 from vdp.engine.ledger import WORKDIR, ChunkStore, Ledger, completed_chunks, spec_digest
 from vdp.engine.plan import StagePlan, plan_stages
@@ -152,7 +152,15 @@ def _run(spec: JobSpec, spec_json: str, out: Path, work: Path, report: JobReport
     report.warnings.extend(scaled_pictures(spec, info))
     total = min(info.num_frames, spec.max_frames or info.num_frames)
     plans = plans if plans is not None else plan_stages(spec)
-    chunks = plan_chunks(total, spec.chunking)
+    keyframes = info.keyframes
+    chunks = plan_chunks(total, spec.chunking, keyframes)
+    report.chunks["decode_lead_frames"] = lead = decode_lead(chunks, keyframes)
+    if lead is not None and lead > total // 4:
+        report.warnings.append(
+            f"the input has {len(keyframes)} keyframe(s) in {info.num_frames} frames: chunks start between "
+            f"them, so decoding also runs {lead} frames before chunk starts ({100 * lead / total:.0f}% "
+            f"more); longer chunks (chunking.chunk_frames), or the input re-encoded with a keyframe every "
+            f"1-2 s (ffmpeg -g), avoid it")
     ledger = Ledger(work / "ledger.jsonl")
     store = ChunkStore(work / "chunks")
     records = completed_chunks(ledger.events(), chunks, store) if resume else {}

@@ -360,6 +360,17 @@ class VideoSource:
                 self.status = DecodeStatus(self.status.requested_device, "cpu", fallback=True,
                                            reason=str(status))
 
+    def keyframes(self) -> list[int] | None:
+        """Indices of the frames decoding can start from (the stream's keyframes), ascending,
+        from the open-time scan; None when unknown (frames will come from a converted copy,
+        or this TorchCodec does not say)."""
+        if self._tonemap_pending or self._decode_path != self.path:
+            return None
+        try:  # TorchCodec 0.13 exposes the scan's keyframes only privately
+            return [int(i) for i in self._decoder._get_key_frame_indices()]
+        except (AttributeError, RuntimeError, TypeError):
+            return None
+
     def close(self) -> None:
         """Release the decoder (the source cannot be read afterwards)."""
         self._decoder = None  # type: ignore[assignment]
@@ -400,7 +411,10 @@ def probe(path: str | os.PathLike[str], *, timeout_s: float = DEFAULT_TIMEOUT_S,
     choice = select_streams(os.fspath(path), video_stream, audio_stream, timeout_s=timeout_s)
     index = None if choice is None else choice.video.index
     with VideoSource(path, timeout_s=timeout_s, hdr=hdr, stream_index=index) as source:
+        keys = source.keyframes()
         info = source.info
+    if keys is not None and len(keys) * 4 < info.num_frames:  # sparse enough to plan around
+        info = replace(info, keyframes=tuple(keys))
     if choice is None:
         return info
     audio = choice.audio
