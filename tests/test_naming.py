@@ -6,7 +6,7 @@ import pytest
 
 from tests.conftest import MEDIA
 from vdp.engine.job import run_job
-from vdp.naming import OutputExistsError, input_stem, named_output
+from vdp.naming import OutputExistsError, OutputPathError, input_stem, make_output_folder, named_output
 from vdp.spec import JobSpec
 
 
@@ -47,3 +47,15 @@ def test_two_videos_in_one_folder_do_not_collide_and_reruns_refuse(tmp_path):
 def test_kind_names_stay_the_default_of_the_spec():
     spec = spec_for(MEDIA / "sam2__bedroom.mp4", output_names="kind")
     assert spec.output_stem() is None
+
+
+def test_output_folder_is_made_or_refused_with_the_reason(tmp_path):
+    make_output_folder(tmp_path / "a" / "b")
+    assert (tmp_path / "a" / "b").is_dir()
+    make_output_folder(tmp_path / "a" / "b")  # already there: fine
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(OutputPathError, match="is a file"):
+        make_output_folder(tmp_path / "f")
+    with pytest.raises(OutputPathError, match="cannot create the output folder"):
+        make_output_folder(tmp_path / "f" / "sub")
+    assert (tmp_path / "f").read_text() == "x"

@@ -25,8 +25,9 @@ class OutputExistsError(SpecError):
     """The output folder already holds outputs of this job and overwriting was not asked for."""
 
 
-class OutputFolderError(SpecError):
-    """The output folder cannot be used: it is a file, cannot be created or cannot be written."""
+class OutputPathError(SpecError):
+    """A job's output folder (``--out``) cannot be used: it is a file, cannot be created or
+    cannot be written."""
 
 
 def input_stem(input_path: str) -> str:
@@ -67,14 +68,14 @@ def make_output_folder(out_dir: Path) -> None:
     """Create `out_dir` (and its parents) for a job's outputs, or say why it cannot be used.
 
     Raises:
-        OutputFolderError: `out_dir` is an existing file, cannot be created (e.g. a read-only
+        OutputPathError: `out_dir` is an existing file, cannot be created (e.g. a read-only
             or missing mount) or is not writable.
     """
     if out_dir.exists() and not out_dir.is_dir():
-        raise OutputFolderError(f"the output folder {out_dir} is a file; choose another --out")
+        raise OutputPathError(f"the output folder {out_dir} is a file; choose another --out")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise OutputFolderError(f"cannot create the output folder {out_dir}: {exc.strerror or exc}") from None
+        raise OutputPathError(f"cannot create the output folder {out_dir}: {exc.strerror or exc}") from None
     if not os.access(out_dir, os.W_OK | os.X_OK):
-        raise OutputFolderError(f"the output folder {out_dir} is not writable")
+        raise OutputPathError(f"the output folder {out_dir} is not writable")

@@ -96,7 +96,7 @@ def _keyframe_near(keys: list[int], target: int, *, reach: int, lowest: int) -> 
     (the earlier of two as near), or None."""
     lo, hi = max(lowest, target - reach), target + reach
     i = bisect.bisect_left(keys, lo)
-    near = [k for k in keys[i:bisect.bisect_right(keys, hi)]]
+    near = keys[i:bisect.bisect_right(keys, hi)]
     return min(near, key=lambda k: (abs(k - target), k)) if near else None
 
 

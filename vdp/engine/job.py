@@ -78,7 +78,7 @@ def run_job(spec: JobSpec, out_dir: str | Path, *, local: bool = False,
 
     Raises:
         SpecError: `resume` and `out_dir` holds a different job; `out_dir` cannot be used
-            (`vdp.naming.OutputFolderError`) or holds this job's outputs already.
+            (`vdp.naming.OutputPathError`) or holds this job's outputs already.
         ResourceError: The cluster cannot hold the job's actors (every shortfall listed).
         VdpError: Decoding, a stage, an output or a timeout failed; the report says which.
     """

@@ -3,8 +3,9 @@
 On the Ray path the driver no longer decodes a chunk and ships full-resolution frames through
 the object store. It sends the first stage's actor a `DecodeRequest` with the stream's ``open``
 call, then one small `DecodeTicket` per batch (a frame range); the actor decodes the chunk a
-batch or two ahead in a thread of its own (`WorkerDecoder`) and hands each ticket's frames to
-its stage. What crosses processes per batch is a ticket in and the stage chain's result out.
+batch or two ahead in a thread of its own (`WorkerDecoder`; at idle priority in a CPU actor
+that takes turns with the node's cores) and hands each ticket's frames to its stage. What
+crosses processes per batch is a ticket in and the stage chain's result out.
 
 Storage contract: the input is read at the same path on every node (shared storage). Before a
 replica decodes, the driver asks it whether it can read that path (`check_readable`: the file
