@@ -77,3 +77,29 @@ def test_broken_input_fails_with_report_and_no_outputs(tmp_path):
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["status"] == "failed" and "DecodeError" in report["error"]
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["report.json", "spec.json"]
+
+
+def test_a_local_jobs_decode_time_is_the_decoding_threads_not_the_wait(tmp_path, monkeypatch):
+    """Decoded ahead while the stage computes, batches are ready when asked for: the progress
+    reports the time decoding took (here at least the 30 ms each batch sleeps), not ~0."""
+    import time
+
+    from vdp.engine import kept_sources
+    from tests.engine.stages_for_tests import ChunkAffineStage
+
+    real = kept_sources.kept_batches
+
+    def slow_batches(*args, **kwargs):
+        for batch in real(*args, **kwargs):
+            time.sleep(0.03)
+            yield batch
+
+    monkeypatch.setattr(kept_sources, "kept_batches", slow_batches)
+    spec = JobSpec.parse({"input": str(CLIP), "stages": {"depth": {}}, "outputs": [{"kind": "depth_npz"}],
+                          "resources": {"batch_frames": 5}})
+    plans = [StagePlan("depth", "slow-affine", partial(ChunkAffineStage, 0.3, 0.15))]
+    report = run_job(spec, tmp_path, local=True, plans=plans)
+    decode = report.stages["decode"]
+    assert decode["frames_done"] == 30
+    assert decode["busy_seconds"] >= 6 * 0.03  # 6 batches; waiting for them took ~0 after the first
+    assert decode["busy_fps"] < 30 / (6 * 0.03)

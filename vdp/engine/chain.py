@@ -139,9 +139,11 @@ class Chain:
             self.tracker.add(name, int(meta["frames"]), float(meta["seconds"]))
 
 
-def run_stream(chain: Chain, source: Iterable[FrameBatch]) -> None:
-    """Drive `chain` over `source` to its end (blocking transports); ``decode`` time is the
-    wait for each batch."""
+def run_stream(chain: Chain, source: Iterable[FrameBatch],
+               decode_seconds: Callable[[FrameBatch], float | None] | None = None) -> None:
+    """Drive `chain` over `source` to its end (blocking transports). ``decode`` time is what
+    `decode_seconds` says a batch took to decode (decoded ahead in another thread, the wait for
+    it says nothing of decoding's own speed), else the wait for the batch."""
     chain.begin()
     batches = iter(source)
     while True:
@@ -149,5 +151,7 @@ def run_stream(chain: Chain, source: Iterable[FrameBatch]) -> None:
         batch = next(batches, None)
         if batch is None:
             break
-        chain.push(batch, time.perf_counter() - t0)
+        waited = time.perf_counter() - t0
+        own = decode_seconds(batch) if decode_seconds is not None else None
+        chain.push(batch, waited if own is None else own)
     chain.finish()

@@ -7,6 +7,7 @@ and merges their results in frame order into the writers' sink.
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Callable, Iterator
@@ -72,6 +73,8 @@ class JobRun:
         tracker: Per-stage progress.
         cancel: When set, the run stops and raises `JobCancelledError`.
         writer: The driver's background writer, if any (idle priority on CPU-only Ray runs).
+        decode_seconds: On the local path, the seconds each batch (by its first frame) took to
+            decode in the thread that decoded it, until the chain takes it.
     """
 
     spec: JobSpec
@@ -89,6 +92,7 @@ class JobRun:
     tracker: ProgressTracker
     cancel: threading.Event | None = None
     writer: Any = None  # vdp.engine.writeback.BackgroundWriter
+    decode_seconds: dict[int, float] = field(default_factory=dict)
 
     @property
     def frames_per_batch(self) -> int:
@@ -182,9 +186,10 @@ class JobRun:
         def decode_from(first: int) -> Iterator[FrameBatch]:
             if first >= chunk.stop:
                 return iter(())
-            return kept_batches(self.spec.input, start=first, stop=chunk.stop, batch_frames=self.frames_per_batch,
-                                timeout_s=res.batch_timeout_s, num_threads=threads, hdr=self.spec.hdr,
-                                stream_index=self.info.video_stream)
+            batches = kept_batches(self.spec.input, start=first, stop=chunk.stop, batch_frames=self.frames_per_batch,
+                                   timeout_s=res.batch_timeout_s, num_threads=threads, hdr=self.spec.hdr,
+                                   stream_index=self.info.video_stream)
+            return self._timed(batches) if self.local else batches
 
         source = decode_in_idle_time(decode_from, chunk.run_start) if idle else decode_from(chunk.run_start)
         if self.spec.scene_cuts:
@@ -193,6 +198,22 @@ class JobRun:
 
             source = split_at_cuts(source, SceneCutDetector().update)
         return cancellable(source, self.cancel)
+
+    def _timed(self, batches: Iterator[FrameBatch]) -> Iterator[FrameBatch]:
+        """`batches`, noting in `decode_seconds` how long each took to decode (in whichever
+        thread decodes it)."""
+        while True:
+            t0 = time.perf_counter()
+            batch = next(batches, None)
+            if batch is None:
+                return
+            if len(batch):
+                self.decode_seconds[int(batch.indices[0])] = time.perf_counter() - t0
+            yield batch
+
+    def _decoded_in(self, batch: FrameBatch) -> float | None:
+        """The seconds `batch` took to decode (None: not noted, e.g. a batch split at a cut)."""
+        return self.decode_seconds.pop(int(batch.indices[0]), None) if len(batch) else None
 
     def _run_locally(self, assembler: Any) -> dict[str, StageReport]:
         from vdp.engine.local import LocalRunner, run_chunks_locally
@@ -212,7 +233,7 @@ class JobRun:
 
         runner = LocalRunner(self.plans, device=self.report.device)
         return run_chunks_locally(runner, self.todo, self.attempts, assembler, source, self.info,
-                                  self.ledger, self.tracker)
+                                  self.ledger, self.tracker, self._decoded_in)
 
     @property
     def keep_frames(self) -> bool:

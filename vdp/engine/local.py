@@ -73,15 +73,18 @@ class LocalRunner:
             self._ready = True
 
     def run(self, source: Iterable[FrameBatch], info: VideoInfo, sink: Sink,
-            tracker: ProgressTracker | None = None) -> dict[str, StageReport]:
+            tracker: ProgressTracker | None = None,
+            decode_seconds: Callable[[FrameBatch], float | None] | None = None) -> dict[str, StageReport]:
         """Stream `source` through the stages and hand finished frames to `sink` in order.
 
         Args:
             source: Decoded batches in frame order.
             info: The stream's metadata (passed to each stage's `init_state`).
             sink: Called with every finished, non-empty batch, in frame order.
-            tracker: Receives per-stage frame counts and busy time (for ``decode``: the time
-                spent waiting for `source`).
+            tracker: Receives per-stage frame counts and busy time (for ``decode``: what
+                `decode_seconds` says a batch took, else the time spent waiting for `source`).
+            decode_seconds: The seconds a batch took to decode, where `source` decodes ahead
+                in another thread (None: not known for that batch).
 
         Returns:
             Each stage's report (fallbacks, warnings), keyed by stage name.
@@ -90,13 +93,15 @@ class LocalRunner:
         reports = ChainReports(self.names)
         transport = _InProcess(self, info, sink, reports)
         transport.chain = Chain(self.names, transport, tracker)
-        run_stream(transport.chain, source)
+        run_stream(transport.chain, source, decode_seconds)
         return reports.reports
 
 
 def run_chunks_locally(runner: LocalRunner, todo: list, attempts: dict[int, int], assembler,
                        open_source: Callable, info: VideoInfo, ledger,
-                       tracker: ProgressTracker | None = None) -> dict[str, StageReport]:
+                       tracker: ProgressTracker | None = None,
+                       decode_seconds: Callable[[FrameBatch], float | None] | None = None
+                       ) -> dict[str, StageReport]:
     """Run chunks one after another in this process, feeding their results to `assembler`.
 
     The same chunk plan, merge, ledger and resume as on Ray, without parallelism.
@@ -110,6 +115,7 @@ def run_chunks_locally(runner: LocalRunner, todo: list, attempts: dict[int, int]
         info: The source's metadata.
         ledger: Receives ``start`` events.
         tracker: Per-stage progress.
+        decode_seconds: The seconds a batch took to decode (see `LocalRunner.run`).
 
     Returns:
         Each stage's report.
@@ -120,6 +126,7 @@ def run_chunks_locally(runner: LocalRunner, todo: list, attempts: dict[int, int]
         attempts[chunk.index] = attempt
         ledger.append("start", chunk=chunk.index, attempt=attempt, actors={n: "local" for n in runner.names})
         results = assembler.begin(chunk, attempt)
-        reports.merge(runner.run(open_source(chunk), info, lambda b, r=results: assembler.add(r, b), tracker))
+        reports.merge(runner.run(open_source(chunk), info, lambda b, r=results: assembler.add(r, b), tracker,
+                                 decode_seconds))
         assembler.complete(results)
     return reports.reports

@@ -17,8 +17,9 @@ class StageProgress:
         stage: Stage name (``decode``, ``depth``, ``write`` ...).
         frames_done: Frames this stage has emitted.
         frames_total: Frames expected (None when unknown).
-        busy_seconds: Time spent inside the stage's own calls (``decode``: in a local run the
-            time the stages waited for decoded frames, on Ray the decode threads' time).
+        busy_seconds: Time spent inside the stage's own calls (``decode``: the decoding
+            threads' time; where that is not known, e.g. a batch split at a scene cut, the
+            time the stages waited for the frames).
         elapsed_seconds: Wall time since the job started.
     """
 
