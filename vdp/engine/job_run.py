@@ -7,7 +7,6 @@ and merges their results in frame order into the writers' sink.
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Callable, Iterator
@@ -17,7 +16,7 @@ import torch
 from vdp.engine.chunks import Chunk
 from vdp.engine.ledger import ChunkStore, Ledger
 from vdp.engine.plan import StagePlan
-from vdp.engine.prefetch import Prefetcher, decode_in_idle_time
+from vdp.engine.prefetch import Prefetcher, decode_in_idle_time, timed_batches
 from vdp.engine.progress import ProgressTracker
 from vdp.errors import JobCancelledError
 from vdp.idle import IDLE_PRIORITY_AVAILABLE
@@ -189,7 +188,7 @@ class JobRun:
             batches = kept_batches(self.spec.input, start=first, stop=chunk.stop, batch_frames=self.frames_per_batch,
                                    timeout_s=res.batch_timeout_s, num_threads=threads, hdr=self.spec.hdr,
                                    stream_index=self.info.video_stream)
-            return self._timed(batches) if self.local else batches
+            return timed_batches(batches, self.decode_seconds) if self.local else batches
 
         source = decode_in_idle_time(decode_from, chunk.run_start) if idle else decode_from(chunk.run_start)
         if self.spec.scene_cuts:
@@ -198,18 +197,6 @@ class JobRun:
 
             source = split_at_cuts(source, SceneCutDetector().update)
         return cancellable(source, self.cancel)
-
-    def _timed(self, batches: Iterator[FrameBatch]) -> Iterator[FrameBatch]:
-        """`batches`, noting in `decode_seconds` how long each took to decode (in whichever
-        thread decodes it)."""
-        while True:
-            t0 = time.perf_counter()
-            batch = next(batches, None)
-            if batch is None:
-                return
-            if len(batch):
-                self.decode_seconds[int(batch.indices[0])] = time.perf_counter() - t0
-            yield batch
 
     def _decoded_in(self, batch: FrameBatch) -> float | None:
         """The seconds `batch` took to decode (None: not noted, e.g. a batch split at a cut)."""

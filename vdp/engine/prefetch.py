@@ -205,3 +205,17 @@ def _take_over_when_stalled(prefetcher: Prefetcher, open_from: Callable[[int], I
     finally:
         prefetcher.stop()
     yield from open_from(next_frame)
+
+
+def timed_batches(batches: Iterator[FrameBatch], seconds: dict[int, float]) -> Iterator[FrameBatch]:
+    """`batches`, noting in `seconds` (by each batch's first frame) how long it took to decode,
+    in whichever thread decodes it: decoded ahead, the consumer's wait for a batch says
+    nothing of decoding's own speed."""
+    while True:
+        t0 = time.perf_counter()
+        batch = next(batches, None)
+        if batch is None:
+            return
+        if len(batch):
+            seconds[int(batch.indices[0])] = time.perf_counter() - t0
+        yield batch

@@ -20,14 +20,13 @@ long video is opened once per replica, not once per chunk.
 from __future__ import annotations
 
 import os
-import time
 from dataclasses import dataclass
 from typing import Any, Iterator
 
 import torch
 
 from vdp.engine.kept_sources import KeptSource
-from vdp.engine.prefetch import Prefetcher, decode_in_idle_time
+from vdp.engine.prefetch import Prefetcher, decode_in_idle_time, timed_batches
 from vdp.errors import VdpError
 from vdp.idle import IDLE_PRIORITY_AVAILABLE
 from vdp.types import FrameBatch
@@ -132,17 +131,9 @@ class WorkerDecoder:
                           stream_index=r.stream_index)
         self.where["source"] = "kept" if kept.kept else "opened"  # kept: no new open and scan
         self.source_status = kept.source.status
-        batches = kept.batches(batch_frames=r.batch_frames, start=first, stop=r.stop)
-        while True:
-            t0 = time.perf_counter()
-            batch = next(batches, None)
-            if batch is None:
-                return
-            if batch.frames.device.type != "cpu":
-                batch = FrameBatch(batch.frames.cpu(), batch.indices, batch.pts_seconds)
-            if len(batch):
-                self._seconds[int(batch.indices[0])] = time.perf_counter() - t0
-            yield batch
+        batches = (b if b.frames.device.type == "cpu" else FrameBatch(b.frames.cpu(), b.indices, b.pts_seconds)
+                   for b in kept.batches(batch_frames=r.batch_frames, start=first, stop=r.stop))
+        yield from timed_batches(batches, self._seconds)
 
     def take(self, ticket: DecodeTicket) -> tuple[FrameBatch, float]:
         """The frames of `ticket` and the seconds spent decoding them.
