@@ -19,7 +19,8 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
-_WHERE = {**dict.fromkeys(["DecodeStatus", "VideoSource", "iter_batches", "probe"], "vdp.io.decode"),
+_WHERE = {**dict.fromkeys(["DecodeStatus", "VideoSource", "iter_batches"], "vdp.io.decode"),
+          "probe": "vdp.io.probing",
           **dict.fromkeys(["CompositeMp4Writer", "Mp4Writer", "NpyWriter", "NpzWriter", "Png16SequenceWriter",
                            "PngRgbaSequenceWriter", "WebmAlphaWriter", "encode_in_idle_time",
                            "read_webm_alpha", "read_webm_rgba"], "vdp.io.writers")}

@@ -1,4 +1,5 @@
-"""Decoding with TorchCodec: probe a file, then read it as in-order RGB frame batches.
+"""Decoding with TorchCodec: open a file (its metadata: `vdp.io.probing.probe`), then read it as
+in-order RGB frame batches.
 
 What TorchCodec 0.13 already does, and vdp relies on:
     * rotation metadata is applied (frames and ``width``/``height`` are in display
@@ -46,7 +47,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Callable, Iterator, TypeVar
 
 import torch
@@ -58,7 +59,6 @@ from vdp.io._streams import remux_elementary_stream, video_track_reflected
 from vdp.io.colour import source_colour
 from vdp.io.source_facts import (DEFAULT_TIMEOUT_S, HDR_MODES, bit_depth_of, frame_rate,
                                  short_count_warning, tone_mapping_of)
-from vdp.io.streams import AudioChoice, select_streams
 from vdp.io.tonemap import tonemapped_copy
 from vdp.types import FrameBatch, VideoInfo
 
@@ -380,46 +380,6 @@ class VideoSource:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def probe(path: str | os.PathLike[str], *, timeout_s: float = DEFAULT_TIMEOUT_S,
-          hdr: str = "tonemap", video_stream: int | None = None,
-          audio_stream: AudioChoice = None) -> VideoInfo:
-    """Read a video's metadata (one container scan, no frame decoding).
-
-    Args:
-        path: Video file.
-        timeout_s: Deadline for opening the file.
-        hdr: ``"tonemap"`` or ``"keep"``: what decoding will do to an HDR source (only
-            ``info.tone_mapping`` and the warnings differ; nothing is converted here).
-        video_stream: Which video stream, by position among the file's video streams
-            (None: ffmpeg's pick; see `vdp.io.streams`).
-        audio_stream: Which audio track to mux into video outputs, by position among the
-            file's audio tracks (None: ffmpeg's pick; ``"none"``: no audio).
-
-    Returns:
-        `VideoInfo` in display orientation (width/height after rotation), with the exact frame
-        count from the scan and the streams used (`has_audio`: an audio track is used).
-
-    Raises:
-        DecodeError: The file is missing, empty, not a video, has no video stream or is
-            truncated.
-        StreamSelectionError: `video_stream` or `audio_stream` is not in the file (the
-            message lists the streams it has).
-        JobTimeoutError: Probing took longer than `timeout_s`.
-    """
-    choice = select_streams(os.fspath(path), video_stream, audio_stream, timeout_s=timeout_s)
-    index = None if choice is None else choice.video.index
-    with VideoSource(path, timeout_s=timeout_s, hdr=hdr, stream_index=index) as source:
-        keys = source.keyframes()
-        info = source.info
-    if keys is not None and len(keys) * 4 < info.num_frames:  # sparse enough to plan around
-        info = replace(info, keyframes=tuple(keys))
-    if choice is None:
-        return info
-    audio = choice.audio
-    return replace(info, has_audio=audio is not None, audio_stream=None if audio is None else audio.index,
-                   streams_used=choice.to_dict())
 
 
 def iter_batches(path: str | os.PathLike[str], *, batch_frames: int = 16, start_frame: int = 0,

@@ -1,5 +1,5 @@
 """What a source's metadata means, decided once for both probes: the TorchCodec one
-(`vdp.io.decode`) and the one without torch (`vdp.io.quick_probe`).
+(`vdp.io.probing`, through `vdp.io.decode`) and the one without torch (`vdp.io.quick_probe`).
 
 No torch here: `vdp probe` imports this without the decoder.
 """

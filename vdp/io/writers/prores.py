@@ -15,7 +15,8 @@ import torch
 from vdp.errors import DecodeError
 from vdp.io._ffmpeg import FfmpegPipe, run_ffmpeg
 from vdp.io.colour import SDR_BT709, rgb_to_yuv_filter, tag_args
-from vdp.io.decode import DEFAULT_TIMEOUT_S, probe
+from vdp.io.probing import probe
+from vdp.io.source_facts import DEFAULT_TIMEOUT_S
 from vdp.io.streams import audio_map
 from vdp.io.writers._atomic import remove_path
 from vdp.io.writers._pipe import PipeWriter

@@ -17,7 +17,8 @@ import torch
 from vdp.errors import DecodeError
 from vdp.io._ffmpeg import FfmpegPipe, run_ffmpeg
 from vdp.io.colour import SDR_BT709, tag_args
-from vdp.io.decode import DEFAULT_TIMEOUT_S, probe
+from vdp.io.probing import probe
+from vdp.io.source_facts import DEFAULT_TIMEOUT_S
 from vdp.io.writers._atomic import rgb_alpha_tensors
 from vdp.io.writers._pipe import PipeWriter, rgb_alpha_buffers, rgb_layout, with_alpha
 
