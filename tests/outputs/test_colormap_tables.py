@@ -46,7 +46,7 @@ def test_gray_is_unchanged_and_the_table_cannot_be_altered_by_a_caller() -> None
 def test_the_colourisers_lookup_is_the_table_exactly(name: str) -> None:
     table = colormap_table(name)
     colouriser = Colouriser(name, StableRange(low=0.0, high=255.0))
-    assert torch.equal(torch.stack(colouriser.channels, 1), table)
+    assert torch.equal(torch.from_numpy(colouriser.rgb_tables).T, table)
     # values 0..255 with the range 0..255 land on index k: the output is the table, in order
     values = torch.arange(256, dtype=torch.float32).view(1, 16, 16)
     got = colouriser(values)

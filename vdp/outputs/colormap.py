@@ -14,7 +14,8 @@ from importlib import resources
 import numpy as np
 import torch
 
-from vdp.outputs._pixels import Scratch, as_numpy
+from vdp.outputs._pixels import as_numpy
+from vdp.outputs.pixel_kernels import colour_planes, colour_yuv420
 
 #: Package data file with the exact 256-entry tables (origin and licence of each inside).
 TABLES_FILE = "colormaps.json"
@@ -126,35 +127,16 @@ class StableRange:
         self.clipped += int(((out < 0) | (out > 1)).sum())
         return out.clamp(0, 1)
 
-    def scaled(self, frame: np.ndarray, out: np.ndarray) -> np.ndarray:
-        """One float32 frame ``[H,W]`` mapped to [0.5, 255.5] into `out` (range fixed first).
-
-        Truncating the result gives ``round(normalise(frame) * 255)``; NaN maps to 0 and, like
-        values outside the range, counts as clipped. numpy, one core (see `vdp.outputs._pixels`).
-        """
-        if self.low is None:
-            self.fit(torch.from_numpy(frame))
+    def affine(self) -> tuple[np.float32, np.float32]:
+        """float32 ``(k, b)`` with ``values * k + b`` in [0.5, 255.5] over the fixed range: truncating
+        gives ``round(normalise(values) * 255)`` (for `vdp.outputs.pixel_kernels`)."""
         k = 255 / (self.high - self.low)
-        np.multiply(frame, np.float32(k), out=out)
-        np.add(out, np.float32(0.5 - self.low * k), out=out)
-        lo, hi = out.min(), out.max()  # NaN propagates into both
-        if np.isnan(lo):
-            nan = np.isnan(out)
-            self.clipped += int(np.count_nonzero(nan))
-            out[nan] = 0.5
-            lo, hi = out.min(), out.max()
-        if lo >= 0.5 and hi <= 255.5:  # all in range (the common case): no clipping pass
-            return out
-        if lo < 0.5:
-            self.clipped += int(np.count_nonzero(out < 0.5))
-        if hi > 255.5:
-            self.clipped += int(np.count_nonzero(out > 255.5))
-        return np.clip(out, 0.5, 255.5, out=out)
+        return np.float32(k), np.float32(0.5 - self.low * k)
 
 
 class Colouriser:
-    """Colourises frames ``[T,H,W]`` through a `StableRange` and a colour table, frame by frame
-    into reused scratch buffers (see `vdp.outputs._pixels` for why).
+    """Colourises frames ``[T,H,W]`` through a `StableRange` and a colour table, one pass per
+    frame (`vdp.outputs.pixel_kernels`).
 
     Args:
         name: Colour map (``turbo``, ``inferno`` or ``gray``).
@@ -164,10 +146,8 @@ class Colouriser:
     def __init__(self, name: str, value_range: StableRange) -> None:
         self.range = value_range
         table = colormap_table(name)
-        self.channels = [table[:, c].contiguous() for c in range(3)]
-        yuv = yuv_table(table)
-        self.yuv_channels = [yuv[:, c].contiguous() for c in range(3)]
-        self.scratch = Scratch()
+        self.rgb_tables = np.ascontiguousarray(table.numpy().T)  # [3,256]: one table per plane
+        self.yuv_tables = np.ascontiguousarray(yuv_table(table).numpy().T)
 
     def __call__(self, values: torch.Tensor) -> torch.Tensor:
         """RGB uint8 ``[T,3,H,W]`` (contiguous) of `values` float ``[T,H,W]``."""
@@ -175,15 +155,11 @@ class Colouriser:
         t, h, w = src.shape
         if self.range.low is None:
             self.range.fit(values)
-        scaled = self.scratch.get("scaled", (h, w))
-        index = self.scratch.get("index", (h * w,), np.int32)
-        index_t = torch.from_numpy(index)
-        out = torch.empty((t, 3, h, w), dtype=torch.uint8)
+        k, b = self.range.affine()
+        out = np.empty((t, 3, h, w), np.uint8)
         for i in range(t):
-            np.copyto(index, self.range.scaled(src[i], scaled).reshape(-1), casting="unsafe")  # truncates
-            for c in range(3):
-                torch.index_select(self.channels[c], 0, index_t, out=out[i, c].view(-1))
-        return out
+            self.range.clipped += colour_planes(np.ascontiguousarray(src[i]), k, b, self.rgb_tables, out[i])
+        return torch.from_numpy(out)
 
     def yuv420(self, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The colourised frames as BT.709 limited-range 4:2:0 planes: Y uint8 ``[T,H,W]`` and
@@ -199,17 +175,11 @@ class Colouriser:
             raise ValueError(f"4:2:0 planes need an even size, got {h}x{w}")
         if self.range.low is None:
             self.range.fit(values)
-        scaled = self.scratch.get("scaled", (h, w))
-        index = self.scratch.get("index", (h * w,), np.int32)
-        half = self.scratch.get("half", (h // 2 * (w // 2),), np.int32)
-        index_t, half_t = torch.from_numpy(index), torch.from_numpy(half)
-        y = torch.empty((t, h, w), dtype=torch.uint8)
-        u = torch.empty((t, h // 2, w // 2), dtype=torch.uint8)
-        v = torch.empty((t, h // 2, w // 2), dtype=torch.uint8)
+        k, b = self.range.affine()
+        y = np.empty((t, h, w), np.uint8)
+        u = np.empty((t, h // 2, w // 2), np.uint8)
+        v = np.empty((t, h // 2, w // 2), np.uint8)
         for i in range(t):
-            np.copyto(index, self.range.scaled(src[i], scaled).reshape(-1), casting="unsafe")  # truncates
-            np.copyto(half.reshape(h // 2, w // 2), index.reshape(h, w)[::2, ::2])
-            torch.index_select(self.yuv_channels[0], 0, index_t, out=y[i].view(-1))
-            torch.index_select(self.yuv_channels[1], 0, half_t, out=u[i].view(-1))
-            torch.index_select(self.yuv_channels[2], 0, half_t, out=v[i].view(-1))
-        return y, u, v
+            self.range.clipped += colour_yuv420(np.ascontiguousarray(src[i]), k, b, self.yuv_tables,
+                                                y[i], u[i], v[i])
+        return torch.from_numpy(y), torch.from_numpy(u), torch.from_numpy(v)
