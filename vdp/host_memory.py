@@ -10,19 +10,38 @@ the heap and its resident memory stays at its highest point (the depth preset's 
 `return_large_buffers` fixes the threshold at `MMAP_THRESHOLD`: a 1080p frame (6-8 MB) is still
 reused from the heap, so the per-frame path pays no page faults, while activations of a window
 and 4K/8K frames are mapped and unmapped.
+
+A model computing on the CPU frees and allocates activations of hundreds of MB layer after
+layer; mapped one by one, each is a set of fresh pages the kernel zeroes (19-21 % of all CPU
+time of a CPU-only depth+matte run). Inside `reuse_freed_memory` freed blocks stay in the heap
+and serve the next requests; the engine opens it around CPU stage calls and hands the free
+pages back when a stream ends (`vdp.engine.step`): ~16-18 % less wall time, peak memory +0.6 GB
+at 1080p. Not beyond 4K frames (`REUSE_MAX_PIXELS`): there the heap would keep gigabytes of
+freed full-resolution buffers (8K: 4.6-5.0 GB peak instead of 3.2).
 """
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cache
 
 #: Requests from this size up are mapped on their own (and returned to the system when freed).
 MMAP_THRESHOLD = 16 << 20
-_M_MMAP_THRESHOLD = -3  # mallopt's parameter number in glibc's malloc.h
+#: Frames up to this size (4K UHD) let a CPU model call reuse freed memory (`reuse_freed_memory`).
+REUSE_MAX_PIXELS = 3840 * 2160
+_M_MMAP_THRESHOLD = -3  # mallopt's parameter numbers in glibc's malloc.h
+_M_MMAP_MAX = -4
+_M_TRIM_THRESHOLD = -1
+_DEFAULT_MMAP_MAX = 65536  # glibc's defaults: most mapped blocks, free heap top kept (bytes)
+_DEFAULT_TRIM_THRESHOLD = 128 << 10
+_NEVER = 2 ** 31 - 1
 
 _lock = threading.Lock()
 _done: bool | None = None
+_reusing = 0  # open `reuse_freed_memory` blocks
 
 
 def return_large_buffers() -> bool:
@@ -39,11 +58,42 @@ def return_large_buffers() -> bool:
 
 
 def _set_threshold(size: int) -> bool:
-    name = ctypes.util.find_library("c")
+    libc = _glibc()
+    return libc is not None and bool(libc.mallopt(_M_MMAP_THRESHOLD, size))
+
+
+@contextmanager
+def reuse_freed_memory(trim: bool = True) -> Iterator[None]:
+    """Inside the block, freed blocks of any size stay in the heap and serve the next requests
+    (no mapping, no zeroed pages); when the outermost block ends, the heap's free pages go back
+    to the system (``malloc_trim``). Process-wide (other threads' requests meanwhile too);
+    nests; a no-op where the C library is not glibc."""
+    global _reusing
+    libc = _glibc()
+    with _lock:
+        _reusing += 1
+        if _reusing == 1 and libc is not None:
+            libc.mallopt(_M_MMAP_MAX, 0)
+            libc.mallopt(_M_TRIM_THRESHOLD, _NEVER)
     try:
-        libc = ctypes.CDLL(name)
-        mallopt = libc.mallopt
+        yield
+    finally:
+        with _lock:
+            _reusing -= 1
+            if _reusing == 0 and libc is not None:
+                libc.mallopt(_M_MMAP_MAX, _DEFAULT_MMAP_MAX)
+                libc.mallopt(_M_TRIM_THRESHOLD, _DEFAULT_TRIM_THRESHOLD)
+                if trim:
+                    libc.malloc_trim(0)
+
+
+@cache
+def _glibc() -> ctypes.CDLL | None:
+    """glibc with `mallopt` and `malloc_trim` typed, or None."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c"))
+        libc.mallopt.argtypes, libc.mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+        libc.malloc_trim.argtypes, libc.malloc_trim.restype = [ctypes.c_size_t], ctypes.c_int
     except (OSError, AttributeError, TypeError):
-        return False
-    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    return bool(mallopt(_M_MMAP_THRESHOLD, size))
+        return None
+    return libc

@@ -2,11 +2,16 @@
 from __future__ import annotations
 
 import time
+import weakref
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from vdp.errors import StageError, VdpError
+from vdp.host_memory import REUSE_MAX_PIXELS, reuse_freed_memory
 from vdp.stages.base import Stage
 from vdp.types import FrameBatch
+
+_PIXELS: weakref.WeakKeyDictionary[Stage, int] = weakref.WeakKeyDictionary()  # per stage: its frames' size
 
 
 def process_step(stage: Stage, name: str, batch: FrameBatch, state: Any) -> tuple[FrameBatch, Any, float]:
@@ -19,8 +24,10 @@ def process_step(stage: Stage, name: str, batch: FrameBatch, state: Any) -> tupl
         StageError: The stage raised something that is not already a `VdpError`.
     """
     t0 = time.perf_counter()
+    _PIXELS[stage] = int(batch.frames.shape[-2] * batch.frames.shape[-1])
     try:
-        out, state = stage.process(batch, state)
+        with _memory_scope(stage, trim=False):
+            out, state = stage.process(batch, state)
     except VdpError:
         raise
     except Exception as exc:  # a model bug or OOM: name the stage and the frames
@@ -34,13 +41,23 @@ def flush_step(stage: Stage, name: str, state: Any) -> tuple[FrameBatch | None, 
     """Call `stage.flush`, timing it and naming the stage on failure."""
     t0 = time.perf_counter()
     try:
-        out = stage.flush(state)
+        with _memory_scope(stage, trim=True):
+            out = stage.flush(state)
     except VdpError:
         raise
     except Exception as exc:
         raise StageError(f"stage {name!r} failed while flushing: {type(exc).__name__}: {exc}",
                          stage=name) from exc
     return out, time.perf_counter() - t0
+
+
+def _memory_scope(stage: Stage, trim: bool) -> AbstractContextManager[None]:
+    """A model computing on the CPU reuses the memory it frees during a call (no fresh, zeroed
+    pages for every activation: `vdp.host_memory.reuse_freed_memory`), for frames up to
+    `REUSE_MAX_PIXELS` (beyond, the heap would hold gigabytes of freed full-resolution buffers)."""
+    if stage.device.type == "cpu" and 0 < _PIXELS.get(stage, 0) <= REUSE_MAX_PIXELS:
+        return reuse_freed_memory(trim)
+    return nullcontext()
 
 
 def step_meta(out: FrameBatch | None, seconds: float) -> dict:
