@@ -52,9 +52,10 @@ def flush_step(stage: Stage, name: str, state: Any) -> tuple[FrameBatch | None, 
 
 
 def _memory_scope(stage: Stage, trim: bool) -> AbstractContextManager[None]:
-    """A model computing on the CPU reuses the memory it frees during a call (no fresh, zeroed
-    pages for every activation: `vdp.host_memory.reuse_freed_memory`), for frames up to
-    `REUSE_MAX_PIXELS` (beyond, the heap would hold gigabytes of freed full-resolution buffers)."""
+    """A model computing on the CPU reuses the memory it frees from call to call (no fresh,
+    zeroed pages for every activation: `vdp.host_memory.reuse_freed_memory`); `trim` (the
+    stream's flush) hands the free pages back. Only for frames up to `REUSE_MAX_PIXELS`
+    (beyond, the heap would hold gigabytes of freed full-resolution buffers)."""
     if stage.device.type == "cpu" and 0 < _PIXELS.get(stage, 0) <= REUSE_MAX_PIXELS:
         return reuse_freed_memory(trim)
     return nullcontext()

@@ -151,11 +151,8 @@ class Colouriser:
 
     def __call__(self, values: torch.Tensor) -> torch.Tensor:
         """RGB uint8 ``[T,3,H,W]`` (contiguous) of `values` float ``[T,H,W]``."""
-        src = as_numpy(values.float())
+        src, k, b = self._mapped_source(values)
         t, h, w = src.shape
-        if self.range.low is None:
-            self.range.fit(values)
-        k, b = self.range.affine()
         out = np.empty((t, 3, h, w), np.uint8)
         for i in range(t):
             self.range.clipped += colour_planes(np.ascontiguousarray(src[i]), k, b, self.rgb_tables, out[i])
@@ -169,13 +166,10 @@ class Colouriser:
         at the top-left pixel of each 2x2 block (the same colours as an encoded RGB frame, up to
         the chroma filter at colour edges).
         """
-        src = as_numpy(values.float())
-        t, h, w = src.shape
+        t, h, w = values.shape
         if h % 2 or w % 2:
             raise ValueError(f"4:2:0 planes need an even size, got {h}x{w}")
-        if self.range.low is None:
-            self.range.fit(values)
-        k, b = self.range.affine()
+        src, k, b = self._mapped_source(values)
         y = np.empty((t, h, w), np.uint8)
         u = np.empty((t, h // 2, w // 2), np.uint8)
         v = np.empty((t, h // 2, w // 2), np.uint8)
@@ -183,3 +177,9 @@ class Colouriser:
             self.range.clipped += colour_yuv420(np.ascontiguousarray(src[i]), k, b, self.yuv_tables,
                                                 y[i], u[i], v[i])
         return torch.from_numpy(y), torch.from_numpy(u), torch.from_numpy(v)
+
+    def _mapped_source(self, values: torch.Tensor) -> tuple[np.ndarray, np.float32, np.float32]:
+        """`values` as float32 numpy frames and the range's affine map (the range fixed first)."""
+        if self.range.low is None:
+            self.range.fit(values)
+        return (as_numpy(values.float()), *self.range.affine())
