@@ -1,11 +1,17 @@
 import subprocess
 import sys
 
-from vdp.host_memory import return_large_buffers
+from contextlib import nullcontext
+
+import vdp.host_memory as host_memory
+from vdp.host_memory import return_large_buffers, reuse_for_frames
 
 CHILD = """
 import sys
-from vdp.host_memory import return_large_buffers
+from contextlib import nullcontext
+
+import vdp.host_memory as host_memory
+from vdp.host_memory import return_large_buffers, reuse_for_frames
 if sys.argv[1] == "fixed":
     assert return_large_buffers()
 
@@ -36,7 +42,11 @@ def test_a_freed_frame_sized_buffer_goes_back_to_the_system():
 
 
 REUSE_CHILD = """
+import time
+import vdp.host_memory as host_memory
 from vdp.host_memory import return_large_buffers, reuse_freed_memory
+
+host_memory.TRIM_AFTER_IDLE_S = 0.5
 
 def rss_mb():
     with open("/proc/self/status") as f:
@@ -49,26 +59,39 @@ def touched(mb):
 
 assert return_large_buffers()
 base = rss_mb()
-with reuse_freed_memory(trim=False):
+with reuse_freed_memory():
     buf = touched(64)
     del buf                 # freed inside: stays in the heap
     kept = rss_mb() - base
     keep = touched(64)      # served from the kept block: no new pages
     again = rss_mb() - base
-    del keep
-with reuse_freed_memory():
-    pass                    # leaving a trimming block hands the free pages back
+del keep                    # freed between blocks: kept for the next one too
+between = rss_mb() - base
+with reuse_freed_memory():  # the next call, soon after: finds the pages
+    keep = touched(64)
+    reused = rss_mb() - base
+del keep
+time.sleep(1.5)             # no block for longer than TRIM_AFTER_IDLE_S: handed back
 trimmed = rss_mb() - base
 buf = touched(64)
 del buf                     # outside: mapped and returned at once, as before
-print(kept, again, trimmed, rss_mb() - base)
+print(kept, again, between, reused, trimmed, rss_mb() - base)
 """
 
 
-def test_freed_memory_is_reused_inside_the_block_and_handed_back_when_trimmed():
+def test_freed_memory_is_kept_while_blocks_follow_and_handed_back_once_idle():
     out = subprocess.run([sys.executable, "-c", REUSE_CHILD], capture_output=True, text=True,
                          timeout=60, check=True)
-    kept, again, trimmed, after = map(float, out.stdout.split())
+    kept, again, between, reused, trimmed, after = map(float, out.stdout.split())
     assert kept > 50  # the freed 64 MB stayed resident
     assert again < kept + 10  # and served the next 64 MB
+    assert between > 50 and reused < kept + 10  # kept between blocks, and served the next block
     assert trimmed < 15 and after < 15
+
+
+def test_large_frames_do_not_open_a_reuse_block():
+    assert isinstance(reuse_for_frames(7680 * 4320), nullcontext)
+    assert isinstance(reuse_for_frames(0), nullcontext)
+    with reuse_for_frames(1920 * 1080):
+        assert host_memory._reusing == 1
+    assert host_memory._reusing == 0

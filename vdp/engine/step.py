@@ -7,7 +7,7 @@ from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from vdp.errors import StageError, VdpError
-from vdp.host_memory import REUSE_MAX_PIXELS, reuse_freed_memory
+from vdp.host_memory import reuse_for_frames
 from vdp.stages.base import Stage
 from vdp.types import FrameBatch
 
@@ -26,7 +26,7 @@ def process_step(stage: Stage, name: str, batch: FrameBatch, state: Any) -> tupl
     t0 = time.perf_counter()
     _PIXELS[stage] = int(batch.frames.shape[-2] * batch.frames.shape[-1])
     try:
-        with _memory_scope(stage, trim=False):
+        with _memory_scope(stage):
             out, state = stage.process(batch, state)
     except VdpError:
         raise
@@ -41,7 +41,7 @@ def flush_step(stage: Stage, name: str, state: Any) -> tuple[FrameBatch | None, 
     """Call `stage.flush`, timing it and naming the stage on failure."""
     t0 = time.perf_counter()
     try:
-        with _memory_scope(stage, trim=True):
+        with _memory_scope(stage):
             out = stage.flush(state)
     except VdpError:
         raise
@@ -51,14 +51,12 @@ def flush_step(stage: Stage, name: str, state: Any) -> tuple[FrameBatch | None, 
     return out, time.perf_counter() - t0
 
 
-def _memory_scope(stage: Stage, trim: bool) -> AbstractContextManager[None]:
-    """A model computing on the CPU reuses the memory it frees from call to call (no fresh,
-    zeroed pages for every activation: `vdp.host_memory.reuse_freed_memory`); `trim` (the
-    stream's flush) hands the free pages back. Only for frames up to `REUSE_MAX_PIXELS`
-    (beyond, the heap would hold gigabytes of freed full-resolution buffers)."""
-    if stage.device.type == "cpu" and 0 < _PIXELS.get(stage, 0) <= REUSE_MAX_PIXELS:
-        return reuse_freed_memory(trim)
-    return nullcontext()
+def _memory_scope(stage: Stage) -> AbstractContextManager[None]:
+    """A model computing on the CPU reuses the memory it frees from call to call and from
+    stream to stream (no fresh, zeroed pages for every activation:
+    `vdp.host_memory.reuse_freed_memory`, which hands the free pages back once the calls stop).
+    Only for frames up to 4K (`vdp.host_memory.reuse_for_frames`)."""
+    return reuse_for_frames(_PIXELS.get(stage, 0)) if stage.device.type == "cpu" else nullcontext()
 
 
 def step_meta(out: FrameBatch | None, seconds: float) -> dict:
