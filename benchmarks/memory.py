@@ -16,7 +16,9 @@ time, decoded batches hold at most 2**26 pixels, and the colour video is at most
 long side by default (`max_side`; x265 alone held ~2 GB for a 7680x4320 stream whatever its
 settings). Since a model computing on the CPU keeps what it frees for its next call on frames up
 to 4K (`vdp.host_memory.reuse_freed_memory`, ~18% less wall time here): 1080p 3055 MB, 4K
-3005 MB, 8K 3212 MB (1.05x: met).
+3005 MB, 8K 3212 MB (1.05x: met). Since it also keeps them between calls and chunks (trimmed
+after 2 s without a call): 1080p 3138-3144 MB, 4K 3297-3430 MB, 8K 3201-3212 MB in three runs
+(one 8K run of four peaked at 4904 MB; the 8K path opens no such block, and it did not recur).
 
 A longer clip holds more (``--frames 40``: 1080p 3097 MB, 4K 5298 MB, 8K 10180 MB): the offline
 depth window keeps 32 full-resolution RGB frames until their depth is final and emits ~22 frames

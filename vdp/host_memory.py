@@ -14,12 +14,13 @@ and 4K/8K frames are mapped and unmapped.
 A model computing on the CPU frees and allocates activations of hundreds of MB layer after
 layer; mapped one by one, each is a set of fresh pages the kernel zeroes (19-21 % of all CPU
 time of a CPU-only depth+matte run). Inside `reuse_freed_memory` freed blocks stay in the heap
-and serve the next requests; the engine opens it around CPU stage calls (`vdp.engine.step`) and
-around a Ray node's chunk writing (`vdp.engine.writer_actor`): ~16-18 % less wall time, peak
-memory +0.6 GB at 1080p. The free pages stay between blocks, so the next call, and the next
-chunk on the same actor, reuse them, and go back to the system once no block has run for
-`TRIM_AFTER_IDLE_S` (handing them back after every chunk made each chunk's first batches fault
-in fresh pages again: in this project's VMs up to 0.35 s of system time per 1080p batch of 16).
+and serve the next requests; the engine opens it around CPU stage calls (`vdp.engine.step`):
+~16-18 % less wall time, peak memory +0.6 GB at 1080p. The free pages stay between blocks, so
+the next call, and the next chunk on the same actor, reuse them, and go back to the system once
+no block has run for `TRIM_AFTER_IDLE_S` (handing them back after every chunk made each chunk's
+first batches fault in fresh pages again: in this project's VMs up to 0.35 s of system time per
+1080p batch of 16). Not for writers: a Ray writer actor doing the same wrote more slowly (heap
+pages are not torch's huge pages).
 Not beyond 4K frames (`REUSE_MAX_PIXELS`): there the heap would keep gigabytes of freed
 full-resolution buffers (8K: 4.6-5.0 GB peak instead of 3.2).
 """

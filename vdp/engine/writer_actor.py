@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from typing import Any
 
 import ray
@@ -20,7 +19,6 @@ from vdp.engine.chunk_writer import ChunkWriter, StoreLoan, WriteRequest, WriteS
 from vdp.engine.cluster import node_resource
 from vdp.engine.merge import Fit
 from vdp.errors import JobTimeoutError, VdpError
-from vdp.host_memory import reuse_for_frames
 from vdp.types import FrameBatch
 
 
@@ -98,7 +96,7 @@ class WriterActor:
             ref, once), chunk 0's ranges (once) and bytes held.
         """
         slot = self._wait(key, timeout_s, lambda s: s.next_seq == seq)
-        with slot.cond, self._writing(slot):
+        with slot.cond, self._priority(slot):
             self._check(slot)
             try:
                 if batch is not None:
@@ -119,7 +117,7 @@ class WriterActor:
     def set_map(self, key: str, fits: dict[str, Fit], ranges: list[dict]) -> dict[str, Any]:
         """The chunk's map and chunk 0's ranges: held results are written now."""
         slot = self._slot(key)
-        with slot.cond, self._writing(slot):
+        with slot.cond, self._priority(slot):
             self._check(slot)
             try:
                 slot.writer.set_map(fits, ranges)
@@ -135,7 +133,7 @@ class WriterActor:
         """Fit the next chunk's head to this chunk's tail and write it (waits, up to `timeout_s`,
         until this chunk has all its frames and its map)."""
         slot = self._wait(key, timeout_s, lambda s: s.writer.complete and s.writer.fits is not None)
-        with slot.cond, self._writing(slot):
+        with slot.cond, self._priority(slot):
             try:
                 fits, record, warnings = slot.writer.join(head)
             except BaseException as exc:
@@ -147,7 +145,7 @@ class WriterActor:
     def finish(self, key: str, timeout_s: float) -> WriteStats:
         """Close the chunk's parts; returns its statistics (the slot is dropped)."""
         slot = self._wait(key, timeout_s, lambda s: s.writer.complete and s.writer.fits is not None)
-        with slot.cond, self._writing(slot):
+        with slot.cond, self._priority(slot):
             try:
                 return slot.writer.finish()
             finally:
@@ -173,15 +171,6 @@ class WriterActor:
         return len(keys)
 
     # -- internals ----------------------------------------------------------------------------
-
-    @contextmanager
-    def _writing(self, slot: _Slot) -> Iterator[None]:
-        """The context of a call that writes a chunk's frames: its priority (`_priority`), and
-        memory freed while writing kept for the next batches (`reuse_for_frames`: no fresh,
-        zeroed pages for every batch's mapped layers and encoder buffers)."""
-        info = slot.writer.request.info
-        with self._priority(slot), reuse_for_frames(info.width * info.height):
-            yield
 
     def _priority(self, slot: _Slot) -> Any:
         """For a chunk run written at idle priority: moves the calling thread (calls run on
