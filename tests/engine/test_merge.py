@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from vdp.engine.chunks import plan_chunks
-from vdp.engine.merge import FIT_BLOCK, ChunkMerger, Fit, crossfade_weights, fit_scale_shift, merge_policies
+from vdp.engine.merge import (FIT_BLOCK, ChunkMerger, Fit, crossfade, crossfade_weights, fit_scale_shift,
+                              merge_policies)
 from vdp.spec import ChunkingSpec
 from vdp.types import FrameBatch
 
@@ -137,3 +138,19 @@ def test_missing_frames_are_an_error():
         merger.end_chunk()
     with pytest.raises(ValueError, match="depth_kind must be"):
         merge_policies("absolute")
+
+
+@pytest.mark.parametrize("fit", [Fit(), Fit(1.37, -0.21)])
+def test_crossfade_gives_the_tensor_expressions_values_exactly(fit: Fit) -> None:
+    g = torch.Generator().manual_seed(3)
+    prev, new = torch.randn(6, 9, 11, generator=g) * 40, torch.randn(6, 9, 11, generator=g) * 40
+    prev[0, 0, 0], new[1, 2, 3], new[2, 0, 1] = float("nan"), float("inf"), -0.0
+    w = crossfade_weights(6)
+    wt = w.view(-1, 1, 1)
+    want = prev * (1 - wt) + fit.apply(new) * wt
+    got = crossfade(prev, new, fit, w)
+    torch.testing.assert_close(got, want, rtol=0, atol=0, equal_nan=True)
+    assert got.data_ptr() not in (prev.data_ptr(), new.data_ptr())
+    half = crossfade(prev.half(), new.half(), fit, w)  # other dtypes: the tensor expression itself
+    torch.testing.assert_close(half, prev.half() * (1 - wt.half()) + fit.apply(new.half()) * wt.half(),
+                               rtol=0, atol=0, equal_nan=True)

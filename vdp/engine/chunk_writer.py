@@ -27,7 +27,7 @@ from typing import Any
 import torch
 
 from vdp.engine.chunks import Chunk
-from vdp.engine.merge import Fit, Policy, SeamRecord, crossfade_weights, fit_scale_shift
+from vdp.engine.merge import Fit, Policy, SeamRecord, crossfade, crossfade_weights, fit_scale_shift
 from vdp.errors import VdpError
 from vdp.types import FrameBatch, VideoInfo
 
@@ -257,8 +257,7 @@ class ChunkWriter:
                     warnings.append(f"chunk {self.chunk.index + 1}: layer {name!r} is constant on the "
                                     f"overlap; only its shift was aligned")
                 fits[name] = record.fits[name] = fit
-            wt = w.view(-1, *([1] * (prev.ndim - 1))).to(prev.dtype)
-            merged[name] = prev * (1 - wt) + fit.apply(new).to(prev.dtype) * wt
+            merged[name] = crossfade(prev, new, fit, w)
         self._write(tail.with_layers(**merged))
         self._close()  # every frame of the chunk is written: its encoders end now, not with the job
         return fits, record, warnings
