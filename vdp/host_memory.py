@@ -20,9 +20,8 @@ the next call, and the next chunk on the same actor, reuse them, and go back to 
 no block has run for `TRIM_AFTER_IDLE_S` (handing them back after every chunk made each chunk's
 first batches fault in fresh pages again: in this project's VMs up to 0.35 s of system time per
 1080p batch of 16). Not for writers: a Ray writer actor doing the same wrote more slowly (heap
-pages are not torch's huge pages).
-Not beyond 4K frames (`REUSE_MAX_PIXELS`): there the heap would keep gigabytes of freed
-full-resolution buffers (8K: 4.6-5.0 GB peak instead of 3.2).
+pages are not torch's huge pages). Not beyond 4K frames (`REUSE_MAX_PIXELS`): there the heap
+would keep gigabytes of freed full-resolution buffers (8K: 4.6-5.0 GB peak instead of 3.2).
 """
 from __future__ import annotations
 
