@@ -95,3 +95,35 @@ def test_large_frames_do_not_open_a_reuse_block():
     with reuse_for_frames(1920 * 1080):
         assert host_memory._reusing == 1
     assert host_memory._reusing == 0
+
+
+FORK_CHILD = """
+import os, time
+import vdp.host_memory as host_memory
+from vdp.host_memory import reuse_freed_memory
+
+with reuse_freed_memory():
+    pass                        # the trimming thread is running now
+with host_memory._wake:         # fork while the module's lock is held (as during a trim)
+    pid = os.fork()
+    if pid == 0:
+        with reuse_freed_memory():  # the child's own lock: no deadlock
+            pass
+        os._exit(0 if host_memory._trimmer is not None else 3)
+deadline = time.monotonic() + 20
+while time.monotonic() < deadline:
+    done, status = os.waitpid(pid, os.WNOHANG)
+    if done:
+        print(os.waitstatus_to_exitcode(status))
+        break
+    time.sleep(0.05)
+else:
+    os.kill(pid, 9)
+    print("hung")
+"""
+
+
+def test_a_forked_child_gets_its_own_lock_and_trimming_thread():
+    out = subprocess.run([sys.executable, "-c", FORK_CHILD], capture_output=True, text=True,
+                         timeout=60, check=True)
+    assert out.stdout.split() == ["0"]

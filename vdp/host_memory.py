@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -53,6 +54,19 @@ _done: bool | None = None
 _reusing = 0  # open `reuse_freed_memory` blocks
 _idle_since: float | None = None  # when the last block ended; None: one is open, or trimmed since
 _trimmer: threading.Thread | None = None
+
+
+def _after_fork_in_child() -> None:
+    """A forked child starts with fresh locks (the trimming thread may have held the lock at
+    the fork) and no trimming thread; its blocks start one when they end."""
+    global _lock, _wake, _trimmer
+    _lock = threading.Lock()
+    _wake = threading.Condition(_lock)
+    _trimmer = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def return_large_buffers() -> bool:
