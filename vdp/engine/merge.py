@@ -81,11 +81,14 @@ class Fit:
             return x * self.scale + self.shift
         out = torch.empty(x.shape, dtype=torch.float32)
         src, dst = x.detach().numpy(), out.numpy()
-        a, b = np.float32(self.scale), np.float32(self.shift)
         for i in range(src.shape[0]):
-            np.multiply(src[i], a, out=dst[i])
-            np.add(dst[i], b, out=dst[i])
+            self.map_into(src[i], dst[i])
         return out
+
+    def map_into(self, src: np.ndarray, out: np.ndarray) -> None:
+        """``out = a*src + b`` for one float32 numpy frame: `apply`'s arithmetic, no new memory."""
+        np.multiply(src, np.float32(self.scale), out=out)
+        np.add(out, np.float32(self.shift), out=out)
 
 
 #: Values summed per step of `fit_scale_shift` (two float64 blocks of it stay in the CPU's cache).
@@ -177,15 +180,13 @@ def crossfade(prev: torch.Tensor, new: torch.Tensor, fit: Fit, w: torch.Tensor) 
     out = torch.empty(prev.shape, dtype=torch.float32)
     src, dst, later = prev.detach().numpy(), out.numpy(), new.detach().numpy()
     scratch = np.empty(src.shape[1:], np.float32)
-    a, b = np.float32(fit.scale), np.float32(fit.shift)
-    identity = fit.scale == 1.0 and fit.shift == 0.0
+    identity = fit.scale == 1.0 and fit.shift == 0.0  # `apply` leaves such frames as they are
     for i, wi in enumerate(w.numpy().astype(np.float32)):
         np.multiply(src[i], np.float32(1) - wi, out=dst[i])
         if identity:
             np.multiply(later[i], wi, out=scratch)
         else:
-            np.multiply(later[i], a, out=scratch)
-            np.add(scratch, b, out=scratch)
+            fit.map_into(later[i], scratch)
             np.multiply(scratch, wi, out=scratch)
         np.add(dst[i], scratch, out=dst[i])
     return out
