@@ -91,6 +91,42 @@ def test_freed_memory_is_kept_while_blocks_follow_and_handed_back_once_idle():
     assert trimmed < 15 and after < 15
 
 
+LONG_CALL_CHILD = """
+import time
+import vdp.host_memory as host_memory
+from vdp.host_memory import return_large_buffers, reuse_freed_memory
+
+host_memory.TRIM_AFTER_IDLE_S = 0.5
+
+def rss_mb():
+    with open("/proc/self/status") as f:
+        return next(int(l.split()[1]) for l in f if l.startswith("VmRSS")) / 1024
+
+assert return_large_buffers()
+base = rss_mb()
+with reuse_freed_memory():  # a 1 s stage call: the next may come after others' 1 s calls
+    buf = bytearray(64 << 20)
+    buf[::4096] = b"x" * len(buf[::4096])
+    time.sleep(1.0)
+ended = time.monotonic()
+del buf
+time.sleep(1.5)             # past TRIM_AFTER_IDLE_S, before IDLE_FACTOR x the call
+waiting = rss_mb() - base
+while rss_mb() - base >= 15 and time.monotonic() < ended + 30:
+    time.sleep(0.05)
+print(waiting, rss_mb() - base, time.monotonic() - ended, host_memory.trim_delay_s())
+"""
+
+
+def test_the_trim_waits_longer_after_long_calls():
+    out = subprocess.run([sys.executable, "-c", LONG_CALL_CHILD], capture_output=True, text=True,
+                         timeout=60, check=True)
+    waiting, trimmed, after_s, delay_now = map(float, out.stdout.split())
+    assert waiting > 50  # still kept 1.5 s after the call, past the 0.5 s minimum
+    assert trimmed < 15 and after_s >= host_memory.IDLE_FACTOR * 1.0  # handed back after 3 x 1 s
+    assert delay_now == 0.5  # and the longest call is forgotten with the trim
+
+
 def test_large_frames_do_not_open_a_reuse_block():
     assert isinstance(reuse_for_frames(7680 * 4320), nullcontext)
     assert isinstance(reuse_for_frames(0), nullcontext)

@@ -17,11 +17,14 @@ time of a CPU-only depth+matte run). Inside `reuse_freed_memory` freed blocks st
 and serve the next requests; the engine opens it around CPU stage calls (`vdp.engine.step`):
 ~16-18 % less wall time, peak memory +0.6 GB at 1080p. The free pages stay between blocks, so
 the next call, and the next chunk on the same actor, reuse them, and go back to the system once
-no block has run for `TRIM_AFTER_IDLE_S` (handing them back after every chunk made each chunk's
-first batches fault in fresh pages again: in this project's VMs up to 0.35 s of system time per
-1080p batch of 16). Not for writers: a Ray writer actor doing the same wrote more slowly (heap
-pages are not torch's huge pages). Not beyond 4K frames (`REUSE_MAX_PIXELS`): there the heap
-would keep gigabytes of freed full-resolution buffers (8K: 4.6-5.0 GB peak instead of 3.2).
+no block has run for `TRIM_AFTER_IDLE_S`, or for `IDLE_FACTOR` times the longest block since
+the last trim if that is longer (handing them back after every chunk made each chunk's first
+batches fault in fresh pages again: in this project's VMs up to 0.35 s of system time per 1080p
+batch of 16; a CPU-only Ray stage waits about as long as the other stages compute, seconds per
+call, and trimming in that wait cost the matte stage 22 % of its CPU in zeroing pages). Not
+for writers: a Ray writer actor doing the same wrote more slowly (heap pages are not torch's
+huge pages). Not beyond 4K frames (`REUSE_MAX_PIXELS`): there the heap would keep gigabytes of
+freed full-resolution buffers (8K: 4.6-5.0 GB peak instead of 3.2).
 """
 from __future__ import annotations
 
@@ -45,14 +48,19 @@ _DEFAULT_MMAP_MAX = 65536  # glibc's defaults: most mapped blocks, free heap top
 _DEFAULT_TRIM_THRESHOLD = 128 << 10
 _NEVER = 2 ** 31 - 1
 
-#: Seconds without an open `reuse_freed_memory` block before the heap's free pages go back.
+#: Seconds without an open `reuse_freed_memory` block before the heap's free pages go back, at
+#: least; and at least `IDLE_FACTOR` times the longest block since the last trim (a stage that
+#: waits while the other stages of a CPU-only pipeline compute is not done).
 TRIM_AFTER_IDLE_S = 2.0
+IDLE_FACTOR = 3.0
 
 _lock = threading.Lock()
 _wake = threading.Condition(_lock)  # the trimming thread waits on it
 _done: bool | None = None
 _reusing = 0  # open `reuse_freed_memory` blocks
 _idle_since: float | None = None  # when the last block ended; None: one is open, or trimmed since
+_busy_since = 0.0  # when the open blocks began
+_longest_block_s = 0.0  # the longest time blocks stayed open since the last trim
 _trimmer: threading.Thread | None = None
 
 
@@ -92,15 +100,16 @@ def reuse_freed_memory() -> Iterator[None]:
     """Inside the block, freed blocks of any size stay in the heap and serve the next requests
     (no mapping, no zeroed pages). Between blocks the heap keeps its free pages too, so the next
     block (the next stage call, or the next chunk's stream) finds them; once no block has been
-    open for `TRIM_AFTER_IDLE_S`, a background thread hands them back to the system
-    (``malloc_trim``). Process-wide (other threads' requests meanwhile too); nests; a no-op
-    where the C library is not glibc."""
-    global _reusing, _idle_since
+    open for `TRIM_AFTER_IDLE_S` and `IDLE_FACTOR` times the longest block, a background thread
+    hands them back to the system (``malloc_trim``). Process-wide (other threads' requests
+    meanwhile too); nests; a no-op where the C library is not glibc."""
+    global _reusing, _idle_since, _busy_since, _longest_block_s
     libc = _glibc()
     with _wake:
         _reusing += 1
         if _reusing == 1 and libc is not None:
             _idle_since = None  # a trim not yet made is not needed any more
+            _busy_since = time.monotonic()
             libc.mallopt(_M_MMAP_MAX, 0)
             libc.mallopt(_M_TRIM_THRESHOLD, _NEVER)
     try:
@@ -111,6 +120,7 @@ def reuse_freed_memory() -> Iterator[None]:
             if _reusing == 0 and libc is not None:
                 libc.mallopt(_M_MMAP_MAX, _DEFAULT_MMAP_MAX)  # large requests outside: mapped again
                 _idle_since = time.monotonic()
+                _longest_block_s = max(_longest_block_s, _idle_since - _busy_since)
                 _start_trimmer()
                 _wake.notify()
 
@@ -129,14 +139,19 @@ def _start_trimmer() -> None:
         _trimmer.start()
 
 
+def trim_delay_s() -> float:
+    """Seconds without a block before the free pages go back (see `reuse_freed_memory`)."""
+    return max(TRIM_AFTER_IDLE_S, IDLE_FACTOR * _longest_block_s)
+
+
 def _trim_when_idle() -> None:
-    global _idle_since
+    global _idle_since, _longest_block_s
     with _wake:
         while True:
             if _idle_since is None:
                 _wake.wait()
                 continue
-            left = _idle_since + TRIM_AFTER_IDLE_S - time.monotonic()
+            left = _idle_since + trim_delay_s() - time.monotonic()
             if left > 0:
                 _wake.wait(left)
                 continue
@@ -144,6 +159,7 @@ def _trim_when_idle() -> None:
             libc.mallopt(_M_TRIM_THRESHOLD, _DEFAULT_TRIM_THRESHOLD)
             libc.malloc_trim(0)
             _idle_since = None
+            _longest_block_s = 0.0
 
 
 @cache
