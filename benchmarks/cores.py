@@ -17,7 +17,9 @@ Where the time goes: the child process (``vdp run`` through `vdp.cli.main.main`)
 phases: Ray start (`ensure_ray`), actors up with their models loaded (`acquire_replicas`) and
 the frames (`ChunkScheduler.run`); locally, the models' setup (`LocalRunner.setup`) and the
 frames (`run_chunks_locally` less the setup). Printed per run: setup seconds, frames seconds,
-and "steady" fps = frames / frames seconds, with the ratio Ray / local of both fps.
+and "steady" fps = frames / frames seconds, with the ratio Ray / local of both fps; then each
+model stage's busy seconds in its calls (report.json) on both paths: the same calls take longer
+in Ray's actors than in one process.
 
 Synthetic weights: the numbers measure speed only.
 """
@@ -55,7 +57,9 @@ def run(spec: str, frames: int, out: Path, local: bool, env: dict[str, str] | No
     else:
         setup = phases.get("ray_start", 0.0) + phases.get("actors", 0.0)
         frames_s = phases.get("frames", 0.0)
-    return {"wall_s": wall, "fps": report["frames"] / report["wall_seconds"], "load": load,
+    busy = {name: st["busy_seconds"] for name, st in report.get("stages", {}).items()
+            if name not in ("decode", "write")}  # the model stages' time in their calls
+    return {"wall_s": wall, "fps": report["frames"] / report["wall_seconds"], "load": load, "busy_s": busy,
             "cpu": report.get("placement", {}).get("cpu"), "setup_s": setup, "frames_s": frames_s,
             "steady_fps": report["frames"] / frames_s if frames_s > 0 else float("nan"), "phases": phases}
 
@@ -138,6 +142,10 @@ def compare(args: argparse.Namespace, tmp: Path, ray_env: dict[str, str]) -> Non
               f"frames s: local {local['frames_s']:.1f}, Ray {ray_['frames_s']:.1f}; steady fps: local "
               f"{local['steady_fps']:.3f}, Ray {ray_['steady_fps']:.3f}, Ray/local "
               f"{ray_['steady_fps'] / local['steady_fps']:.2f}", flush=True)
+        print("  model calls, busy s (local -> Ray, Ray/local): " + "; ".join(
+            f"{name} {local['busy_s'][name]:.1f} -> {ray_['busy_s'].get(name, float('nan')):.1f} "
+            f"({ray_['busy_s'].get(name, float('nan')) / local['busy_s'][name]:.2f})"
+            for name in local["busy_s"] if local["busy_s"][name] > 0), flush=True)
 
 
 if __name__ == "__main__":
