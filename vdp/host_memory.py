@@ -155,11 +155,11 @@ def _trim_when_idle() -> None:
             if left > 0:
                 _wake.wait(left)
                 continue
+            _idle_since = None
+            _longest_block_s = 0.0  # reset first: the pages start going back during the trim
             libc = _glibc()
             libc.mallopt(_M_TRIM_THRESHOLD, _DEFAULT_TRIM_THRESHOLD)
             libc.malloc_trim(0)
-            _idle_since = None
-            _longest_block_s = 0.0
 
 
 @cache
