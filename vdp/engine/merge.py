@@ -75,7 +75,7 @@ class Fit:
         float32 layers are mapped frame by frame with numpy on one core: the same float32
         products and sums as torch's, without its thread fan-out on a busy writer.
         """
-        if self.scale == 1.0 and self.shift == 0.0:
+        if self.is_identity:
             return x
         if x.dtype != torch.float32 or x.ndim < 2 or x.device.type != "cpu":
             return x * self.scale + self.shift
@@ -84,6 +84,11 @@ class Fit:
         for i in range(src.shape[0]):
             self.map_into(src[i], dst[i])
         return out
+
+    @property
+    def is_identity(self) -> bool:
+        """Scale 1 and shift 0: frames are left as they are (x*1 + 0 would turn -0 into +0)."""
+        return self.scale == 1.0 and self.shift == 0.0
 
     def map_into(self, src: np.ndarray, out: np.ndarray) -> None:
         """``out = a*src + b`` for one float32 numpy frame: `apply`'s arithmetic, no new memory."""
@@ -180,7 +185,7 @@ def crossfade(prev: torch.Tensor, new: torch.Tensor, fit: Fit, w: torch.Tensor) 
     out = torch.empty(prev.shape, dtype=torch.float32)
     src, dst, later = prev.detach().numpy(), out.numpy(), new.detach().numpy()
     scratch = np.empty(src.shape[1:], np.float32)
-    identity = fit.scale == 1.0 and fit.shift == 0.0  # `apply` leaves such frames as they are
+    identity = fit.is_identity
     for i, wi in enumerate(w.numpy().astype(np.float32)):
         np.multiply(src[i], np.float32(1) - wi, out=dst[i])
         if identity:
