@@ -41,12 +41,10 @@ def test_a_freed_frame_sized_buffer_goes_back_to_the_system():
     assert _kept_mb("fixed") < 5
 
 
-REUSE_CHILD = """
+PRELUDE = """
 import time
 import vdp.host_memory as host_memory
 from vdp.host_memory import return_large_buffers, reuse_freed_memory
-
-host_memory.TRIM_AFTER_IDLE_S = 2.0  # long enough that a busy machine measures `between` first
 
 def rss_mb():
     with open("/proc/self/status") as f:
@@ -56,6 +54,10 @@ def touched(mb):
     buf = bytearray(mb << 20)
     buf[::4096] = b"x" * len(buf[::4096])  # every page
     return buf
+"""
+
+REUSE_CHILD = PRELUDE + """
+host_memory.TRIM_AFTER_IDLE_S = 2.0  # long enough that a busy machine measures `between` first
 
 assert return_large_buffers()
 base = rss_mb()
@@ -91,22 +93,12 @@ def test_freed_memory_is_kept_while_blocks_follow_and_handed_back_once_idle():
     assert trimmed < 15 and after < 15
 
 
-LONG_CALL_CHILD = """
-import time
-import vdp.host_memory as host_memory
-from vdp.host_memory import return_large_buffers, reuse_freed_memory
-
+LONG_CALL_CHILD = PRELUDE + """
 host_memory.TRIM_AFTER_IDLE_S = 0.5
-
-def rss_mb():
-    with open("/proc/self/status") as f:
-        return next(int(l.split()[1]) for l in f if l.startswith("VmRSS")) / 1024
-
 assert return_large_buffers()
 base = rss_mb()
 with reuse_freed_memory():  # a 1 s stage call: the next may come after others' 1 s calls
-    buf = bytearray(64 << 20)
-    buf[::4096] = b"x" * len(buf[::4096])
+    buf = touched(64)
     time.sleep(1.0)
 ended = time.monotonic()
 del buf
