@@ -13,8 +13,8 @@ thread of the watched processes and of their child processes (same session) a fe
 second, adds the exit records, and sums the growth per role:
 
 - ``decode``: threads whose name contains ``deco``;
-- ``write``: threads whose name contains ``writ``, ``encod`` or ``mux``, and child ``ffmpeg``
-  processes (encoders, audio mux);
+- ``write``: threads whose name contains ``writ``, ``encod``, ``mux`` or ``png`` (the PNG
+  writers' pools), and child ``ffmpeg*`` processes (encoders, audio mux);
 - ``stage``: every other thread of a stage actor (the model call, Ray's own threads there);
 - ``driver``: every other thread of the driver process (scheduling, merging, Ray client);
 - ``ray``: Ray's daemons (GCS, raylet with its object store and transfers, agents): the
@@ -44,7 +44,7 @@ def thread_role(comm: str, default: str | None) -> str | None:
     name = comm.lower()
     if "deco" in name:
         return "decode"
-    if any(w in name for w in ("writ", "encod", "mux")):
+    if any(w in name for w in ("writ", "encod", "mux", "png")):
         return "write"
     return default
 
@@ -157,7 +157,7 @@ class RoleSampler:
             if proc is None or pid in done:
                 continue
             done.add(pid)
-            if proc[0] == "ffmpeg":
+            if proc[0].startswith("ffmpeg"):  # also imageio-ffmpeg's "ffmpeg-linux-x86_64-v9.0.2"
                 role = "write"
             elif pid != root and role == "driver":
                 role = "ray"  # the driver's children: an embedded Ray instance's daemons
