@@ -69,6 +69,32 @@ def test_a_replica_keeps_the_opened_video_for_its_next_chunk_until_the_file_chan
     assert run(10, 18)[0] == "opened"
 
 
+def test_a_replicas_next_chunk_starts_from_the_frames_its_last_chunk_kept(monkeypatch):
+    """Consecutive chunk runs on one actor (overlap 12): the second takes the overlap from the
+    first one's kept tail (`replayed_frames`) and gives the same batches as a fresh decode."""
+    cache = SourceCache()
+    monkeypatch.setattr(kept_sources, "SOURCES", cache)
+
+    def run(start: int, stop: int) -> tuple[dict, list]:
+        request = DecodeRequest(str(CLIP), os.path.getsize(CLIP), start=start, stop=stop, batch_frames=8,
+                                timeout_s=60, keep_tail=12)
+        decoder = WorkerDecoder(request, "node")
+        batches = [decoder.take(t)[0] for t in tickets(request)]
+        deadline = time.monotonic() + 30
+        while len(cache) == 0 and time.monotonic() < deadline:  # given back once the thread ends
+            time.sleep(0.01)
+        decoder.stop()
+        return decoder.where, batches
+
+    assert run(0, 40)[0]["replayed_frames"] == 0
+    where, batches = run(28, 70)
+    assert where["source"] == "kept" and where["replayed_frames"] == 12
+    fresh = list(iter_batches(CLIP, batch_frames=8, start_frame=28, stop_frame=70))
+    assert [len(b) for b in batches] == [len(b) for b in fresh]
+    assert torch.equal(torch.cat([b.frames for b in batches]), torch.cat([b.frames for b in fresh]))
+    assert torch.equal(torch.cat([b.pts_seconds for b in batches]), torch.cat([b.pts_seconds for b in fresh]))
+
+
 @pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="SCHED_IDLE is Linux-only")
 def test_a_cpu_actor_decodes_at_idle_priority_and_gives_the_same_frames():
     request = DecodeRequest(str(CLIP), os.path.getsize(CLIP), start=3, stop=40, batch_frames=8, timeout_s=60)
@@ -98,6 +124,7 @@ def test_chunks_are_decoded_by_the_actor_that_runs_their_first_stage(tmp_path, s
     for run in runs:
         d = run["decode"]
         assert d["on"] == "worker" and d["device"] == "cpu" and d["source"] in ("opened", "kept"), d
+        assert 0 <= d["replayed_frames"] <= CHUNKING["overlap_frames"], d
         assert (d["node_id"], d["pid"]) == reps[run["actors"]["depth"]]  # the chunk's own actor
     assert os.getpid() not in {d["decode"]["pid"] for d in runs}
     assert not any("cannot read the input" in w for w in saved["warnings"])

@@ -159,8 +159,8 @@ def _run(spec: JobSpec, spec_json: str, out: Path, work: Path, report: JobReport
         report.warnings.append(
             f"the input has {len(keyframes)} keyframe(s) in {info.num_frames} frames: chunks start between "
             f"them, so decoding also runs {lead} frames before chunk starts ({100 * lead / total:.0f}% "
-            f"more); longer chunks (chunking.chunk_frames), or the input re-encoded with a keyframe every "
-            f"1-2 s (ffmpeg -g), avoid it")
+            f"more) unless a chunk follows the previous one on the same replica; longer chunks "
+            f"(chunking.chunk_frames), or the input re-encoded with a keyframe every 1-2 s (ffmpeg -g), avoid it")
     ledger = Ledger(work / "ledger.jsonl")
     store = ChunkStore(work / "chunks")
     records = completed_chunks(ledger.events(), chunks, store) if resume else {}

@@ -187,7 +187,7 @@ class JobRun:
                 return iter(())
             batches = kept_batches(self.spec.input, start=first, stop=chunk.stop, batch_frames=self.frames_per_batch,
                                    timeout_s=res.batch_timeout_s, num_threads=threads, hdr=self.spec.hdr,
-                                   stream_index=self.info.video_stream)
+                                   stream_index=self.info.video_stream, keep_tail=self.next_overlap)
             return timed_batches(batches, self.decode_seconds) if self.local else batches
 
         source = decode_in_idle_time(decode_from, chunk.run_start) if idle else decode_from(chunk.run_start)
@@ -223,6 +223,11 @@ class JobRun:
                                   self.ledger, self.tracker, self._decoded_in)
 
     @property
+    def next_overlap(self) -> int:
+        """Frames a chunk's decoder keeps for the next chunk's overlap (0 with one chunk)."""
+        return self.spec.chunking.overlap_frames if len(self.chunks) > 1 else 0
+
+    @property
     def keep_frames(self) -> bool:
         """Whether some output reads the RGB frames (its catalog entry needs ``rgb``); else
         results travel and merge without them."""
@@ -243,7 +248,7 @@ class JobRun:
         return DecodeRequest(path=os.path.abspath(self.spec.input), size=os.path.getsize(self.spec.input),
                              start=0, stop=0, batch_frames=self.frames_per_batch,
                              timeout_s=res.batch_timeout_s, hdr=self.spec.hdr,
-                             stream_index=self.info.video_stream), ""
+                             stream_index=self.info.video_stream, keep_tail=self.next_overlap), ""
 
     def _run_on_ray(self, assembler: Any, keep_results: bool = True) -> dict[str, StageReport]:
         """Run the chunks to do on Ray into `assembler`; without `keep_results`, the last stage

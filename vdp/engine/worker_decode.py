@@ -39,8 +39,9 @@ class TicketMismatchError(VdpError):
 @dataclass(frozen=True)
 class DecodeRequest:
     """What a worker needs to decode one chunk run: the file, its size as the driver sees it,
-    the frame range and batching, the decode deadline, the device asked for and what to do
-    with HDR (``"tonemap"`` or ``"keep"``, see `vdp.io.VideoSource`)."""
+    the frame range and batching, the decode deadline, the device asked for, what to do
+    with HDR (``"tonemap"`` or ``"keep"``, see `vdp.io.VideoSource`) and how many of its last
+    frames to keep for a next chunk on this actor (`keep_tail`, `vdp.engine.kept_sources`)."""
 
     path: str
     size: int
@@ -51,6 +52,7 @@ class DecodeRequest:
     device: str = "cpu"
     hdr: str = "tonemap"
     stream_index: int | None = None
+    keep_tail: int = 0
 
 
 @dataclass(frozen=True)
@@ -130,9 +132,11 @@ class WorkerDecoder:
         kept = KeptSource(r.path, size=r.size, device=r.device, timeout_s=r.timeout_s, hdr=r.hdr,
                           stream_index=r.stream_index)
         self.where["source"] = "kept" if kept.kept else "opened"  # kept: no new open and scan
+        self.where["replayed_frames"] = kept.replayed(first, r.stop)  # not decoded again
         self.source_status = kept.source.status
         batches = (b if b.frames.device.type == "cpu" else FrameBatch(b.frames.cpu(), b.indices, b.pts_seconds)
-                   for b in kept.batches(batch_frames=r.batch_frames, start=first, stop=r.stop))
+                   for b in kept.batches(batch_frames=r.batch_frames, start=first, stop=r.stop,
+                                         keep_tail=r.keep_tail))
         yield from timed_batches(batches, self._seconds)
 
     def take(self, ticket: DecodeTicket) -> tuple[FrameBatch, float]:
