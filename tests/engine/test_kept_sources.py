@@ -114,6 +114,12 @@ def test_a_run_inside_the_tail_replays_it_and_keeps_nothing(monkeypatch):
     assert after.kept and after.replayed(32, 50) == 0
 
 
+def test_the_run_that_ends_the_video_keeps_no_tail(monkeypatch):
+    monkeypatch.setattr(kept_sources, "SOURCES", SourceCache())
+    list(kept_sources.kept_batches(str(CLIP), start=290, stop=310, batch_frames=8, timeout_s=60, keep_tail=12))
+    assert kept_sources.KeptSource(str(CLIP), timeout_s=60).replayed(300, 310) == 0
+
+
 def test_a_tail_larger_than_tail_bytes_is_not_kept(monkeypatch):
     monkeypatch.setattr(kept_sources, "SOURCES", SourceCache())
     monkeypatch.setattr(kept_sources, "TAIL_BYTES", 426 * 240 * 3 * 11)  # 11 frames, 12 asked

@@ -148,8 +148,10 @@ class KeptSource:
             batches = rebatch(pieces, batch_frames)
         else:
             batches = self.source.batches(batch_frames=batch_frames, start_frame=start, stop_frame=stop)
-        # a run that only replays frames leaves the decoder where it was: then nothing is kept
-        keep_from, kept = (stop - max(0, keep_tail) if start + replayed < stop else stop), []
+        # nothing is kept by a run that ends the video (no chunk follows it) or that only replays
+        # frames (the decoder is not where they end)
+        ends = stop >= self.source.info.num_frames or start + replayed >= stop
+        keep_from, kept = (stop if ends else stop - max(0, keep_tail)), []
         for batch in batches:
             first = int(batch.indices[0])
             if first + len(batch) > keep_from and batch.frames.device.type == "cpu" \
