@@ -161,3 +161,17 @@ def test_memory_estimate_counts_the_depth_the_refiner_holds() -> None:
     frame_mb = 3840 * 2160 * 4 / 2**20
     assert estimate_frame_memory_mb(spec({}), info) - base == pytest.approx(56 * frame_mb)
     assert estimate_frame_memory_mb(spec({"windows": [12, 6]}), info) - base == pytest.approx(18 * frame_mb)
+
+
+def test_memory_estimate_counts_the_frames_a_chunk_keeps_for_the_next_one() -> None:
+    """With chunking, a chunk's decoder keeps the overlap's RGB frames for the next chunk: at
+    1080p the 32 of the default overlap (199 MB); at 4K they would be over 512 MB, so none."""
+    def spec(chunking: bool) -> JobSpec:
+        return JobSpec.parse({"input": "x.mp4", "stages": {"depth": {}}, "outputs": [{"kind": "depth_npz"}],
+                              "chunking": {"enabled": chunking}})
+
+    for (w, h), frames in (((1920, 1080), 32), ((3840, 2160), 0)):
+        info = VideoInfo(path="x.mp4", num_frames=1000, fps=25.0, duration_seconds=40.0, width=w, height=h,
+                         codec="h264")
+        grown = estimate_frame_memory_mb(spec(True), info) - estimate_frame_memory_mb(spec(False), info)
+        assert grown == pytest.approx(frames * w * h * 3 / 2**20)

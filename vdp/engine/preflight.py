@@ -76,7 +76,17 @@ def estimate_frame_memory_mb(spec: JobSpec, info: VideoInfo) -> float:
     held = 2 * batch + (DEPTH_WINDOW if spec.stages.depth else 0)
     writing = batch * sum(OUTPUT_BYTES.get(o.kind, 3) for o in spec.outputs)
     refining = refine_held_frames(spec) * LAYER_BYTES["depth"]
-    return pixels * (held * per_frame + writing + refining) / 2**20 + estimate_encoder_memory_mb(spec, info)
+    kept = kept_tail_frames(spec, info) * 3
+    return pixels * (held * per_frame + writing + refining + kept) / 2**20 + estimate_encoder_memory_mb(spec, info)
+
+
+def kept_tail_frames(spec: JobSpec, info: VideoInfo) -> int:
+    """RGB frames a chunk's decoder keeps for the next chunk's overlap (`vdp.engine.kept_sources`):
+    the overlap when chunking, none when that would be over `~vdp.engine.kept_sources.TAIL_BYTES`."""
+    from vdp.engine.kept_sources import TAIL_BYTES
+
+    n = spec.chunking.overlap_frames if spec.chunking.enabled else 0
+    return n if n * info.width * info.height * 3 <= TAIL_BYTES else 0
 
 
 def refine_held_frames(spec: JobSpec) -> int:
