@@ -143,9 +143,9 @@ class ChunkWriter:
         self.fits: dict[str, Fit] | None = {} if self.chunk.index == 0 else None
         self.ranges: list[dict] | None = [{}] * len(self.outputs) if self.chunk.index == 0 else None
         self.loan = loan
-        self._head: list[FrameBatch] = []
+        self._head = Gathered(self.chunk.overlap)
         self._held: list[tuple[FrameBatch, int]] = []  # batch, bytes borrowed from the store
-        self._tail: list[FrameBatch] = []
+        self._tail = Gathered(request.next_overlap)
         self._head_out: FrameBatch | None = None
         self._fixed_ranges: list[dict] | None = None
         self._stored: list[dict[str, Any]] = []
@@ -169,11 +169,10 @@ class ChunkWriter:
         self.position += len(batch)
         head_n = max(0, min(len(batch), self.chunk.start - first))
         if head_n:
-            self._head.append(self._aligned_layers(batch.slice(0, head_n)))  # copies what it keeps
+            self._head.add(self._aligned_layers(batch.slice(0, head_n)))  # copies what it keeps
             batch = batch.slice(head_n)
-            if int(self._head[-1].indices[-1]) + 1 == self.chunk.start:
-                self._head_out = FrameBatch.concat(self._head)
-                self._head = []
+            if self._head.full:
+                self._head_out = self._head.take()
         if len(batch):
             self._held.append((batch, 0) if self.fits is not None and self.ranges is not None else self._keep(batch))
             self._drain()
@@ -186,7 +185,7 @@ class ChunkWriter:
     @property
     def held_bytes(self) -> int:
         """Bytes of results waiting for this chunk's map or the next chunk's head."""
-        return sum(_nbytes(b) for b in [*(b for b, _ in self._held), *self._tail])
+        return sum(_nbytes(b) for b, _ in self._held) + self._tail.nbytes
 
     def take_head(self) -> FrameBatch | None:
         """The head's aligned/blended layers once complete (handed out once)."""
@@ -233,8 +232,7 @@ class ChunkWriter:
         if self.fits is None or not self.complete:
             raise ValueError(f"chunk {self.chunk.index}: join before its own frames are all written")
         self._drain()
-        tail = FrameBatch.concat(self._tail) if self._tail else None
-        self._tail = []
+        tail = self._tail.take()
         record, warnings, fits = SeamRecord(self.chunk.index + 1), [], {}
         if tail is None or head is None:
             if tail is not None:
@@ -267,9 +265,9 @@ class ChunkWriter:
         if not self.complete or self.fits is None:
             raise ValueError(f"chunk {self.chunk.index}: finished before all its frames were written")
         self._drain()
-        if self._tail:  # the last chunk owns its tail outright
-            self._write(FrameBatch.concat(self._tail))
-            self._tail = []
+        tail = self._tail.take()
+        if tail is not None:  # the last chunk owns its tail outright
+            self._write(tail)
         self._close()
         self.stats.late = self.take_written()
         return self.stats
@@ -288,7 +286,9 @@ class ChunkWriter:
 
         for _, lent in self._held:
             self._give_back(lent)
-        self._held, self._tail, self._head = [], [], []
+        self._held = []
+        self._tail.take()
+        self._head.take()
         for out in self.outputs:
             out.abort()
         shutil.rmtree(self.request.parts_dir, ignore_errors=True)  # parts already closed, too
@@ -296,10 +296,10 @@ class ChunkWriter:
     # -- internals ----------------------------------------------------------------------------
 
     def _aligned_layers(self, batch: FrameBatch) -> FrameBatch:
-        """The layers the next-door merge needs (aligned or blended), no RGB."""
-        keep = {n: v.clone() for n, v in batch.layers.items() if self.request.policies.get(n, "keep") != "keep"}
+        """The layers the next-door merge needs (aligned or blended), no RGB (views)."""
+        keep = {n: v for n, v in batch.layers.items() if self.request.policies.get(n, "keep") != "keep"}
         empty = torch.empty((len(batch), 3, 0, 0), dtype=torch.uint8)
-        return FrameBatch(empty, batch.indices.clone(), batch.pts_seconds.clone(), keep)
+        return FrameBatch(empty, batch.indices, batch.pts_seconds, keep)
 
     def _drain(self) -> None:
         """Write held batches once the map and ranges are known; keep the tail for the join."""
@@ -314,7 +314,7 @@ class ChunkWriter:
             if split:
                 self._write(batch.slice(0, split))
             if split < len(batch):
-                self._tail.append(batch.slice(split).owned())  # kept until the next chunk's head
+                self._tail.add(batch.slice(split))  # copied; kept until the next chunk's head
             self._give_back(lent)
 
     def _keep(self, batch: FrameBatch) -> tuple[FrameBatch, int]:
@@ -342,6 +342,59 @@ class ChunkWriter:
             self._fixed_ranges = [out.fixed_ranges() for out in self.outputs]
         self.stats.frames += len(batch)
         self.stats.seconds += time.perf_counter() - t0
+
+
+class Gathered:
+    """Up to `n` consecutive frames (a chunk's head or tail), copied once into storage made for
+    all of them when the first arrive, in the first part's memory layout."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.count = 0
+        self._batch: FrameBatch | None = None
+
+    @property
+    def full(self) -> bool:
+        return self.count == self.n
+
+    @property
+    def nbytes(self) -> int:
+        return 0 if self._batch is None else _nbytes(self._batch.slice(0, self.count))
+
+    def add(self, part: FrameBatch) -> None:
+        """Copy `part` after the frames gathered so far.
+
+        Raises:
+            ValueError: More than `n` frames, or other layers than the first part's.
+        """
+        if self.count + len(part) > self.n:
+            raise ValueError(f"{self.count + len(part)} frames gathered for {self.n}")
+        if self._batch is None:
+            self._batch = FrameBatch(_rows_like(part.frames, self.n), _rows_like(part.indices, self.n),
+                                     _rows_like(part.pts_seconds, self.n),
+                                     {k: _rows_like(v, self.n) for k, v in part.layers.items()},
+                                     starts_segment=part.starts_segment)
+        elif set(part.layers) != set(self._batch.layers):
+            raise ValueError(f"layer names differ: {sorted(self._batch.layers)} vs {sorted(part.layers)}")
+        rows = slice(self.count, self.count + len(part))
+        b = self._batch
+        for dst, src in [(b.frames, part.frames), (b.indices, part.indices), (b.pts_seconds, part.pts_seconds),
+                         *((b.layers[k], v) for k, v in part.layers.items())]:
+            dst[rows] = src
+        self.count += len(part)
+
+    def take(self) -> FrameBatch | None:
+        """The frames gathered (None if none), handed out once; gathering starts over."""
+        batch = None if self._batch is None or not self.count else self._batch.slice(0, self.count)
+        self._batch, self.count = None, 0
+        return batch
+
+
+def _rows_like(t: torch.Tensor, n: int) -> torch.Tensor:
+    """Uninitialised `n` rows shaped and laid out like `t`'s (channels-last stays channels-last)."""
+    fmt = torch.channels_last if t.dim() == 4 and not t.is_contiguous() and \
+        t.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
+    return torch.empty((n, *t.shape[1:]), dtype=t.dtype, memory_format=fmt)
 
 
 def _nbytes(batch: FrameBatch) -> int:
