@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from vdp.engine.chunk_writer import ChunkWriter, Gathered, OutputFolderError, StoreLoan, WriteRequest
+from vdp.engine.chunk_writer import ChunkWriter, OutputFolderError, StoreLoan, WriteRequest
 from vdp.engine.chunks import Chunk
 from vdp.engine.merge import ChunkMerger
 from vdp.outputs.parts import join_parts
@@ -116,27 +116,3 @@ def test_neighbours_exchanging_heads_give_the_one_process_merge(tmp_path, borrow
 def test_a_writer_that_cannot_see_the_output_folder_says_so(tmp_path):
     with pytest.raises(OutputFolderError, match="storage every node writes at the same path"):
         ChunkWriter(request(tmp_path, CHUNKS[1]), {"node_id": "n1"})
-
-
-def test_gathered_copies_consecutive_parts_once_into_one_batch():
-    """A head or tail arriving in parts is one batch equal to their concatenation; channels-last
-    frames stay channels-last; more frames than announced is an error."""
-    def part(first: int, n: int) -> FrameBatch:
-        frames = torch.randint(0, 255, (n, 3, 4, 5), dtype=torch.uint8).contiguous(memory_format=torch.channels_last)
-        return FrameBatch(frames, torch.arange(first, first + n), torch.arange(first, first + n) / 25.0,
-                          {"depth": torch.rand(n, 4, 5)})
-
-    parts = [part(10, 3), part(13, 4), part(17, 1)]
-    g = Gathered(8)
-    for p in parts:
-        g.add(p)
-    assert g.full and g.nbytes == 8 * (60 + 80)
-    got, want = g.take(), FrameBatch.concat(parts)
-    assert torch.equal(got.frames, want.frames) and torch.equal(got.indices, want.indices)
-    assert torch.equal(got.pts_seconds, want.pts_seconds) and torch.equal(got.layers["depth"], want.layers["depth"])
-    assert got.frames.is_contiguous(memory_format=torch.channels_last)
-    assert got.layers["depth"].data_ptr() not in {p.layers["depth"].data_ptr() for p in parts}  # a copy
-    assert g.take() is None and g.count == 0
-    g.add(part(0, 5))
-    with pytest.raises(ValueError, match="9 frames gathered for 8"):
-        g.add(part(5, 4))

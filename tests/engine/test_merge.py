@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from vdp.engine.chunks import plan_chunks
-from vdp.engine.merge import (FIT_BLOCK, ChunkMerger, Fit, crossfade, crossfade_weights, fit_scale_shift,
+from vdp.engine.merge import (FIT_BLOCK, ChunkMerger, Fit, Gathered, crossfade, crossfade_weights, fit_scale_shift,
                               merge_policies)
 from vdp.spec import ChunkingSpec
 from vdp.types import FrameBatch
@@ -154,3 +154,27 @@ def test_crossfade_gives_the_tensor_expressions_values_exactly(fit: Fit) -> None
     half = crossfade(prev.half(), new.half(), fit, w)  # other dtypes: the tensor expression itself
     torch.testing.assert_close(half, prev.half() * (1 - wt.half()) + fit.apply(new.half()) * wt.half(),
                                rtol=0, atol=0, equal_nan=True)
+
+
+def test_gathered_copies_consecutive_parts_once_into_one_batch():
+    """A head or tail arriving in parts is one batch equal to their concatenation; channels-last
+    frames stay channels-last; more frames than announced is an error."""
+    def part(first: int, n: int) -> FrameBatch:
+        frames = torch.randint(0, 255, (n, 3, 4, 5), dtype=torch.uint8).contiguous(memory_format=torch.channels_last)
+        return FrameBatch(frames, torch.arange(first, first + n), torch.arange(first, first + n) / 25.0,
+                          {"depth": torch.rand(n, 4, 5)})
+
+    parts = [part(10, 3), part(13, 4), part(17, 1)]
+    g = Gathered(8)
+    for p in parts:
+        g.add(p)
+    assert g.full and g.nbytes == 8 * (60 + 80)
+    got, want = g.take(), FrameBatch.concat(parts)
+    assert torch.equal(got.frames, want.frames) and torch.equal(got.indices, want.indices)
+    assert torch.equal(got.pts_seconds, want.pts_seconds) and torch.equal(got.layers["depth"], want.layers["depth"])
+    assert got.frames.is_contiguous(memory_format=torch.channels_last)
+    assert got.layers["depth"].data_ptr() not in {p.layers["depth"].data_ptr() for p in parts}  # a copy
+    assert g.take() is None and g.count == 0
+    g.add(part(0, 5))
+    with pytest.raises(ValueError, match="9 frames gathered for 8"):
+        g.add(part(5, 4))

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 
 from vdp.engine.chunks import Chunk
-from vdp.engine.merge import Fit, Policy, SeamRecord, crossfade, crossfade_weights, fit_scale_shift
+from vdp.engine.merge import Fit, Gathered, Policy, SeamRecord, crossfade, crossfade_weights, fit_scale_shift
 from vdp.errors import VdpError
 from vdp.types import FrameBatch, VideoInfo
 
@@ -342,59 +342,6 @@ class ChunkWriter:
             self._fixed_ranges = [out.fixed_ranges() for out in self.outputs]
         self.stats.frames += len(batch)
         self.stats.seconds += time.perf_counter() - t0
-
-
-class Gathered:
-    """Up to `n` consecutive frames (a chunk's head or tail), copied once into storage made for
-    all of them when the first arrive, in the first part's memory layout."""
-
-    def __init__(self, n: int) -> None:
-        self.n = n
-        self.count = 0
-        self._batch: FrameBatch | None = None
-
-    @property
-    def full(self) -> bool:
-        return self.count == self.n
-
-    @property
-    def nbytes(self) -> int:
-        return 0 if self._batch is None else _nbytes(self._batch.slice(0, self.count))
-
-    def add(self, part: FrameBatch) -> None:
-        """Copy `part` after the frames gathered so far.
-
-        Raises:
-            ValueError: More than `n` frames, or other layers than the first part's.
-        """
-        if self.count + len(part) > self.n:
-            raise ValueError(f"{self.count + len(part)} frames gathered for {self.n}")
-        if self._batch is None:
-            self._batch = FrameBatch(_rows_like(part.frames, self.n), _rows_like(part.indices, self.n),
-                                     _rows_like(part.pts_seconds, self.n),
-                                     {k: _rows_like(v, self.n) for k, v in part.layers.items()},
-                                     starts_segment=part.starts_segment)
-        elif set(part.layers) != set(self._batch.layers):
-            raise ValueError(f"layer names differ: {sorted(self._batch.layers)} vs {sorted(part.layers)}")
-        rows = slice(self.count, self.count + len(part))
-        b = self._batch
-        for dst, src in [(b.frames, part.frames), (b.indices, part.indices), (b.pts_seconds, part.pts_seconds),
-                         *((b.layers[k], v) for k, v in part.layers.items())]:
-            dst[rows] = src
-        self.count += len(part)
-
-    def take(self) -> FrameBatch | None:
-        """The frames gathered (None if none), handed out once; gathering starts over."""
-        batch = None if self._batch is None or not self.count else self._batch.slice(0, self.count)
-        self._batch, self.count = None, 0
-        return batch
-
-
-def _rows_like(t: torch.Tensor, n: int) -> torch.Tensor:
-    """Uninitialised `n` rows shaped and laid out like `t`'s (channels-last stays channels-last)."""
-    fmt = torch.channels_last if t.dim() == 4 and not t.is_contiguous() and \
-        t.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
-    return torch.empty((n, *t.shape[1:]), dtype=t.dtype, memory_format=fmt)
 
 
 def _nbytes(batch: FrameBatch) -> int:

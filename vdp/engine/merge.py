@@ -238,7 +238,7 @@ class ChunkMerger:
         self._head: list[FrameBatch] = []
         self._tail: FrameBatch | None = None  # owned by the previous chunk, awaiting the blend
         self._fits: dict[str, Fit] = {}
-        self._pending_tail: list[FrameBatch] = []  # this chunk's own tail, being collected
+        self._pending_tail = Gathered(self._next_overlap())  # this chunk's own tail, being collected
 
     @property
     def done(self) -> bool:
@@ -280,13 +280,14 @@ class ChunkMerger:
         c = self.chunk
         if self.position != c.stop:
             raise ValueError(f"chunk {c.index} ended at frame {self.position}, expected {c.stop}")
-        if self._pending_tail:
-            self._tail = FrameBatch.concat(self._pending_tail)
-            self._pending_tail = []
+        tail = self._pending_tail.take()
+        if tail is not None:
+            self._tail = tail
         self.index += 1
         if not self.done:
             self.position = self.chunk.run_start
             self._fits = {}
+            self._pending_tail = Gathered(self._next_overlap())
 
     def finish(self) -> None:
         """Emit what is held after the last chunk; fails if a chunk is missing."""
@@ -314,7 +315,7 @@ class ChunkMerger:
         if split:
             self._emit(batch.slice(0, split))
         if split < len(batch):
-            self._pending_tail.append(_compact(batch.slice(split)))
+            self._pending_tail.add(batch.slice(split))  # copied: a held tail must not pin its batch
 
     def _mapped(self, batch: FrameBatch) -> FrameBatch:
         if not self._fits:
@@ -356,7 +357,57 @@ class ChunkMerger:
             self.sink(batch)
 
 
-def _compact(batch: FrameBatch) -> FrameBatch:
-    """A copy that owns its memory (a held tail must not pin the whole batch it came from)."""
-    return FrameBatch(batch.frames.clone(), batch.indices.clone(), batch.pts_seconds.clone(),
-                      {k: v.clone() for k, v in batch.layers.items()})
+class Gathered:
+    """Up to `n` consecutive frames (a chunk's head or tail), copied once into storage made for
+    all of them when the first arrive, in the first part's memory layout."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.count = 0
+        self._batch: FrameBatch | None = None
+
+    @property
+    def full(self) -> bool:
+        return self.count == self.n
+
+    @property
+    def nbytes(self) -> int:
+        if self._batch is None:
+            return 0
+        per_frame = sum(t[0].nbytes for t in (self._batch.frames, *self._batch.layers.values()) if len(t))
+        return per_frame * self.count
+
+    def add(self, part: FrameBatch) -> None:
+        """Copy `part` after the frames gathered so far.
+
+        Raises:
+            ValueError: More than `n` frames, or other layers than the first part's.
+        """
+        if self.count + len(part) > self.n:
+            raise ValueError(f"{self.count + len(part)} frames gathered for {self.n}")
+        if self._batch is None:
+            self._batch = FrameBatch(_rows_like(part.frames, self.n), _rows_like(part.indices, self.n),
+                                     _rows_like(part.pts_seconds, self.n),
+                                     {k: _rows_like(v, self.n) for k, v in part.layers.items()},
+                                     starts_segment=part.starts_segment)
+        elif set(part.layers) != set(self._batch.layers):
+            raise ValueError(f"layer names differ: {sorted(self._batch.layers)} vs {sorted(part.layers)}")
+        rows = slice(self.count, self.count + len(part))
+        b = self._batch
+        for dst, src in [(b.frames, part.frames), (b.indices, part.indices), (b.pts_seconds, part.pts_seconds),
+                         *((b.layers[k], v) for k, v in part.layers.items())]:
+            dst[rows] = src
+        self.count += len(part)
+
+    def take(self) -> FrameBatch | None:
+        """The frames gathered (None if none), handed out once; gathering starts over."""
+        batch = None if self._batch is None or not self.count else self._batch.slice(0, self.count)
+        self._batch, self.count = None, 0
+        return batch
+
+
+def _rows_like(t: torch.Tensor, n: int) -> torch.Tensor:
+    """Uninitialised `n` rows shaped and laid out like `t`'s (channels-last stays channels-last)."""
+    fmt = torch.channels_last if t.dim() == 4 and not t.is_contiguous() and \
+        t.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
+    return torch.empty((n, *t.shape[1:]), dtype=t.dtype, memory_format=fmt)
