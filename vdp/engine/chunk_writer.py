@@ -26,6 +26,7 @@ from typing import Any
 
 import torch
 
+from vdp.engine.budget import batch_nbytes
 from vdp.engine.chunks import Chunk
 from vdp.engine.merge import Fit, Gathered, Policy, SeamRecord, crossfade, crossfade_weights, fit_scale_shift
 from vdp.errors import VdpError
@@ -185,7 +186,7 @@ class ChunkWriter:
     @property
     def held_bytes(self) -> int:
         """Bytes of results waiting for this chunk's map or the next chunk's head."""
-        return sum(_nbytes(b) for b, _ in self._held) + self._tail.nbytes
+        return sum(batch_nbytes(b) for b, _ in self._held) + self._tail.nbytes
 
     def take_head(self) -> FrameBatch | None:
         """The head's aligned/blended layers once complete (handed out once)."""
@@ -320,7 +321,7 @@ class ChunkWriter:
     def _keep(self, batch: FrameBatch) -> tuple[FrameBatch, int]:
         """A batch to hold until the map comes: as it is while the loan allows, else a copy in
         memory of its own (a borrowed batch pins its object in the store)."""
-        nbytes = _nbytes(batch)
+        nbytes = batch_nbytes(batch)
         if self.loan is not None and self.loan.take(nbytes):
             return batch, nbytes
         return batch.owned(), 0
@@ -342,10 +343,6 @@ class ChunkWriter:
             self._fixed_ranges = [out.fixed_ranges() for out in self.outputs]
         self.stats.frames += len(batch)
         self.stats.seconds += time.perf_counter() - t0
-
-
-def _nbytes(batch: FrameBatch) -> int:
-    return batch.frames.numel() + sum(v.numel() * v.element_size() for v in batch.layers.values())
 
 
 def _describe(stored: Any) -> dict[str, Any]:

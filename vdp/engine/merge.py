@@ -30,6 +30,7 @@ from typing import Callable, Literal
 import numpy as np
 import torch
 
+from vdp.engine.budget import batch_nbytes
 from vdp.engine.chunks import Chunk
 from vdp.types import FrameBatch
 
@@ -372,10 +373,7 @@ class Gathered:
 
     @property
     def nbytes(self) -> int:
-        if self._batch is None:
-            return 0
-        per_frame = sum(t[0].nbytes for t in (self._batch.frames, *self._batch.layers.values()) if len(t))
-        return per_frame * self.count
+        return 0 if self._batch is None else batch_nbytes(self._batch.slice(0, self.count))
 
     def add(self, part: FrameBatch) -> None:
         """Copy `part` after the frames gathered so far.
