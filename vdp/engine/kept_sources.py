@@ -28,6 +28,12 @@ from vdp.types import FrameBatch
 TAIL_BYTES = 512 << 20  # the most a kept source keeps of its last frames for the next chunk
 
 
+def tail_frames(overlap: int, frame_bytes: int) -> int:
+    """Frames of `frame_bytes` each a run keeps for a next chunk's `overlap`: all of them, or
+    none when they would be over `TAIL_BYTES`."""
+    return overlap if overlap * frame_bytes <= TAIL_BYTES else 0
+
+
 class SourceCache:
     """Opened `vdp.io.VideoSource`s of this process, kept between chunk runs of the same file.
 
@@ -151,11 +157,11 @@ class KeptSource:
         # nothing is kept by a run that ends the video (no chunk follows it) or that only replays
         # frames (the decoder is not where they end)
         ends = stop >= self.source.info.num_frames or start + replayed >= stop
-        keep_from, kept = (stop if ends else stop - max(0, keep_tail)), []
+        info = self.source.info
+        keep_from, kept = (stop if ends else stop - tail_frames(max(0, keep_tail), info.width * info.height * 3)), []
         for batch in batches:
             first = int(batch.indices[0])
-            if first + len(batch) > keep_from and batch.frames.device.type == "cpu" \
-                    and batch.frames[0].nbytes * (stop - keep_from) <= TAIL_BYTES:
+            if first + len(batch) > keep_from and batch.frames.device.type == "cpu":
                 kept.append(batch.slice(max(0, keep_from - first)))
             yield batch
         SOURCES.give(self.key, self.source, kept or None)  # only after every frame: a failed run keeps nothing

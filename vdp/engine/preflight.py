@@ -83,10 +83,9 @@ def estimate_frame_memory_mb(spec: JobSpec, info: VideoInfo) -> float:
 def kept_tail_frames(spec: JobSpec, info: VideoInfo) -> int:
     """RGB frames a chunk's decoder keeps for the next chunk's overlap (`vdp.engine.kept_sources`):
     the overlap when chunking, none when that would be over `~vdp.engine.kept_sources.TAIL_BYTES`."""
-    from vdp.engine.kept_sources import TAIL_BYTES
+    from vdp.engine.kept_sources import tail_frames
 
-    n = spec.chunking.overlap_frames if spec.chunking.enabled else 0
-    return n if n * info.width * info.height * 3 <= TAIL_BYTES else 0
+    return tail_frames(spec.chunking.overlap_frames, info.width * info.height * 3) if spec.chunking.enabled else 0
 
 
 def refine_held_frames(spec: JobSpec) -> int:
