@@ -156,8 +156,8 @@ class KeptSource:
             batches = self.source.batches(batch_frames=batch_frames, start_frame=start, stop_frame=stop)
         # nothing is kept by a run that ends the video (no chunk follows it) or that only replays
         # frames (the decoder is not where they end)
-        ends = stop >= self.source.info.num_frames or start + replayed >= stop
         info = self.source.info
+        ends = stop >= info.num_frames or start + replayed >= stop
         keep_from, kept = (stop if ends else stop - tail_frames(max(0, keep_tail), info.width * info.height * 3)), []
         for batch in batches:
             first = int(batch.indices[0])
