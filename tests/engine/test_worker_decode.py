@@ -41,6 +41,20 @@ def test_check_readable_names_a_missing_or_different_file(tmp_path):
     assert "not the same file" in check_readable(str(CLIP), os.path.getsize(CLIP) + 1)
 
 
+def decode_run(path, cache: SourceCache, start: int, stop: int, keep_tail: int = 0) -> tuple[dict, list]:
+    """One chunk run's batches through a `WorkerDecoder` and its `where`, once the decoder has
+    given its source back to `cache`."""
+    request = DecodeRequest(str(path), os.path.getsize(path), start=start, stop=stop, batch_frames=8,
+                            timeout_s=60, keep_tail=keep_tail)
+    decoder = WorkerDecoder(request, "node")
+    batches = [decoder.take(t)[0] for t in tickets(request)]
+    deadline = time.monotonic() + 30
+    while len(cache) == 0 and time.monotonic() < deadline:  # given back once the thread ends
+        time.sleep(0.01)
+    decoder.stop()
+    return decoder.where, batches
+
+
 def test_a_replica_keeps_the_opened_video_for_its_next_chunk_until_the_file_changes(tmp_path, monkeypatch):
     clip = tmp_path / "clip.mp4"
     shutil.copy(CLIP, clip)
@@ -48,15 +62,8 @@ def test_a_replica_keeps_the_opened_video_for_its_next_chunk_until_the_file_chan
     monkeypatch.setattr(kept_sources, "SOURCES", cache)
 
     def run(start: int, stop: int) -> tuple[str, torch.Tensor]:
-        request = DecodeRequest(str(clip), os.path.getsize(clip), start=start, stop=stop, batch_frames=8,
-                                timeout_s=60)
-        decoder = WorkerDecoder(request, "node")
-        frames = torch.cat([decoder.take(t)[0].frames for t in tickets(request)])
-        deadline = time.monotonic() + 30
-        while len(cache) == 0 and time.monotonic() < deadline:  # given back once the thread ends
-            time.sleep(0.01)
-        decoder.stop()
-        return decoder.where["source"], frames
+        where, batches = decode_run(clip, cache, start, stop)
+        return where["source"], torch.cat([b.frames for b in batches])
 
     def fresh(start: int, stop: int) -> torch.Tensor:
         return torch.cat([b.frames for b in iter_batches(clip, batch_frames=8, start_frame=start, stop_frame=stop)])
@@ -74,20 +81,8 @@ def test_a_replicas_next_chunk_starts_from_the_frames_its_last_chunk_kept(monkey
     first one's kept tail (`replayed_frames`) and gives the same batches as a fresh decode."""
     cache = SourceCache()
     monkeypatch.setattr(kept_sources, "SOURCES", cache)
-
-    def run(start: int, stop: int) -> tuple[dict, list]:
-        request = DecodeRequest(str(CLIP), os.path.getsize(CLIP), start=start, stop=stop, batch_frames=8,
-                                timeout_s=60, keep_tail=12)
-        decoder = WorkerDecoder(request, "node")
-        batches = [decoder.take(t)[0] for t in tickets(request)]
-        deadline = time.monotonic() + 30
-        while len(cache) == 0 and time.monotonic() < deadline:  # given back once the thread ends
-            time.sleep(0.01)
-        decoder.stop()
-        return decoder.where, batches
-
-    assert run(0, 40)[0]["replayed_frames"] == 0
-    where, batches = run(28, 70)
+    assert decode_run(CLIP, cache, 0, 40, keep_tail=12)[0]["replayed_frames"] == 0
+    where, batches = decode_run(CLIP, cache, 28, 70, keep_tail=12)
     assert where["source"] == "kept" and where["replayed_frames"] == 12
     fresh = list(iter_batches(CLIP, batch_frames=8, start_frame=28, stop_frame=70))
     assert [len(b) for b in batches] == [len(b) for b in fresh]
