@@ -85,9 +85,9 @@ def test_large_frames_are_written_a_few_at_a_time_with_the_same_files(tmp_path, 
     monkeypatch.setattr(_pixels, "GROUP_PIXELS", 2 * 30 * 40)
     assert _pixels.frame_groups(5, 30, 40) == [(0, 2), (2, 4), (4, 5)]
     handed = []
-    write = Png16SequenceWriter.write
-    monkeypatch.setattr(Png16SequenceWriter, "write",
-                        lambda self, frames, **kw: handed.append(len(frames)) or write(self, frames, **kw))
+    write = Png16SequenceWriter.write_filtered
+    monkeypatch.setattr(Png16SequenceWriter, "write_filtered",
+                        lambda self, rows: handed.append(len(rows)) or write(self, rows))
     write_all(job, tmp_path / "groups", depth)
     assert handed == [2, 2, 1] * 2 + [2]  # batches of 5, 5 and 2 frames
     for name in ["depth_png16.json", "depth_color.mp4",

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from vdp.outputs.pixel_kernels import colour_planes, colour_yuv420, quantise_u16_be
+from vdp.io.writers.png_encode import encode_png, filtered_png_parts
+from vdp.outputs.pixel_kernels import colour_planes, colour_yuv420, quantise_u16_sub_rows
 
 EDGES = [np.nan, -np.inf, np.inf, 1e30, -1e30, -0.0, 0.0, -0.004, -0.006, 0.005, 0.015, 0.025,
          655.345, 655.355, 655.365, 4.2e4, 1e5, 3e5]
@@ -16,15 +17,27 @@ def depth_with_edges(h: int, w: int) -> np.ndarray:
     return depth
 
 
-def test_quantise_is_numpys_rint_clip_and_big_endian() -> None:
+def sub_filtered(image: np.ndarray) -> np.ndarray:
+    """PNG's Sub filter of a big-endian uint16 image, written out with numpy."""
+    rows = image.view(np.uint8).reshape(image.shape[0], -1).astype(np.int32)
+    out = np.empty((rows.shape[0], rows.shape[1] + 1), np.uint8)
+    out[:, 0] = 1
+    out[:, 1:3] = rows[:, :2]
+    out[:, 3:] = (rows[:, 2:] - rows[:, :-2]) % 256
+    return out
+
+
+def test_quantise_is_numpys_rint_clip_big_endian_as_sub_filtered_png_rows() -> None:
     depth, scale = depth_with_edges(6, 40), np.float32(0.01)
-    out = np.empty(depth.shape, ">u2")
-    clipped = quantise_u16_be(depth, scale, out.view(np.uint16))
+    rows = np.empty((6, 81), np.uint8)
+    clipped = quantise_u16_sub_rows(depth, scale, rows)
     q = np.rint(depth / scale)
     expected = np.clip(np.nan_to_num(q, nan=0.0), 0, 65535).astype(">u2")
-    assert np.array_equal(out, expected)
-    assert out[0, 0] == 0 and out[0, 2] == 65535  # NaN -> 0, inf -> the top
+    assert np.array_equal(rows, sub_filtered(expected))
+    assert expected[0, 0] == 0 and expected[0, 2] == 65535  # NaN -> 0, inf -> the top
     assert clipped == np.count_nonzero((q < 0) | (q > 65535)) > 0  # NaN not counted
+    # the rows make the very file the encoder makes from the uint16 image
+    assert b"".join(filtered_png_parts(rows, 40)) == encode_png(expected)
 
 
 def affine(low: float, high: float) -> tuple[np.float32, np.float32]:

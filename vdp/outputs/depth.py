@@ -20,7 +20,7 @@ from vdp.outputs._pixels import as_numpy, frame_groups
 from vdp.outputs.base import WriterOutput
 from vdp.outputs.colormap import Colouriser, StableRange
 from vdp.outputs.encoding import mp4_writer
-from vdp.outputs.pixel_kernels import quantise_u16_be
+from vdp.outputs.pixel_kernels import quantise_u16_sub_rows
 from vdp.outputs.stamp import stamp, text_mask
 from vdp.spec import OutputSpec, check_depth_kind
 from vdp.types import FrameBatch, VideoInfo
@@ -94,11 +94,11 @@ class DepthPng16Output(_DepthOutput):
                                               level=self.spec.png_level)
         src, scale = as_numpy(depth), np.float32(self.scale)
         for start, stop in frame_groups(*src.shape):  # an 8K batch is not quantised in one piece
-            out = np.empty((stop - start, *src.shape[1:]), ">u2")  # PNG's byte order: no swap
+            # quantised straight into the PNGs' filtered rows, in buffers the writer reuses
+            rows = self.writer.row_buffers(stop - start, *src.shape[1:])
             for i in range(start, stop):  # NaN stores 0 (not counted); the rest outside is counted
-                self.clipped += quantise_u16_be(np.ascontiguousarray(src[i]), scale,
-                                                out[i - start].view(np.uint16))
-            self.writer.write(out, owned=True)
+                self.clipped += quantise_u16_sub_rows(np.ascontiguousarray(src[i]), scale, rows[i - start])
+            self.writer.write_filtered(rows)
 
     def fixed_ranges(self) -> dict:
         return {} if self.scale is None else {"scale": self.scale}

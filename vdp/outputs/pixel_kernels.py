@@ -22,30 +22,40 @@ U16_MAX = np.float32(65535)
 
 
 @numba.njit(**_JIT)
-def quantise_u16_be(depth: np.ndarray, scale: np.float32, out: np.ndarray) -> int:
-    """``rint(depth / scale)`` clipped to 0..65535, stored big-endian (PNG's byte order).
+def quantise_u16_sub_rows(depth: np.ndarray, scale: np.float32, rows: np.ndarray) -> int:
+    """``rint(depth / scale)`` clipped to 0..65535, stored straight as a 16-bit grayscale PNG's
+    image data before deflate: row ``r`` of `rows` is the Sub filter's type byte (1), then each
+    big-endian sample's two bytes minus the two of the sample to its left, modulo 256 (the first
+    sample's as they are): the bytes `vdp.io.writers.png_encode.png_parts` makes from the uint16
+    image, without that image or a separate filter pass (~2 ms less per 1080p frame).
 
     Args:
         depth: float32 ``[H,W]``.
         scale: float32 value of one step.
-        out: uint16 ``[H,W]`` to fill, read as big-endian (a ``">u2"`` array's ``view(np.uint16)``).
+        rows: uint8 ``[H, 1 + 2W]`` to fill.
 
     Returns:
         Values clipped (below 0 or above 65535); NaN stores 0 and is not counted.
     """
     h, w = depth.shape
     q = np.empty(w, np.float32)
+    v = np.empty(w, np.int32)
     clipped = 0
-    for r in range(h):  # a row at a time, in simple loops the compiler vectorises
-        row, dst = depth[r], out[r]
+    for r in range(h):
+        row, dst = depth[r], rows[r]
         for c in range(w):
             q[c] = (row[c] / scale + _ROUND) - _ROUND  # = np.rint below 2**22; larger clip anyway
         for c in range(w):
             clipped += (q[c] < 0) | (q[c] > U16_MAX)
         for c in range(w):
             x = q[c] if q[c] >= 0 else np.float32(0)  # NaN too
-            v = np.uint16(np.int32(x if x <= U16_MAX else U16_MAX))
-            dst[c] = (v >> 8) | (v << 8)
+            v[c] = np.int32(x if x <= U16_MAX else U16_MAX)
+        dst[0] = 1
+        dst[1] = np.uint8(v[0] >> 8)
+        dst[2] = np.uint8(v[0] & 255)
+        for c in range(1, w):
+            dst[2 * c + 1] = np.uint8(((v[c] >> 8) - (v[c - 1] >> 8)) & 255)
+            dst[2 * c + 2] = np.uint8((v[c] - v[c - 1]) & 255)
     return clipped
 
 

@@ -25,10 +25,12 @@ import torch
 from vdp.errors import EncodeError
 from vdp.idle import set_idle_priority
 from vdp.io.writers._atomic import AtomicOutput, as_array, rgb_alpha_tensors
-from vdp.io.writers.png_encode import LEVELS, png_parts
+from vdp.io.writers.png_encode import LEVELS, filtered_png_parts, png_parts
 
 MAX_PENDING_BATCHES = 2  # batches a writer may have encoding before `write` waits for the oldest
 MAX_PENDING_BYTES = 256 << 20  # ... and their frames' bytes (4K/8K frames), the newest batch aside
+#: Encoded batches' buffers a writer keeps for reuse (`Png16SequenceWriter.row_buffers`).
+MAX_SPARE_BUFFERS = MAX_PENDING_BATCHES + 1
 
 
 class _PngSequence(AtomicOutput):
@@ -43,14 +45,20 @@ class _PngSequence(AtomicOutput):
         self.level = int(level)
         self.timeout_s = float(timeout_s)
         self._queued = 0  # frames handed to the encoding threads so far
-        # per batch, oldest first: its frames' (future, job) pairs and their bytes
-        self._pending: deque[tuple[list[tuple[Future, Callable[[], None]]], int]] = deque()
+        # per batch, oldest first: its frames' (future, job) pairs, their bytes and, for a
+        # buffer the writer may reuse once the batch is encoded, the buffer
+        self._pending: deque[tuple[list[tuple[Future, Callable[[], None]]], int, np.ndarray | None]] = deque()
+        self._spare: list[np.ndarray] = []  # buffers of encoded batches, for reuse
 
-    def _write_images(self, images: np.ndarray) -> None:
+    def _write_images(self, images: np.ndarray, encode: Callable[[np.ndarray], list[bytes]] | None = None,
+                      *, reuse: bool = False) -> None:
+        """Queue `images` (one PNG each) for the encoding threads; `encode` makes a file's pieces
+        (default: `png_parts` at the writer's level); with `reuse`, `images` is kept for
+        `_reusable` once encoded."""
         folder, level = self.tmp_path, self.level  # not `self`: a forgotten writer must be collectable
 
         def write_one(index: int, image: np.ndarray) -> None:
-            parts = png_parts(image, level=level)
+            parts = png_parts(image, level=level) if encode is None else encode(image)
             with open(os.path.join(folder, f"frame_{index:06d}.png"), "wb") as f:
                 f.writelines(parts)
 
@@ -58,10 +66,11 @@ class _PngSequence(AtomicOutput):
             pool = _pool(_IDLE.active)
             first = self.start_index + self._queued
             jobs = [partial(write_one, first + i, images[i]) for i in range(len(images))]
-            self._pending.append(([(pool.submit(job), job) for job in jobs], images.nbytes))
+            self._pending.append(([(pool.submit(job), job) for job in jobs], images.nbytes,
+                                  images if reuse else None))
             self._queued += len(images)
             while len(self._pending) > MAX_PENDING_BATCHES or (len(self._pending) > 1 and sum(
-                    n for _, n in self._pending) - images.nbytes > MAX_PENDING_BYTES):
+                    n for _, n, _ in self._pending) - images.nbytes > MAX_PENDING_BYTES):
                 self._wait_oldest()
         self._guarded(run)
 
@@ -71,7 +80,7 @@ class _PngSequence(AtomicOutput):
         Frames no thread has started yet are encoded here: an idle-priority pool gets almost
         no CPU while other processes keep the cores busy, and must not stall the job then.
         """
-        batch, _ = self._pending.popleft()
+        batch, _, buffer = self._pending.popleft()
         error: BaseException | None = None
         started = []
         for future, job in batch:
@@ -90,15 +99,27 @@ class _PngSequence(AtomicOutput):
         for future in started:
             future.result()
         self.frames_written += len(batch)
+        if buffer is not None and len(self._spare) < MAX_SPARE_BUFFERS:
+            self._spare.append(buffer)
+
+    def _reusable(self, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        """A buffer of an encoded batch with this shape and dtype (its pages already in memory:
+        none to fault in and zero), else a new one."""
+        for i, buffer in enumerate(self._spare):
+            if buffer.shape == shape and buffer.dtype == dtype:
+                return self._spare.pop(i)
+        return np.empty(shape, dtype)
 
     def _finalize(self) -> None:
         while self._pending:
             self._wait_oldest()
+        self._spare.clear()
 
     def _discard(self) -> None:
         while self._pending:  # drop unstarted frames, let started ones finish before the folder goes
             wait([future for future, _ in self._pending.popleft()[0] if not future.cancel()],
                  timeout=self.timeout_s)
+        self._spare.clear()
 
 
 class _IdleFlag(threading.local):
@@ -167,6 +188,30 @@ class Png16SequenceWriter(_PngSequence):
             # encoded after `write` returns (the caller may reuse `frames`); swapped once, here
             images = images.astype(">u2")
         self._write_images(images)
+
+    def row_buffers(self, frames: int, height: int, width: int) -> np.ndarray:
+        """A buffer for `write_filtered`: uint8 ``[frames, height, 1 + 2 * width]``, one of
+        this writer's earlier ones once their frames are encoded (no fresh pages), else new."""
+        return self._reusable((frames, height, 1 + 2 * width), np.dtype(np.uint8))
+
+    def write_filtered(self, rows: np.ndarray) -> None:
+        """Append frames given as their PNG image data before deflate, as
+        `vdp.outputs.pixel_kernels.quantise_u16_sub_rows` fills them (each row the Sub filter's
+        type byte, then the filtered big-endian samples).
+
+        Args:
+            rows: uint8 ``[T, H, 1 + 2W]``, best from `row_buffers`; handed over (the writer
+                reuses it once its frames are encoded).
+
+        Raises:
+            ValueError: Wrong dtype or shape.
+            EncodeError: Writing failed (the output is aborted).
+        """
+        if rows.dtype != np.uint8 or rows.ndim != 3 or rows.shape[2] < 3 or rows.shape[2] % 2 == 0 \
+                or 0 in rows.shape:
+            raise ValueError(f"rows must be uint8 [T, H, 1 + 2W], got {rows.dtype} {rows.shape}")
+        self._write_images(rows, partial(filtered_png_parts, width=(rows.shape[2] - 1) // 2, level=self.level),
+                           reuse=True)
 
 
 class PngRgbaSequenceWriter(_PngSequence):

@@ -48,7 +48,6 @@ def png_parts(image: np.ndarray, *, level: int = 1) -> list[bytes]:
     if pixels.ndim != 3 or pixels.shape[2] not in _COLOR_TYPE or 0 in pixels.shape:
         raise ValueError(f"image must be [H,W] or [H,W,C] with C in 1..4 and H,W > 0, got {image.shape}")
     h, w, c = pixels.shape
-    bit_depth = 8 * pixels.dtype.itemsize
     rows = np.ascontiguousarray(pixels, dtype=pixels.dtype.newbyteorder(">")).view(np.uint8).reshape(h, -1)
     bpp = c * pixels.dtype.itemsize  # bytes per pixel: the Sub filter's distance
 
@@ -56,8 +55,33 @@ def png_parts(image: np.ndarray, *, level: int = 1) -> list[bytes]:
     filtered[:, 0] = _SUB
     filtered[:, 1:bpp + 1] = rows[:, :bpp]
     np.subtract(rows[:, bpp:], rows[:, :-bpp], out=filtered[:, bpp + 1:])  # wraps mod 256, as PNG wants
+    return filtered_png_parts(filtered, w, channels=c, bit_depth=8 * pixels.dtype.itemsize, level=level)
 
-    header = struct.pack(">IIBBBBB", w, h, bit_depth, _COLOR_TYPE[c], 0, 0, 0)
+
+def filtered_png_parts(filtered: np.ndarray, width: int, *, channels: int = 1, bit_depth: int = 16,
+                       level: int = 1) -> list[bytes]:
+    """A PNG file's pieces (as `png_parts` gives them) from image data already filtered, e.g. by
+    `vdp.outputs.pixel_kernels.quantise_u16_sub_rows`.
+
+    Args:
+        filtered: uint8 ``[H, 1 + width * channels * bit_depth / 8]``: each row's filter type
+            byte, then its filtered bytes.
+        width: Pixels per row.
+        channels: 1 (gray), 2 (gray + alpha), 3 (RGB) or 4 (RGBA).
+        bit_depth: 8 or 16.
+        level: ISA-L level 0..3.
+
+    Raises:
+        ValueError: A shape that does not match `width`, `channels` and `bit_depth`, or a bad level.
+    """
+    if level not in LEVELS:
+        raise ValueError(f"level must be in 0..3, got {level}")
+    if channels not in _COLOR_TYPE or bit_depth not in (8, 16) or width <= 0:
+        raise ValueError(f"unsupported PNG layout: {width} px, {channels} channels, {bit_depth}-bit")
+    row_bytes = 1 + width * channels * bit_depth // 8
+    if filtered.dtype != np.uint8 or filtered.ndim != 2 or not len(filtered) or filtered.shape[1] != row_bytes:
+        raise ValueError(f"filtered rows must be uint8 [H, {row_bytes}], got {filtered.dtype} {filtered.shape}")
+    header = struct.pack(">IIBBBBB", width, len(filtered), bit_depth, _COLOR_TYPE[channels], 0, 0, 0)
     return [SIGNATURE, *_chunk(b"IHDR", header), *_chunk(b"IDAT", isal_zlib.compress(filtered, level)),
             *_chunk(b"IEND", b"")]
 
