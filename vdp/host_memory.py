@@ -9,7 +9,8 @@ the heap and its resident memory stays at its highest point (the depth preset's 
 
 `return_large_buffers` fixes the threshold at `MMAP_THRESHOLD`: a 1080p frame (6-8 MB) is still
 reused from the heap, so the per-frame path pays no page faults, while activations of a window
-and 4K/8K frames are mapped and unmapped.
+and 4K/8K frames are mapped and unmapped. The heap keeps up to `TRIM_THRESHOLD` free at its top
+(glibc's own rule once the threshold moves) for the next frame's buffers.
 
 A model computing on the CPU frees and allocates activations of hundreds of MB layer after
 layer; mapped one by one, each is a set of fresh pages the kernel zeroes (19-21 % of all CPU
@@ -39,6 +40,11 @@ from functools import cache
 
 #: Requests from this size up are mapped on their own (and returned to the system when freed).
 MMAP_THRESHOLD = 16 << 20
+#: Free space at the top of a heap kept for the next requests, with `MMAP_THRESHOLD` fixed (twice
+#: it, as glibc's own adjustment sets it): freed frame-sized buffers (a 1080p frame's PNG rows or
+#: deflated data, 2-8 MB, in an encoding thread's heap) serve the next frame instead of going
+#: back and faulting in zeroed pages again (~1 ms of CPU per 16-bit PNG frame).
+TRIM_THRESHOLD = 2 * MMAP_THRESHOLD
 #: Frames up to this size (4K UHD) let a CPU model call reuse freed memory (`reuse_freed_memory`).
 REUSE_MAX_PIXELS = 3840 * 2160
 _M_MMAP_THRESHOLD = -3  # mallopt's parameter numbers in glibc's malloc.h
@@ -92,7 +98,13 @@ def return_large_buffers() -> bool:
 
 def _set_threshold(size: int) -> bool:
     libc = _glibc()
-    return libc is not None and bool(libc.mallopt(_M_MMAP_THRESHOLD, size))
+    return libc is not None and bool(libc.mallopt(_M_MMAP_THRESHOLD, size)) and \
+        bool(libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+
+
+def _trim_threshold() -> int:
+    """The process's trim threshold outside `reuse_freed_memory` blocks."""
+    return TRIM_THRESHOLD if _done else _DEFAULT_TRIM_THRESHOLD
 
 
 @contextmanager
@@ -158,7 +170,7 @@ def _trim_when_idle() -> None:
             _idle_since = None
             _longest_block_s = 0.0  # reset first: the pages start going back during the trim
             libc = _glibc()
-            libc.mallopt(_M_TRIM_THRESHOLD, _DEFAULT_TRIM_THRESHOLD)
+            libc.mallopt(_M_TRIM_THRESHOLD, _trim_threshold())
             libc.malloc_trim(0)
 
 
