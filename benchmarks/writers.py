@@ -31,6 +31,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._common import MEDIA  # noqa: E402
+from vdp.host_memory import return_large_buffers  # noqa: E402
 from vdp.io import iter_batches, probe  # noqa: E402
 from vdp import catalog  # noqa: E402
 from vdp.spec import OutputSpec  # noqa: E402
@@ -103,6 +104,7 @@ def main() -> None:
                    help="alpha as float32 0..1 instead of the matte stage's uint8")
     args = p.parse_args()
     FLOAT_ALPHA[0] = args.float_alpha
+    return_large_buffers()  # the malloc settings of a job's writing process (`vdp.engine.job`)
 
     batches = batches_1080p(args.frames, args.batch,
                             stereo=any("stereo" in catalog.output(k).needs for k in args.kinds))
