@@ -70,6 +70,10 @@ def test_fit_apply_is_the_float32_product_and_sum():
     assert torch.equal(mapped, x * fit.scale + fit.shift)
     assert torch.equal(fit.apply(x.double()), x.double() * fit.scale + fit.shift)
     assert Fit().apply(x) is x
+    out = torch.full((3, 40, 50), float("nan"))  # into given memory (the chunk writers' reused buffer)
+    assert fit.apply(x, out) is out and torch.equal(out, mapped)
+    with pytest.raises(ValueError, match="shaped"):
+        fit.apply(x, torch.empty(2, 40, 50))
 
 
 def test_constant_overlap_fits_shift_only():

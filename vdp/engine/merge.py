@@ -70,8 +70,9 @@ class Fit:
     residual_rms: float = 0.0
     degenerate: bool = False
 
-    def apply(self, x: torch.Tensor) -> torch.Tensor:
-        """``a*x + b`` as a new tensor (`x` itself for the identity).
+    def apply(self, x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        """``a*x + b`` as a new tensor, or in `out` (float32, on the CPU, `x`'s shape) where `x`
+        is a float32 CPU layer; `x` itself for the identity.
 
         float32 layers are mapped frame by frame with numpy on one core: the same float32
         products and sums as torch's, without its thread fan-out on a busy writer.
@@ -80,7 +81,11 @@ class Fit:
             return x
         if x.dtype != torch.float32 or x.ndim < 2 or x.device.type != "cpu":
             return x * self.scale + self.shift
-        out = torch.empty(x.shape, dtype=torch.float32)
+        if out is None:
+            out = torch.empty(x.shape, dtype=torch.float32)
+        elif out.shape != x.shape or out.dtype != torch.float32 or out.device.type != "cpu":
+            raise ValueError(f"out must be float32 on the CPU shaped {tuple(x.shape)}, got {out.dtype} "
+                             f"{tuple(out.shape)} on {out.device}")
         src, dst = x.detach().numpy(), out.numpy()
         for i in range(src.shape[0]):
             self.map_into(src[i], dst[i])

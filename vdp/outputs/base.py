@@ -35,7 +35,8 @@ class Output(ABC):
 
     @abstractmethod
     def write(self, batch: FrameBatch) -> None:
-        """Append the batch's frames."""
+        """Append the batch's frames. Nothing of `batch` is kept once this returns (what is
+        encoded later is copied first): the caller may reuse its tensors."""
 
     @abstractmethod
     def close(self) -> Path:
