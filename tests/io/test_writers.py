@@ -29,6 +29,7 @@ from vdp.io.writers import png
 from vdp.io.writers._atomic import AtomicOutput
 from vdp.io.writers._pipe import rgb_alpha_buffers, with_alpha
 from vdp.io.writers.encoders import nvenc_problem, x264_threads
+from vdp.io.writers.png_encode import encode_png
 from vdp.types import FrameBatch
 
 REPO = Path(__file__).resolve().parents[2]
@@ -188,13 +189,13 @@ def test_png_encoding_failure_is_encode_error_and_leaves_nothing(tmp_path: Path,
 def test_png_encodes_at_idle_priority_only_inside_encode_in_idle_time(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     policies: list[int] = []
-    encode = png.png_parts
+    encode = png.filtered_png_parts
 
-    def recording(image: np.ndarray, *, level: int) -> list[bytes]:
+    def recording(rows: np.ndarray, width: int, **kwargs) -> list[bytes]:
         policies.append(os.sched_getscheduler(0))
-        return encode(image, level=level)
+        return encode(rows, width, **kwargs)
 
-    monkeypatch.setattr(png, "png_parts", recording)
+    monkeypatch.setattr(png, "filtered_png_parts", recording)
     rgb, alpha = moving_disk_rgba(2, 16, 16)
     for name, idle in (("before", False), ("inside", True), ("after", False)):
         with encode_in_idle_time() if idle else contextlib.nullcontext():
@@ -358,6 +359,19 @@ def test_png16_filtered_rows_make_the_same_files_in_buffers_reused_once_encoded(
     for i in range(12):
         name = f"frame_{i:06d}.png"
         assert (tmp_path / "rows" / name).read_bytes() == (tmp_path / "plain" / name).read_bytes(), name
+
+
+def test_png_rgba_files_are_the_interleaved_images_pngs_whatever_the_planes_layout(tmp_path: Path) -> None:
+    rgb, alpha = moving_disk_rgba(6, 21, 33)
+    rgb[:, :, 3:9, 5:20] = rng().integers(0, 256, size=(6, 3, 6, 15), dtype=np.uint8)  # wraps in the filter
+    last = torch.from_numpy(rgb).contiguous(memory_format=torch.channels_last)  # as the matte stage gives it
+    for name, frames in {"planes": torch.from_numpy(rgb), "last": last}.items():
+        with PngRgbaSequenceWriter(tmp_path / name) as writer:
+            for start in range(0, 6, 2):  # buffers of encoded batches come back for later ones
+                writer.write(frames[start:start + 2], alpha[start:start + 2])
+        for i in range(6):
+            image = np.ascontiguousarray(np.concatenate([rgb[i].transpose(1, 2, 0), alpha[i][..., None]], axis=2))
+            assert (tmp_path / name / f"frame_{i:06d}.png").read_bytes() == encode_png(image), (name, i)
 
 
 def test_mp4_muxes_audio_from_source(tmp_path: Path) -> None:

@@ -26,10 +26,11 @@ from vdp.errors import EncodeError
 from vdp.idle import set_idle_priority
 from vdp.io.writers._atomic import AtomicOutput, as_array, rgb_alpha_tensors
 from vdp.io.writers.png_encode import LEVELS, filtered_png_parts, png_parts
+from vdp.io.writers.png_rows import rgba_sub_rows
 
 MAX_PENDING_BATCHES = 2  # batches a writer may have encoding before `write` waits for the oldest
 MAX_PENDING_BYTES = 256 << 20  # ... and their frames' bytes (4K/8K frames), the newest batch aside
-#: Encoded batches' buffers a writer keeps for reuse (`Png16SequenceWriter.row_buffers`).
+#: Encoded batches' buffers a writer keeps for reuse (`_PngSequence._reusable`).
 MAX_SPARE_BUFFERS = MAX_PENDING_BATCHES + 1
 
 
@@ -225,7 +226,7 @@ class PngRgbaSequenceWriter(_PngSequence):
     """
 
     def write(self, rgb: np.ndarray | torch.Tensor, alpha: np.ndarray | torch.Tensor) -> None:
-        """Append frames.
+        """Append frames (copied before this returns: the caller may reuse its arrays).
 
         Args:
             rgb: uint8 ``[T,3,H,W]``.
@@ -235,7 +236,15 @@ class PngRgbaSequenceWriter(_PngSequence):
             ValueError: Wrong dtype or shapes.
             EncodeError: Writing failed (the output is aborted).
         """
-        self._write_images(rgba_frames(rgb, alpha))
+        rgb_t, alpha_t = rgb_alpha_tensors(rgb, alpha)
+        t, _, h, w = rgb_t.shape
+        # interleaved and filtered in one pass, into buffers of batches already encoded
+        rows = self._reusable((t, h, 1 + 4 * w), np.dtype(np.uint8))
+        planes, mattes = rgb_t.numpy(), alpha_t.numpy()
+        for i in range(t):
+            rgba_sub_rows(planes[i], mattes[i], rows[i])
+        self._write_images(rows, partial(filtered_png_parts, width=w, channels=4, bit_depth=8, level=self.level),
+                           reuse=True)
 
 
 def rgba_frames(rgb: np.ndarray | torch.Tensor, alpha: np.ndarray | torch.Tensor) -> np.ndarray:
