@@ -337,21 +337,28 @@ def test_png16_takes_big_endian_frames_it_owns_without_a_copy(tmp_path: Path) ->
     assert np.array_equal(back, depth)
 
 
-def test_png16_filtered_rows_make_the_same_files_in_buffers_reused_once_encoded(tmp_path: Path) -> None:
+def write_sub_filtered(writer: Png16SequenceWriter, depth: np.ndarray) -> list[np.ndarray]:
+    """`depth` two frames at a time through `row_buffers` and `write_filtered`; the buffers used."""
+    handed = []
+    for start in range(0, len(depth), 2):
+        rows = writer.row_buffers(2, *depth.shape[1:])
+        assert rows.shape == (2, depth.shape[1], 1 + 2 * depth.shape[2]) and rows.dtype == np.uint8
+        for i in range(2):  # PNG's Sub filter of the big-endian samples, with numpy
+            image = depth[start + i].astype(">u2").view(np.uint8).reshape(depth.shape[1], -1).astype(np.int32)
+            rows[i, :, 0], rows[i, :, 1:3] = 1, image[:, :2]
+            rows[i, :, 3:] = (image[:, 2:] - image[:, :-2]) % 256
+        writer.write_filtered(rows)
+        handed.append(rows)
+    return handed
+
+
+def test_png16_filtered_rows_make_the_same_files_in_buffers_reused_once_encoded(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     depth = rng().integers(0, 65536, size=(12, 7, 9), dtype=np.uint16)
     with Png16SequenceWriter(tmp_path / "plain") as writer:
         writer.write(depth)
-    handed = []
     with Png16SequenceWriter(tmp_path / "rows") as writer:
-        for start in range(0, 12, 2):
-            rows = writer.row_buffers(2, 7, 9)
-            assert rows.shape == (2, 7, 19) and rows.dtype == np.uint8
-            for i in range(2):  # PNG's Sub filter of the big-endian samples, with numpy
-                image = depth[start + i].astype(">u2").view(np.uint8).reshape(7, 18).astype(np.int32)
-                rows[i, :, 0], rows[i, :, 1:3] = 1, image[:, :2]
-                rows[i, :, 3:] = (image[:, 2:] - image[:, :-2]) % 256
-            writer.write_filtered(rows)
-            handed.append(rows)
+        handed = write_sub_filtered(writer, depth)
         with pytest.raises(ValueError, match="uint8"):
             writer.write_filtered(np.zeros((1, 7, 18), np.uint8))  # an even row length: no 16-bit row
     # a buffer came back once its frames were encoded; never one still waiting to be
@@ -359,6 +366,9 @@ def test_png16_filtered_rows_make_the_same_files_in_buffers_reused_once_encoded(
     for i in range(12):
         name = f"frame_{i:06d}.png"
         assert (tmp_path / "rows" / name).read_bytes() == (tmp_path / "plain" / name).read_bytes(), name
+    monkeypatch.setattr(png, "MAX_SPARE_BYTES", 2 * 7 * 19 - 1)  # smaller than one buffer: none kept
+    with Png16SequenceWriter(tmp_path / "unkept") as writer:
+        assert len({id(r) for r in write_sub_filtered(writer, depth)}) == 6
 
 
 def test_png_rgba_files_are_the_interleaved_images_pngs_whatever_the_planes_layout(tmp_path: Path) -> None:

@@ -30,8 +30,10 @@ from vdp.io.writers.png_rows import rgba_sub_rows
 
 MAX_PENDING_BATCHES = 2  # batches a writer may have encoding before `write` waits for the oldest
 MAX_PENDING_BYTES = 256 << 20  # ... and their frames' bytes (4K/8K frames), the newest batch aside
-#: Encoded batches' buffers a writer keeps for reuse (`_PngSequence._reusable`).
+#: Encoded batches' buffers a writer keeps for reuse (`_PngSequence._reusable`), and their bytes
+#: (1080p batches are kept; 4K/8K RGBA batches go back, as before).
 MAX_SPARE_BUFFERS = MAX_PENDING_BATCHES + 1
+MAX_SPARE_BYTES = 256 << 20
 
 
 class _PngSequence(AtomicOutput):
@@ -100,7 +102,8 @@ class _PngSequence(AtomicOutput):
         for future in started:
             future.result()
         self.frames_written += len(batch)
-        if buffer is not None and len(self._spare) < MAX_SPARE_BUFFERS:
+        if buffer is not None and len(self._spare) < MAX_SPARE_BUFFERS and \
+                sum(b.nbytes for b in self._spare) + buffer.nbytes <= MAX_SPARE_BYTES:
             self._spare.append(buffer)
 
     def _reusable(self, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
