@@ -28,7 +28,8 @@ import torch
 
 from vdp.engine.budget import batch_nbytes
 from vdp.engine.chunks import Chunk
-from vdp.engine.merge import Fit, Gathered, Policy, SeamRecord, crossfade, crossfade_weights, fit_scale_shift
+from vdp.engine.merge import (Fit, Gathered, Policy, SeamRecord, by_frame, crossfade, crossfade_weights,
+                              fit_scale_shift)
 from vdp.errors import VdpError
 from vdp.types import FrameBatch, VideoInfo
 
@@ -345,7 +346,7 @@ class ChunkWriter:
 
     def _map_buffer(self, name: str, x: torch.Tensor) -> torch.Tensor | None:
         """Rows for `x`'s mapped values from this layer's buffer (None: `Fit.apply` decides)."""
-        if x.dtype != torch.float32 or x.ndim < 2 or x.device.type != "cpu":
+        if not by_frame(x):
             return None
         buf = self._map_buffers.get(name)
         if buf is None or buf.shape[1:] != x.shape[1:] or len(buf) < len(x):

@@ -79,7 +79,7 @@ class Fit:
         """
         if self.is_identity:
             return x
-        if x.dtype != torch.float32 or x.ndim < 2 or x.device.type != "cpu":
+        if not by_frame(x):
             return x * self.scale + self.shift
         if out is None:
             out = torch.empty(x.shape, dtype=torch.float32)
@@ -100,6 +100,12 @@ class Fit:
         """``out = a*src + b`` for one float32 numpy frame: `apply`'s arithmetic, no new memory."""
         np.multiply(src, np.float32(self.scale), out=out)
         np.add(out, np.float32(self.shift), out=out)
+
+
+def by_frame(x: torch.Tensor) -> bool:
+    """Whether `Fit.apply` and `crossfade` work on `x` frame by frame with numpy (float32 CPU
+    layers of two or more dimensions), into memory they may be given; else as tensor expressions."""
+    return x.dtype == torch.float32 and x.ndim >= 2 and x.device.type == "cpu"
 
 
 #: Values summed per step of `fit_scale_shift` (two float64 blocks of it stay in the CPU's cache).
@@ -184,8 +190,7 @@ def crossfade(prev: torch.Tensor, new: torch.Tensor, fit: Fit, w: torch.Tensor) 
         fit: Maps `new` onto `prev`'s scale (`fit_scale_shift`; identity for blended layers).
         w: float32 ``[T]`` weights of `new` (`crossfade_weights`).
     """
-    if prev.dtype != torch.float32 or new.dtype != torch.float32 or prev.shape != new.shape \
-            or prev.ndim < 2 or prev.device.type != "cpu" or new.device.type != "cpu":
+    if not (by_frame(prev) and by_frame(new)) or prev.shape != new.shape:
         wt = w.view(-1, *([1] * (prev.ndim - 1))).to(prev.dtype)
         return prev * (1 - wt) + fit.apply(new).to(prev.dtype) * wt
     out = torch.empty(prev.shape, dtype=torch.float32)
